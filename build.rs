@@ -1,0 +1,21 @@
+//! Compiles the Store API protobufs with a pure-Rust compiler, so no system
+//! `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    const FILES: [&str; 4] = [
+        "proto/thanos/labels.proto",
+        "proto/thanos/types.proto",
+        "proto/thanos/rpc.proto",
+        "proto/thanos/info.proto",
+    ];
+    for file in FILES {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(FILES, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .bytes(".thanos.Chunk.data")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

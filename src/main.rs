@@ -1,0 +1,46 @@
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use skein::cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    skein::telemetry::init_logging(&cli.log_level, cli.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("skein")
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        spawn_signal_task(shutdown.clone());
+        match cli.command {
+            Command::Synthetic(args) => {
+                skein::synthetic::run(args.into_config()?, shutdown, |_| {}).await
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+fn spawn_signal_task(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                },
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}

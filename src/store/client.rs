@@ -1,0 +1,161 @@
+//! A remote store over gRPC: implements [`Store`] by calling a peer's
+//! `thanos.Store` and `thanos.info.Info` services.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+use super::server::MAX_MESSAGE_BYTES;
+use super::{
+    LabelsRequest, LabelsResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError,
+    StoreInfo,
+};
+use crate::proto::thanos::info::info_client::InfoClient;
+use crate::proto::thanos::store_client::StoreClient;
+use crate::proto::{self, thanos as pb};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    /// Deadline for unary calls (Info, label names and values).
+    pub request_timeout: Duration,
+    /// TCP and HTTP/2 keepalive, so a dead peer is noticed between requests.
+    pub keepalive: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A peer's Store API. Cheap to clone; clones share one HTTP/2 connection.
+#[derive(Clone)]
+pub struct RemoteStore {
+    addr: String,
+    store: StoreClient<Channel>,
+    info: InfoClient<Channel>,
+    request_timeout: Duration,
+}
+
+impl RemoteStore {
+    /// A client for `addr` (`host:port`). It connects on first use and
+    /// reconnects by itself after failures.
+    pub fn connect_lazy(addr: &str, cfg: &ClientConfig) -> Result<Self, StoreError> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| StoreError::InvalidArgument(format!("bad store address {addr:?}: {e}")))?
+            .connect_timeout(cfg.connect_timeout)
+            .tcp_keepalive(Some(cfg.keepalive))
+            .http2_keep_alive_interval(cfg.keepalive)
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        Ok(Self {
+            addr: addr.to_string(),
+            store: StoreClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            info: InfoClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            request_timeout: cfg.request_timeout,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn unary<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.request_timeout);
+        req
+    }
+
+    fn err(&self, status: &tonic::Status) -> StoreError {
+        StoreError::from_status(&self.addr, status)
+    }
+}
+
+fn labels_response(values: Vec<String>, warnings: Vec<String>) -> LabelsResponse {
+    LabelsResponse { values, warnings }
+}
+
+#[async_trait]
+impl Store for RemoteStore {
+    /// Asks `thanos.info.Info` first, as current Thanos components do, and
+    /// falls back to `thanos.Store/Info` for peers that predate it.
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        let mut client = self.info.clone();
+        match client.info(self.unary(pb::info::InfoRequest {})).await {
+            Ok(resp) => proto::info_from_info_pb(resp.into_inner(), &self.addr),
+            Err(status) if status.code() == Code::Unimplemented => {
+                let mut client = self.store.clone();
+                let resp = client
+                    .info(self.unary(pb::InfoRequest {}))
+                    .await
+                    .map_err(|s| self.err(&s))?;
+                proto::info_from_store_pb(resp.into_inner(), &self.addr)
+            }
+            Err(status) => Err(self.err(&status)),
+        }
+    }
+
+    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        let mut client = self.store.clone();
+        let stream = client
+            .series(pb::SeriesRequest::from(&req))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        let peer = self.addr.clone();
+        let frames = stream.filter_map(move |item| {
+            let out = match item {
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Series(s)),
+                }) => Some(proto::series_from_pb(s, &peer).map(SeriesFrame::Series)),
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Warning(w)),
+                }) => Some(Ok(SeriesFrame::Warning(w))),
+                // Hints are implementation-specific and carry no data.
+                Ok(pb::SeriesResponse {
+                    result: Some(pb::series_response::Result::Hints(_)),
+                }) => None,
+                Ok(pb::SeriesResponse { result: None }) => Some(Err(StoreError::protocol(
+                    &peer,
+                    "series response frame without content",
+                ))),
+                Err(status) => Some(Err(StoreError::from_status(&peer, &status))),
+            };
+            futures::future::ready(out)
+        });
+        Ok(Box::pin(frames))
+    }
+
+    async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        let mut client = self.store.clone();
+        let resp = client
+            .label_names(self.unary(proto::label_names_request_to_pb(&req)))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        Ok(labels_response(resp.names, resp.warnings))
+    }
+
+    async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        let mut client = self.store.clone();
+        let resp = client
+            .label_values(self.unary(proto::label_values_request_to_pb(&req)))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        Ok(labels_response(resp.values, resp.warnings))
+    }
+}

@@ -1,0 +1,77 @@
+//! Store API server metrics.
+
+use std::time::Instant;
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+
+use crate::error::ErrorCode;
+
+pub const GRPC_REQUESTS_TOTAL: &str = "skein_store_grpc_requests_total";
+pub const GRPC_REQUEST_DURATION_SECONDS: &str = "skein_store_grpc_request_duration_seconds";
+pub const SERIES_SENT_TOTAL: &str = "skein_store_series_sent_total";
+pub const CHUNKS_SENT_TOTAL: &str = "skein_store_chunks_sent_total";
+
+pub fn describe() {
+    describe_counter!(
+        GRPC_REQUESTS_TOTAL,
+        Unit::Count,
+        "Store API requests served, by RPC and result code."
+    );
+    describe_histogram!(
+        GRPC_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to serve a Store API request, to the last frame for Series."
+    );
+    describe_counter!(
+        SERIES_SENT_TOTAL,
+        Unit::Count,
+        "Series sent in Series responses."
+    );
+    describe_counter!(
+        CHUNKS_SENT_TOTAL,
+        Unit::Count,
+        "Chunks sent in Series responses."
+    );
+}
+
+/// Records one served request when dropped, so canceled streams count too.
+pub(crate) struct RequestTimer {
+    rpc: &'static str,
+    start: Instant,
+    code: Option<ErrorCode>,
+    canceled: bool,
+}
+
+impl RequestTimer {
+    pub(crate) fn start(rpc: &'static str) -> Self {
+        Self {
+            rpc,
+            start: Instant::now(),
+            code: None,
+            canceled: true,
+        }
+    }
+
+    /// Whether the outcome is still unknown.
+    pub(crate) fn is_open(&self) -> bool {
+        self.canceled
+    }
+
+    pub(crate) fn finish(&mut self, result: Result<(), ErrorCode>) {
+        self.canceled = false;
+        self.code = result.err();
+    }
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        let code = match (self.canceled, self.code) {
+            (true, _) => "canceled",
+            (false, None) => "ok",
+            (false, Some(c)) => c.as_str(),
+        };
+        counter!(GRPC_REQUESTS_TOTAL, "rpc" => self.rpc, "code" => code).increment(1);
+        histogram!(GRPC_REQUEST_DURATION_SECONDS, "rpc" => self.rpc)
+            .record(self.start.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,204 @@
+//! The gRPC adapter: serves any [`Store`] as Thanos' `thanos.Store` and
+//! `thanos.info.Info` services.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use tracing::{debug, instrument};
+
+use super::metrics::{RequestTimer, CHUNKS_SENT_TOTAL, SERIES_SENT_TOTAL};
+use super::{SeriesFrame, SeriesRequest, Store, StoreError};
+use crate::proto::thanos::info::info_server::{Info, InfoServer};
+use crate::proto::thanos::store_server::StoreServer;
+use crate::proto::{self, thanos as pb};
+
+/// Largest message the server accepts or sends; single series frames and
+/// label lists stay far below it.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+#[derive(Clone)]
+pub struct StoreService {
+    store: Arc<dyn Store>,
+}
+
+impl StoreService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn info_checked(&self) -> Result<super::StoreInfo, Status> {
+        let mut timer = RequestTimer::start("info");
+        let r = self.store.info().await;
+        timer.finish(r.as_ref().map(|_| ()).map_err(StoreError::code));
+        r.map_err(Status::from)
+    }
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::SeriesResponse, Status>> + Send>>;
+
+fn frame(result: pb::series_response::Result) -> pb::SeriesResponse {
+    pb::SeriesResponse {
+        result: Some(result),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::store_server::Store for StoreService {
+    async fn info(
+        &self,
+        _request: Request<pb::InfoRequest>,
+    ) -> Result<Response<pb::InfoResponse>, Status> {
+        let info = self.info_checked().await?;
+        Ok(Response::new(proto::info_to_store_pb(&info)))
+    }
+
+    type SeriesStream = FrameStream;
+
+    #[instrument(skip_all, fields(rpc = "series"))]
+    async fn series(
+        &self,
+        request: Request<pb::SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        let mut timer = RequestTimer::start("series");
+        let req = match SeriesRequest::try_from(request.into_inner()) {
+            Ok(r) => r,
+            Err(e) => {
+                timer.finish(Err(e.code()));
+                return Err(e.into());
+            }
+        };
+        debug!(
+            mint = req.min_time,
+            maxt = req.max_time,
+            matchers = req.matchers.len(),
+            "series"
+        );
+        let mut inner = match self.store.series(req).await {
+            Ok(s) => s,
+            Err(e) => {
+                timer.finish(Err(e.code()));
+                return Err(e.into());
+            }
+        };
+        let out = async_stream::stream! {
+            let mut timer = timer;
+            let (mut series, mut chunks) = (0u64, 0u64);
+            while let Some(item) = inner.next().await {
+                match item {
+                    Ok(SeriesFrame::Series(s)) => {
+                        series += 1;
+                        chunks += s.chunks.len() as u64;
+                        yield Ok(frame(pb::series_response::Result::Series(proto::series_to_pb(s))));
+                    }
+                    Ok(SeriesFrame::Warning(w)) => {
+                        yield Ok(frame(pb::series_response::Result::Warning(w)));
+                    }
+                    Err(e) => {
+                        timer.finish(Err(e.code()));
+                        yield Err(Status::from(e));
+                        break;
+                    }
+                }
+            }
+            metrics::counter!(SERIES_SENT_TOTAL).increment(series);
+            metrics::counter!(CHUNKS_SENT_TOTAL).increment(chunks);
+            if timer.is_open() {
+                timer.finish(Ok(()));
+            }
+        };
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<pb::LabelNamesRequest>,
+    ) -> Result<Response<pb::LabelNamesResponse>, Status> {
+        let mut timer = RequestTimer::start("label_names");
+        let r = request.into_inner();
+        let result = match proto::labels_request_from_pb(
+            String::new(),
+            r.partial_response_disabled,
+            r.partial_response_strategy,
+            r.start,
+            r.end,
+            r.matchers,
+            r.limit,
+        ) {
+            Ok(req) => self.store.label_names(req).await,
+            Err(e) => Err(e),
+        };
+        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
+        let resp = result?;
+        Ok(Response::new(pb::LabelNamesResponse {
+            names: resp.values,
+            warnings: resp.warnings,
+            hints: None,
+        }))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<pb::LabelValuesRequest>,
+    ) -> Result<Response<pb::LabelValuesResponse>, Status> {
+        let mut timer = RequestTimer::start("label_values");
+        let r = request.into_inner();
+        let result = if r.label.is_empty() {
+            Err(StoreError::InvalidArgument("label name is empty".into()))
+        } else {
+            match proto::labels_request_from_pb(
+                r.label,
+                r.partial_response_disabled,
+                r.partial_response_strategy,
+                r.start,
+                r.end,
+                r.matchers,
+                r.limit,
+            ) {
+                Ok(req) => self.store.label_values(req).await,
+                Err(e) => Err(e),
+            }
+        };
+        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
+        let resp = result?;
+        Ok(Response::new(pb::LabelValuesResponse {
+            values: resp.values,
+            warnings: resp.warnings,
+            hints: None,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Info for StoreService {
+    async fn info(
+        &self,
+        _request: Request<pb::info::InfoRequest>,
+    ) -> Result<Response<pb::info::InfoResponse>, Status> {
+        let info = self.info_checked().await?;
+        Ok(Response::new(proto::info_to_info_pb(&info)))
+    }
+}
+
+/// Serves `store` on `listener` until `shutdown` is canceled, then drains
+/// the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let svc = StoreService::new(store);
+    tonic::transport::Server::builder()
+        .add_service(
+            StoreServer::new(svc.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(InfoServer::new(svc))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
