@@ -9,6 +9,11 @@ pub(crate) struct BitWriter {
     acc: u64,
     /// Number of pending bits in `acc`, always below 32 between calls.
     pending: u32,
+    /// Whether the last write was a whole number of bytes. Prometheus writes
+    /// those byte by byte, and each byte write leaves a fresh trailing byte
+    /// behind; when the stream ends byte-aligned right after one, that empty
+    /// byte is part of the chunk, so [`BitWriter::finish`] adds it too.
+    byte_tail: bool,
 }
 
 impl BitWriter {
@@ -19,6 +24,7 @@ impl BitWriter {
             out,
             acc: 0,
             pending: 0,
+            byte_tail: false,
         }
     }
 
@@ -40,6 +46,7 @@ impl BitWriter {
     /// Writes the low `n` bits of `value`, `n` in 0..=64.
     #[inline(always)]
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
+        self.byte_tail = n > 0 && n % 8 == 0;
         if n > 32 {
             self.write_short(value >> 32, n - 32);
             self.write_short(value, 32);
@@ -50,14 +57,19 @@ impl BitWriter {
 
     #[inline(always)]
     pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.byte_tail = false;
         self.write_short(u64::from(bit), 1);
     }
 
-    /// Flushes the pending bits, zero-padded to a whole byte.
+    /// Flushes the pending bits, zero-padded to a whole byte, plus the empty
+    /// trailing byte Prometheus leaves after a final byte-aligned byte write.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         let bytes = self.pending.div_ceil(8) as usize;
         let tail = self.acc.to_be_bytes();
         self.out.extend_from_slice(&tail[..bytes]);
+        if self.byte_tail && self.pending % 8 == 0 {
+            self.out.push(0);
+        }
         self.out
     }
 
@@ -188,7 +200,11 @@ mod tests {
         }
         let bytes = w.finish();
         let total: u32 = fields.iter().map(|f| f.1).sum();
-        assert_eq!(bytes.len(), total.div_ceil(8) as usize);
+        assert_eq!(
+            bytes.len(),
+            total.div_ceil(8) as usize + 1,
+            "ends on a 32-bit write"
+        );
         let mut r = BitReader::new(&bytes);
         for &(v, n) in &fields {
             let mask = if n == 64 { u64::MAX } else { (1 << n) - 1 };
@@ -203,5 +219,20 @@ mod tests {
         w.write_bit(true);
         w.write_bits(0b01, 2);
         assert_eq!(w.finish(), vec![0xAA, 0b1010_0000]);
+    }
+
+    #[test]
+    fn byte_aligned_byte_write_leaves_an_empty_byte() {
+        let mut w = BitWriter::with_prefix(&[], 4);
+        w.write_bits(0x12, 8);
+        assert_eq!(w.finish(), vec![0x12, 0]);
+        let mut w = BitWriter::with_prefix(&[], 4);
+        w.write_bits(0x12, 8);
+        w.write_bit(true);
+        assert_eq!(w.finish(), vec![0x12, 0x80]);
+        let mut w = BitWriter::with_prefix(&[], 4);
+        w.write_bits(0b1, 4);
+        w.write_bits(0xff, 8);
+        assert_eq!(w.finish(), vec![0x1f, 0xf0]);
     }
 }
