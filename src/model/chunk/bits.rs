@@ -92,6 +92,7 @@ pub(crate) struct BitReader<'a> {
 }
 
 impl<'a> BitReader<'a> {
+    #[inline(always)]
     pub(crate) fn new(data: &'a [u8]) -> Self {
         let mut r = Self {
             data,
@@ -107,17 +108,8 @@ impl<'a> BitReader<'a> {
     fn load(&self, pos: usize) -> u64 {
         match self.data.get(pos..).and_then(|s| s.first_chunk::<8>()) {
             Some(word) => u64::from_be_bytes(*word),
-            None => self.load_tail(pos),
+            None => load_tail(self.data, pos),
         }
-    }
-
-    #[cold]
-    fn load_tail(&self, pos: usize) -> u64 {
-        let mut word = [0u8; 8];
-        if let Some(rest) = self.data.get(pos..) {
-            word[..rest.len()].copy_from_slice(rest);
-        }
-        u64::from_be_bytes(word)
     }
 
     /// Tops the buffer up to at least 56 valid bits, branch-free: whole
@@ -130,6 +122,16 @@ impl<'a> BitReader<'a> {
         self.buf |= word >> self.avail;
         self.pos += ((63 - self.avail) >> 3) as usize;
         self.avail |= 56;
+    }
+
+    /// Refills when fewer than `n` bits (at most 56) are buffered. Most
+    /// samples take a few bits, so this skips the load most of the time.
+    #[inline(always)]
+    pub(crate) fn ensure(&mut self, n: u32) {
+        debug_assert!(n <= 56);
+        if self.avail < n {
+            self.refill();
+        }
     }
 
     /// The buffered bits; at least `avail` of them are valid.
@@ -182,6 +184,19 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// The last, short word of a stream, zero-padded. A free function taking
+/// plain values, so that calling it does not force the reader out of
+/// registers.
+#[cold]
+#[inline(never)]
+fn load_tail(data: &[u8], pos: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(rest) = data.get(pos..) {
+        word[..rest.len()].copy_from_slice(rest);
+    }
+    u64::from_be_bytes(word)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,11 +215,8 @@ mod tests {
         }
         let bytes = w.finish();
         let total: u32 = fields.iter().map(|f| f.1).sum();
-        assert_eq!(
-            bytes.len(),
-            total.div_ceil(8) as usize + 1,
-            "ends on a 32-bit write"
-        );
+        // The last field is 52 bits long, so no empty trailing byte.
+        assert_eq!(bytes.len(), total.div_ceil(8) as usize);
         let mut r = BitReader::new(&bytes);
         for &(v, n) in &fields {
             let mask = if n == 64 { u64::MAX } else { (1 << n) - 1 };

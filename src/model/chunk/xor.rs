@@ -176,6 +176,7 @@ fn write_varint(w: &mut BitWriter, mut v: u64) {
 }
 
 /// Number of samples a chunk declares in its header.
+#[inline]
 pub fn sample_count(data: &[u8]) -> Result<u16, ChunkError> {
     match data.first_chunk::<HEADER_LEN>() {
         Some(h) => Ok(u16::from_be_bytes(*h)),
@@ -183,36 +184,174 @@ pub fn sample_count(data: &[u8]) -> Result<u16, ChunkError> {
     }
 }
 
-/// Iterates the samples of one XOR chunk. Bad data ends the iteration with an
-/// error, never a panic; the samples before it stay valid.
+/// Decoding state shared by the iterator and the batch decoder.
 #[derive(Debug, Clone)]
-pub struct XorIter<'a> {
+struct Decoder<'a> {
     r: BitReader<'a>,
-    total_bits: usize,
-    total: u16,
-    read: u16,
     t: i64,
     t_delta: u64,
     v_bits: u64,
     leading: u32,
     trailing: u32,
-    failed: bool,
 }
 
-impl<'a> XorIter<'a> {
-    pub fn new(data: &'a [u8]) -> Result<Self, ChunkError> {
-        let total = sample_count(data)?;
-        let body = &data[HEADER_LEN..];
-        Ok(Self {
+impl<'a> Decoder<'a> {
+    #[inline(always)]
+    fn new(body: &'a [u8]) -> Self {
+        Self {
             r: BitReader::new(body),
-            total_bits: body.len() * 8,
-            total,
-            read: 0,
             t: 0,
             t_delta: 0,
             v_bits: 0,
             leading: 0,
             trailing: 0,
+        }
+    }
+
+    /// Reads an unsigned varint; `None` when it runs past ten bytes.
+    #[inline(always)]
+    fn read_varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.r.read_byte();
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return (shift < 63 || b <= 1).then_some(v);
+            }
+        }
+        None
+    }
+
+    /// Sample 0: zig-zag varint timestamp and raw value bits.
+    #[inline(always)]
+    fn first(&mut self) -> bool {
+        let Some(t) = self.read_varint() else {
+            return false;
+        };
+        self.t = unzigzag(t);
+        self.v_bits = self.r.read_long(64);
+        true
+    }
+
+    /// Sample 1: varint timestamp delta and an XOR value.
+    #[inline(always)]
+    fn second(&mut self) -> Result<(), DecodeFault> {
+        self.t_delta = self.read_varint().ok_or(DecodeFault::Varint)?;
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        self.value()
+    }
+
+    /// Samples 2 and later: delta of deltas and an XOR value.
+    #[inline(always)]
+    fn next(&mut self) -> Result<(), DecodeFault> {
+        // The longest prefix and payload below 64 bits: `1110` + 20 bits.
+        self.r.ensure(24);
+        // Count the prefix's leading ones, at most four.
+        let word = self.r.peek_word();
+        let ones = (!word).leading_zeros().min(4);
+        let dod = if ones < 4 {
+            // Branch-free for the 0/14/17/20-bit buckets, as jittered scrape
+            // times mix them at random: prefix `0`, `10`, `110` or `1110`.
+            // 0, 14, 17 or 20 bits, computed rather than looked up: a table
+            // load would sit on the critical path of every sample.
+            let size = (11 + 3 * ones) & 0u32.wrapping_sub(u32::from(ones != 0));
+            let prefix = ones + 1;
+            // Shifting by one more, then by 63 - size, keeps size 0 in range.
+            let mut bits = ((word << prefix) >> 1) >> (63 - size);
+            let half = (1u64 << size) >> 1;
+            bits = bits.wrapping_sub(u64::from(bits > half) << size);
+            self.r.consume(prefix + size);
+            bits as i64
+        } else {
+            self.r.consume(4);
+            self.r.read_long(64) as i64
+        };
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        self.value()
+    }
+
+    #[inline(always)]
+    fn value(&mut self) -> Result<(), DecodeFault> {
+        // Control bits and a new window's header: at most 13 bits. After a
+        // short timestamp they are in the buffer already.
+        self.r.ensure(13);
+        let word = self.r.peek_word();
+        if word >> 63 == 0 {
+            self.r.consume(1);
+            return Ok(());
+        }
+        // Reuse the window (`10`) or read a new one (`11` + 5 + 6 bits).
+        // Both candidates are computed and one is selected without a
+        // branch: changing values switch between the two at random.
+        let new_window = (word >> 62) & 1 == 1;
+        let header = (word >> 51) & 0x7ff;
+        let header_leading = (header >> 6) as u32;
+        let header_sig = match (header & 0x3f) as u32 {
+            0 => 64,
+            n => n,
+        };
+        let (leading, sig, control) = if new_window {
+            (header_leading, header_sig, 13)
+        } else {
+            (self.leading, 64 - self.leading - self.trailing, 2)
+        };
+        if leading + sig > 64 {
+            return Err(DecodeFault::Window);
+        }
+        self.leading = leading;
+        self.trailing = 64 - leading - sig;
+        self.r.consume(control);
+        let bits = self.r.read_long(sig);
+        self.v_bits ^= bits << self.trailing;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn sample(&self) -> Sample {
+        Sample {
+            t: self.t,
+            v: f64::from_bits(self.v_bits),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DecodeFault {
+    Varint,
+    Window,
+}
+
+impl DecodeFault {
+    fn at(self, decoded: usize) -> ChunkError {
+        match self {
+            DecodeFault::Varint => ChunkError::BadVarint { decoded },
+            DecodeFault::Window => ChunkError::BadWindow { decoded },
+        }
+    }
+}
+
+/// Iterates the samples of one XOR chunk. Bad data ends the iteration with an
+/// error, never a panic; the samples before it stay valid.
+#[derive(Debug, Clone)]
+pub struct XorIter<'a> {
+    d: Decoder<'a>,
+    total_bits: usize,
+    total: u16,
+    read: u16,
+    failed: bool,
+}
+
+impl<'a> XorIter<'a> {
+    #[inline]
+    pub fn new(data: &'a [u8]) -> Result<Self, ChunkError> {
+        let total = sample_count(data)?;
+        let body = &data[HEADER_LEN..];
+        Ok(Self {
+            d: Decoder::new(body),
+            total_bits: body.len() * 8,
+            total,
+            read: 0,
             failed: false,
         })
     }
@@ -233,30 +372,27 @@ impl<'a> XorIter<'a> {
             return Ok(None);
         }
         let decoded = usize::from(self.read);
-        match self.read {
+        let step = match self.read {
             0 => {
-                self.t = unzigzag(self.read_varint(decoded)?);
-                self.v_bits = self.r.read_long(64);
+                if self.d.first() {
+                    Ok(())
+                } else {
+                    Err(DecodeFault::Varint)
+                }
             }
-            1 => {
-                self.t_delta = self.read_varint(decoded)?;
-                self.t = self.t.wrapping_add(self.t_delta as i64);
-                self.read_value(decoded)?;
-            }
-            _ => {
-                self.read_timestamp();
-                self.read_value(decoded)?;
-            }
+            1 => self.d.second(),
+            _ => self.d.next(),
+        };
+        if let Err(fault) = step {
+            self.failed = true;
+            return Err(fault.at(decoded));
         }
-        if self.r.bits_consumed() > self.total_bits {
+        if self.d.r.bits_consumed() > self.total_bits {
             self.failed = true;
             return Err(ChunkError::Truncated { decoded });
         }
         self.read += 1;
-        Ok(Some(Sample {
-            t: self.t,
-            v: f64::from_bits(self.v_bits),
-        }))
+        Ok(Some(self.d.sample()))
     }
 
     /// Advances to the first sample at or after `t`.
@@ -268,81 +404,45 @@ impl<'a> XorIter<'a> {
         }
         Ok(None)
     }
+}
 
-    fn read_varint(&mut self, decoded: usize) -> Result<u64, ChunkError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.r.read_byte();
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                if shift == 63 && b > 1 {
-                    break;
-                }
-                return Ok(v);
-            }
-        }
-        self.failed = true;
-        Err(ChunkError::BadVarint { decoded })
+/// Appends all samples of a chunk to `out`, which callers reuse across
+/// chunks. The loop checks for a truncated stream once at the end, and walks
+/// the chunk again sample by sample only when something is wrong, to report
+/// the error exactly. On error `out` holds the samples before it.
+pub fn decode_into(data: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let total = usize::from(sample_count(data)?);
+    let body = &data[HEADER_LEN..];
+    let start = out.len();
+    out.reserve(total);
+    let mut d = Decoder::new(body);
+    let mut clean = total == 0 || d.first();
+    if clean && total > 0 {
+        out.push(d.sample());
     }
-
-    #[inline(always)]
-    fn read_timestamp(&mut self) {
-        self.r.refill();
-        // Count the prefix's leading ones, at most four.
-        let ones = (!self.r.peek_word()).leading_zeros().min(4);
-        let dod = match ones {
-            0 => {
-                self.r.consume(1);
-                0
-            }
-            4 => {
-                self.r.consume(4);
-                self.r.read_long(64) as i64
-            }
-            _ => {
-                self.r.consume(ones + 1);
-                let size = [0, 14, 17, 20][ones as usize];
-                let mut bits = self.r.read_bits(size);
-                if bits > 1 << (size - 1) {
-                    bits = bits.wrapping_sub(1 << size);
-                }
-                bits as i64
-            }
-        };
-        self.t_delta = self.t_delta.wrapping_add(dod as u64);
-        self.t = self.t.wrapping_add(self.t_delta as i64);
+    if clean && total > 1 {
+        clean = d.second().is_ok();
+        out.push(d.sample());
     }
-
-    #[inline(always)]
-    fn read_value(&mut self, decoded: usize) -> Result<(), ChunkError> {
-        self.r.refill();
-        let word = self.r.peek_word();
-        if word >> 63 == 0 {
-            self.r.consume(1);
-            return Ok(());
-        }
-        if (word >> 62) & 1 == 1 {
-            let header = (word >> 51) & 0x7ff;
-            self.r.consume(13);
-            let leading = (header >> 6) as u32;
-            let mut sig = (header & 0x3f) as u32;
-            if sig == 0 {
-                sig = 64;
+    if clean {
+        for _ in 2..total {
+            if d.next().is_err() {
+                clean = false;
+                break;
             }
-            if leading + sig > 64 {
-                self.failed = true;
-                return Err(ChunkError::BadWindow { decoded });
-            }
-            self.leading = leading;
-            self.trailing = 64 - leading - sig;
-        } else {
-            self.r.consume(2);
+            out.push(d.sample());
         }
-        let sig = 64 - self.leading - self.trailing;
-        let bits = self.r.read_long(sig);
-        self.v_bits ^= bits << self.trailing;
-        Ok(())
     }
+    if clean && d.r.bits_consumed() <= body.len() * 8 {
+        return Ok(());
+    }
+    // Something is off: redo it carefully to keep only the valid samples.
+    out.truncate(start);
+    let mut it = XorIter::new(data)?;
+    while let Some(s) = it.next_sample()? {
+        out.push(s);
+    }
+    Ok(())
 }
 
 impl Iterator for XorIter<'_> {
@@ -360,11 +460,8 @@ impl Iterator for XorIter<'_> {
 
 /// Decodes a whole chunk.
 pub fn decode_all(data: &[u8]) -> Result<Vec<Sample>, ChunkError> {
-    let mut it = XorIter::new(data)?;
-    let mut out = Vec::with_capacity(it.len().min(1 << 16));
-    while let Some(s) = it.next_sample()? {
-        out.push(s);
-    }
+    let mut out = Vec::new();
+    decode_into(data, &mut out)?;
     Ok(out)
 }
 
