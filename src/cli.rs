@@ -2,11 +2,17 @@
 //! variable named in its help; flag names follow Thanos where the concept
 //! is the same.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::actors::store_peer::PeerConfig;
+use crate::actors::RegistryConfig;
+use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
+use crate::querier::QuerierConfig;
+use crate::store::ClientConfig;
 use crate::model::Labels;
 use crate::store::PeerType;
 use crate::synthetic::{GeneratorConfig, SyntheticConfig};
@@ -40,9 +46,149 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a querier: joins the cluster, tracks every store's health and
+    /// groups, and serves the cluster views over HTTP.
+    Query(QueryArgs),
     /// Serve generated series (counters, gauges, histograms) over the Store
     /// API from memory.
     Synthetic(SyntheticArgs),
+}
+
+/// Gossip flags, shared by every component.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Do not gossip: the node is reachable through --endpoint only.
+    #[arg(long = "cluster.disable", env = "SKEIN_CLUSTER_DISABLE")]
+    pub disable: bool,
+
+    /// UDP address gossip listens on.
+    #[arg(long = "cluster.listen-address", env = "SKEIN_CLUSTER_LISTEN_ADDRESS",
+          default_value = "0.0.0.0:10900")]
+    pub listen_address: SocketAddr,
+
+    /// Address other nodes use to reach this one. Defaults to the listen
+    /// address, or, when that is 0.0.0.0, to the local address that routes to
+    /// the first seed.
+    #[arg(long = "cluster.advertise-address", env = "SKEIN_CLUSTER_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<SocketAddr>,
+
+    /// Seed `host:port` to join through; repeatable or comma-separated.
+    /// Names are resolved again periodically (a headless service works).
+    #[arg(long = "cluster.peers", env = "SKEIN_CLUSTER_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Cluster name; nodes of another cluster are ignored.
+    #[arg(long = "cluster.name", env = "SKEIN_CLUSTER_NAME", default_value = "skein")]
+    pub name: String,
+
+    /// Unique node name; defaults to the advertise address.
+    #[arg(long = "cluster.node-name", env = "SKEIN_CLUSTER_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Time between gossip rounds.
+    #[arg(long = "cluster.gossip-interval", env = "SKEIN_CLUSTER_GOSSIP_INTERVAL",
+          default_value = "1s", value_parser = parse_positive_duration)]
+    pub gossip_interval: Duration,
+
+    /// Failure-detector threshold (phi accrual): higher waits longer before
+    /// declaring a silent node dead.
+    #[arg(long = "cluster.phi-threshold", env = "SKEIN_CLUSTER_PHI_THRESHOLD",
+          default_value_t = 8.0, value_parser = parse_phi)]
+    pub phi_threshold: f64,
+
+    /// How long a dead node's state is remembered.
+    #[arg(long = "cluster.dead-node-grace-period", env = "SKEIN_CLUSTER_DEAD_NODE_GRACE_PERIOD",
+          default_value = "1h", value_parser = parse_positive_duration)]
+    pub dead_node_grace_period: Duration,
+}
+
+impl ClusterArgs {
+    /// `None` when gossip is disabled.
+    pub fn to_config(&self) -> Option<ClusterConfig> {
+        (!self.disable).then(|| ClusterConfig {
+            listen_address: self.listen_address,
+            advertise_address: self.advertise_address,
+            peers: self.peers.clone(),
+            name: self.name.clone(),
+            node_name: self.node_name.clone(),
+            gossip_interval: self.gossip_interval,
+            phi_threshold: self.phi_threshold,
+            dead_node_grace_period: self.dead_node_grace_period,
+        })
+    }
+}
+
+fn parse_phi(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long = "http-address", env = "SKEIN_HTTP_ADDRESS", default_value = "0.0.0.0:10902")]
+    pub http_address: String,
+
+    /// Address the Store API (gRPC) listens on, advertised in gossip.
+    #[arg(long = "grpc-address", env = "SKEIN_GRPC_ADDRESS", default_value = "0.0.0.0:10901")]
+    pub grpc_address: SocketAddr,
+
+    /// A Store API endpoint that does not gossip (e.g. a Thanos sidecar),
+    /// used while healthy; repeatable.
+    #[arg(long = "endpoint", env = "SKEIN_ENDPOINT", value_delimiter = ',')]
+    pub endpoints: Vec<String>,
+
+    /// A Store API endpoint that stays in the active set while down, so
+    /// queries that need it fail or are marked partial; repeatable.
+    #[arg(long = "endpoint-strict", env = "SKEIN_ENDPOINT_STRICT", value_delimiter = ',')]
+    pub strict_endpoints: Vec<String>,
+
+    /// A static, non-strict endpoint failing this long is dropped from the
+    /// listing until it recovers.
+    #[arg(long = "store.unhealthy-timeout", env = "SKEIN_STORE_UNHEALTHY_TIMEOUT",
+          default_value = "5m", value_parser = parse_positive_duration)]
+    pub unhealthy_timeout: Duration,
+
+    /// Time between Info health checks of each store.
+    #[arg(long = "store.health-check-interval", env = "SKEIN_STORE_HEALTH_CHECK_INTERVAL",
+          default_value = "5s", value_parser = parse_positive_duration)]
+    pub health_check_interval: Duration,
+
+    /// Deadline of one health check.
+    #[arg(long = "store.health-check-timeout", env = "SKEIN_STORE_HEALTH_CHECK_TIMEOUT",
+          default_value = "5s", value_parser = parse_positive_duration)]
+    pub health_check_timeout: Duration,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+impl QueryArgs {
+    pub fn into_config(self) -> anyhow::Result<QuerierConfig> {
+        for e in self.endpoints.iter().chain(&self.strict_endpoints) {
+            if e.trim().is_empty() || e.contains('/') {
+                anyhow::bail!("invalid --endpoint {e:?}: expected host:port");
+            }
+        }
+        Ok(QuerierConfig {
+            http_address: self.http_address,
+            grpc_address: self.grpc_address,
+            cluster: self.cluster.to_config(),
+            registry: RegistryConfig {
+                peer: PeerConfig {
+                    health_interval: self.health_check_interval,
+                    health_timeout: self.health_check_timeout,
+                },
+                client: ClientConfig::default(),
+                endpoints: self.endpoints,
+                strict_endpoints: self.strict_endpoints,
+                unhealthy_timeout: self.unhealthy_timeout,
+                self_grpc: None,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +255,9 @@ pub struct SyntheticArgs {
     #[arg(long = "gap", env = "SKEIN_SYNTHETIC_GAP", value_parser = parse_gap,
           allow_hyphen_values = true)]
     pub gaps: Vec<(i64, i64)>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 impl SyntheticArgs {
@@ -125,6 +274,7 @@ impl SyntheticArgs {
         Ok(SyntheticConfig {
             grpc_address: self.grpc_address,
             http_address: self.http_address,
+            cluster: self.cluster.to_config(),
             peer_type: self.peer_type,
             store_group_id: self.store_group_id,
             generator: GeneratorConfig {
@@ -278,7 +428,9 @@ mod tests {
             "1h",
         ])
         .unwrap();
-        let Command::Synthetic(args) = cli.command;
+        let Command::Synthetic(args) = cli.command else {
+            panic!("parsed another command")
+        };
         let cfg = args.into_config().unwrap();
         assert_eq!(cfg.peer_type, PeerType::Store);
         assert_eq!(cfg.generator.end_ms, 1_700_000_000_000);

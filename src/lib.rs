@@ -1,10 +1,13 @@
 //! skein: query many Prometheus servers and block stores as one.
 
+pub mod actors;
 pub mod api;
+pub mod cluster;
 pub mod cli;
 pub mod error;
 pub mod model;
 pub mod proto;
+pub mod querier;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;

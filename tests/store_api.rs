@@ -27,6 +27,7 @@ fn config() -> SyntheticConfig {
     SyntheticConfig {
         grpc_address: "127.0.0.1:0".into(),
         http_address: "127.0.0.1:0".into(),
+        cluster: None,
         peer_type: PeerType::Store,
         store_group_id: "bucket-1".into(),
         generator: GeneratorConfig {

@@ -1,4 +1,7 @@
-//! HTTP endpoints every component serves: health, readiness and metrics.
+//! HTTP endpoints every component serves (health, readiness, metrics) and
+//! the cluster views of queriers.
+
+pub mod cluster;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

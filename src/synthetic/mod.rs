@@ -13,12 +13,15 @@ use tracing::info;
 pub use generator::{generate, GeneratorConfig, SERIES_PER_TARGET};
 
 use crate::api::{self, Readiness};
+use crate::cluster::{advertised, Cluster, NodeAdvert};
 use crate::store::{MemStore, PeerType, Store, StoreInfo};
 
 #[derive(Debug, Clone)]
 pub struct SyntheticConfig {
     pub grpc_address: String,
     pub http_address: String,
+    /// Gossip; `None` to serve without joining a cluster.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     pub peer_type: PeerType,
     pub store_group_id: String,
     pub generator: GeneratorConfig,
@@ -55,8 +58,9 @@ pub struct Bound {
     pub http: std::net::SocketAddr,
 }
 
-/// Binds the configured addresses, then serves until `shutdown` is canceled.
-/// `on_bound` learns the bound addresses (tests bind port 0).
+/// Binds the configured addresses, joins the cluster when configured, then
+/// serves until `shutdown` is canceled. `on_bound` learns the bound
+/// addresses (tests bind port 0).
 pub async fn run(
     cfg: SyntheticConfig,
     shutdown: CancellationToken,
@@ -73,6 +77,27 @@ pub async fn run(
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,
     };
+    crate::telemetry::metrics();
+    let info = store.info().await?;
+    let gossip = match &cfg.cluster {
+        Some(c) => {
+            let node_ip = crate::cluster::advertise_address(c).await?.ip();
+            let advert = NodeAdvert {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                peer_type: info.peer_type,
+                component: "synthetic".into(),
+                label_sets: info.label_sets.clone(),
+                store_group_id: info.store_group_id.clone(),
+                grpc_address: advertised(bound.grpc, node_ip),
+                http_address: advertised(bound.http, node_ip),
+                min_time: info.min_time,
+                max_time: info.max_time,
+                ready: true,
+            };
+            Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
+        }
+        None => None,
+    };
     let labels = cfg.generator.external_labels.to_string();
     info!(
         grpc = %bound.grpc,
@@ -84,16 +109,6 @@ pub async fn run(
         "serving synthetic data over the Store API"
     );
     on_bound(bound);
-    serve(store, grpc, http, shutdown).await
-}
-
-async fn serve(
-    store: MemStore,
-    grpc: TcpListener,
-    http: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    crate::telemetry::metrics();
     let readiness = Readiness::default();
     let store: Arc<dyn Store> = Arc::new(store);
     let http_task = tokio::spawn(api::serve(
@@ -102,10 +117,27 @@ async fn serve(
         shutdown.clone(),
     ));
     readiness.set(true);
-    let grpc_result = crate::store::serve(grpc, store, shutdown.clone()).await;
+    // Serve until asked to stop; then leave the cluster before the servers
+    // go, so queriers stop routing here first.
+    let server_stop = CancellationToken::new();
+    let mut grpc_task = tokio::spawn(crate::store::serve(grpc, store, server_stop.clone()));
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        r = &mut grpc_task => {
+            shutdown.cancel();
+            r.context("gRPC server task")?.context("gRPC server failed")?;
+            anyhow::bail!("gRPC server stopped unexpectedly");
+        }
+    }
     readiness.set(false);
-    shutdown.cancel();
-    grpc_result.context("gRPC server failed")?;
+    if let Some((cluster, advert, interval)) = &gossip {
+        cluster.leave(advert, *interval * 3).await;
+    }
+    server_stop.cancel();
+    grpc_task
+        .await
+        .context("gRPC server task")?
+        .context("gRPC server failed")?;
     http_task
         .await
         .context("HTTP server task")?

@@ -1,0 +1,540 @@
+//! `StoreRegistry`: owns the store peers and groups. It learns peers from
+//! gossip (membership changes) and from static `--endpoint` flags, groups
+//! them by what their health checks report, and answers the query path's
+//! question: which groups and members can hold data for these matchers and
+//! this time range.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::runtime::Handle;
+use tracing::{info, warn};
+
+use super::metrics::{GROUPS, PEERS};
+use super::store_group::{
+    effective_peer_type, GroupKey, MemberRemoved, MemberUpdated, StoreGroup,
+};
+use super::store_peer::{
+    Health, PeerChanged, PeerConfig, PeerSnapshot, PeerSource, PeerStats, StopPeer, StorePeer,
+    UpdateAdvert,
+};
+use crate::cluster::MembershipChange;
+use crate::model::time::{MAX_TIME, MIN_TIME};
+use crate::model::{Labels, Matcher};
+use crate::store::{ClientConfig, PeerType, RemoteStore};
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub peer: PeerConfig,
+    pub client: ClientConfig,
+    /// `--endpoint`: used while healthy.
+    pub endpoints: Vec<String>,
+    /// `--endpoint-strict`: always in the active set, with the last good Info.
+    pub strict_endpoints: Vec<String>,
+    /// A static, non-strict endpoint failing this long is dropped from the
+    /// listing (it is still checked and comes back when healthy).
+    pub unhealthy_timeout: Duration,
+    /// This node's own Store API address, never used as a store.
+    pub self_grpc: Option<SocketAddr>,
+}
+
+impl RegistryConfig {
+    pub fn for_test() -> Self {
+        Self {
+            peer: PeerConfig {
+                health_interval: Duration::from_millis(200),
+                health_timeout: Duration::from_secs(1),
+            },
+            client: ClientConfig {
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(5),
+                keepalive: Duration::from_secs(5),
+            },
+            endpoints: vec![],
+            strict_endpoints: vec![],
+            unhealthy_timeout: Duration::from_secs(5 * 60),
+            self_grpc: None,
+        }
+    }
+}
+
+/// What the query path needs to call one member.
+#[derive(Clone)]
+pub struct MemberTarget {
+    pub endpoint: String,
+    pub client: RemoteStore,
+    pub stats: Arc<PeerStats>,
+    pub health: Health,
+    pub strict: bool,
+    pub min_time: i64,
+    pub max_time: i64,
+    /// The last error, for warnings that name the cause.
+    pub last_error: Option<String>,
+}
+
+/// A group the query must ask, with the members that can answer.
+#[derive(Clone)]
+pub struct GroupTarget {
+    pub key: GroupKey,
+    pub peer_type: PeerType,
+    pub group: Addr<StoreGroup>,
+    pub members: Vec<MemberTarget>,
+}
+
+/// Which groups can hold series matching `matchers` in `[min_time, max_time]`.
+#[derive(Message)]
+#[rtype(result = "Selection")]
+pub struct Select {
+    pub matchers: Vec<Matcher>,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+pub struct Selection {
+    pub groups: Vec<GroupTarget>,
+    /// Groups left out by external labels or time range.
+    pub pruned: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub key: GroupKey,
+    pub peer_type: PeerType,
+    pub members: Vec<PeerSnapshot>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySnapshot {
+    pub groups: Vec<GroupView>,
+    /// Every health check of every known peer ran at least once.
+    pub first_round_done: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "RegistrySnapshot")]
+pub struct GetRegistry;
+
+struct PeerEntry {
+    addr: Addr<StorePeer>,
+    client: RemoteStore,
+    stats: Arc<PeerStats>,
+    snapshot: PeerSnapshot,
+    group: Option<GroupKey>,
+    peer_type: PeerType,
+    /// A static, non-strict peer unhealthy for longer than the timeout.
+    hidden: bool,
+}
+
+struct GroupEntry {
+    addr: Addr<StoreGroup>,
+    members: Vec<String>,
+}
+
+pub struct StoreRegistry {
+    cfg: RegistryConfig,
+    rt: Handle,
+    peers: BTreeMap<String, PeerEntry>,
+    groups: BTreeMap<GroupKey, GroupEntry>,
+    /// Gossip node name to the endpoint it announced.
+    gossip_nodes: HashMap<Arc<str>, String>,
+}
+
+/// The group key, peer type and time range a peer's data falls under: its
+/// last good Info, else its gossip advert, else (a strict endpoint never
+/// reached) everything, so that queries count it as failed.
+fn peer_meta(s: &PeerSnapshot) -> (GroupKey, PeerType, i64, i64) {
+    if let Some(i) = &s.info {
+        (
+            GroupKey::new(i.label_sets.clone(), i.store_group_id.clone()),
+            i.peer_type,
+            i.min_time,
+            i.max_time,
+        )
+    } else if let Some(a) = &s.advert {
+        (
+            GroupKey::new(a.label_sets.clone(), a.store_group_id.clone()),
+            a.peer_type,
+            a.min_time,
+            a.max_time,
+        )
+    } else {
+        (GroupKey::new(vec![], String::new()), PeerType::Source, MIN_TIME, MAX_TIME)
+    }
+}
+
+/// Whether any of a group's external label sets can satisfy the matchers: a
+/// matcher on a label the set has must accept its value; a matcher on any
+/// other label is left to the store.
+pub fn labels_compatible(matchers: &[Matcher], sets: &[Labels]) -> bool {
+    sets.is_empty()
+        || sets.iter().any(|set| {
+            matchers
+                .iter()
+                .all(|m| set.get(m.name()).is_none_or(|v| m.matches(v)))
+        })
+}
+
+impl StoreRegistry {
+    pub fn new(cfg: RegistryConfig, rt: Handle) -> Self {
+        Self {
+            cfg,
+            rt,
+            peers: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            gossip_nodes: HashMap::new(),
+        }
+    }
+
+    fn add_peer(
+        &mut self,
+        endpoint: &str,
+        source: PeerSource,
+        advert: Option<crate::cluster::NodeAdvert>,
+        ctx: &mut Context<Self>,
+    ) {
+        let client = {
+            // The client's connection must live on the main runtime.
+            let _guard = self.rt.enter();
+            match RemoteStore::connect_lazy(endpoint, &self.cfg.client) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(endpoint, error = %e, "cannot use store endpoint");
+                    return;
+                }
+            }
+        };
+        let stats = Arc::new(PeerStats::default());
+        let actor = StorePeer::new(
+            self.cfg.peer.clone(),
+            self.rt.clone(),
+            client.clone(),
+            stats.clone(),
+            source.clone(),
+            advert.clone(),
+            ctx.address().recipient(),
+        );
+        let snapshot = PeerSnapshot {
+            endpoint: endpoint.to_string(),
+            source,
+            health: Health::Unknown,
+            info: None,
+            advert,
+            last_check: None,
+            last_success: None,
+            last_error: None,
+            unhealthy_since: None,
+            checks: 0,
+            latency: Duration::ZERO,
+            in_flight: 0,
+        };
+        info!(endpoint, source = snapshot.source.as_str(), "store peer added");
+        let entry = PeerEntry {
+            addr: actor.start(),
+            client,
+            stats,
+            snapshot,
+            group: None,
+            peer_type: PeerType::Source,
+            hidden: false,
+        };
+        self.peers.insert(endpoint.to_string(), entry);
+        self.regroup(endpoint, ctx);
+    }
+
+    fn remove_peer(&mut self, endpoint: &str) {
+        let Some(entry) = self.peers.remove(endpoint) else {
+            return;
+        };
+        entry.addr.do_send(StopPeer);
+        if let Some(key) = entry.group {
+            self.leave_group(&key, endpoint);
+        }
+        info!(endpoint, "store peer removed");
+        self.update_gauges();
+    }
+
+    fn leave_group(&mut self, key: &GroupKey, endpoint: &str) {
+        if let Some(g) = self.groups.get_mut(key) {
+            g.members.retain(|m| m != endpoint);
+            g.addr.do_send(MemberRemoved(endpoint.to_string()));
+            if g.members.is_empty() {
+                self.groups.remove(key);
+            }
+        }
+    }
+
+    /// Puts a peer into the group its current metadata names.
+    fn regroup(&mut self, endpoint: &str, _ctx: &mut Context<Self>) {
+        let Some(entry) = self.peers.get_mut(endpoint) else {
+            return;
+        };
+        let (key, peer_type, _, _) = peer_meta(&entry.snapshot);
+        entry.peer_type = peer_type;
+        let old = entry.group.replace(key.clone());
+        let snapshot = entry.snapshot.clone();
+        if let Some(old) = old.filter(|o| *o != key) {
+            info!(endpoint, from = %old, to = %key, "store peer changed group");
+            self.leave_group(&old, endpoint);
+        }
+        let group = self.groups.entry(key.clone()).or_insert_with(|| {
+            info!(group = %key, "store group created");
+            GroupEntry {
+                addr: StoreGroup::new(key.clone()).start(),
+                members: Vec::new(),
+            }
+        });
+        if !group.members.iter().any(|m| m == endpoint) {
+            group.members.push(endpoint.to_string());
+        }
+        group.addr.do_send(MemberUpdated {
+            snapshot,
+            peer_type,
+        });
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let mut peers: HashMap<(&'static str, &'static str), f64> = HashMap::new();
+        for e in self.peers.values() {
+            *peers
+                .entry((e.peer_type.as_str(), e.snapshot.health.as_str()))
+                .or_default() += 1.0;
+        }
+        let mut groups: HashMap<&'static str, f64> = HashMap::new();
+        for g in self.groups.values() {
+            let t = effective_peer_type(
+                g.members
+                    .iter()
+                    .filter_map(|m| self.peers.get(m).map(|e| e.peer_type)),
+            );
+            *groups.entry(t.as_str()).or_default() += 1.0;
+        }
+        for t in [PeerType::Store, PeerType::Source, PeerType::Query] {
+            for h in [Health::Unknown, Health::Healthy, Health::Unhealthy] {
+                let n = peers.get(&(t.as_str(), h.as_str())).copied().unwrap_or(0.0);
+                metrics::gauge!(PEERS, "peer_type" => t.as_str(), "health" => h.as_str()).set(n);
+            }
+            let n = groups.get(t.as_str()).copied().unwrap_or(0.0);
+            metrics::gauge!(GROUPS, "peer_type" => t.as_str()).set(n);
+        }
+    }
+
+    /// Whether a peer takes part in queries now.
+    fn active(&self, e: &PeerEntry) -> bool {
+        match &e.snapshot.source {
+            PeerSource::Static { strict: true } => true,
+            PeerSource::Static { strict: false } => e.snapshot.health == Health::Healthy,
+            // Alive in gossip: asked, and reported when it fails.
+            PeerSource::Gossip { .. } => true,
+        }
+    }
+
+    fn is_self(&self, endpoint: &str) -> bool {
+        match (self.cfg.self_grpc, endpoint.parse::<SocketAddr>()) {
+            (Some(me), Ok(addr)) => me == addr,
+            _ => false,
+        }
+    }
+}
+
+impl Actor for StoreRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1024);
+        let statics: Vec<(String, bool)> = self
+            .cfg
+            .strict_endpoints
+            .iter()
+            .map(|e| (e.clone(), true))
+            .chain(self.cfg.endpoints.iter().map(|e| (e.clone(), false)))
+            .collect();
+        for (endpoint, strict) in statics {
+            if self.peers.contains_key(&endpoint) || self.is_self(&endpoint) {
+                continue;
+            }
+            self.add_peer(&endpoint, PeerSource::Static { strict }, None, ctx);
+        }
+    }
+}
+
+impl Handler<MembershipChange> for StoreRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: MembershipChange, ctx: &mut Self::Context) {
+        match msg {
+            MembershipChange::Joined(m) | MembershipChange::Updated(m) => {
+                // Queriers in one cluster see the same stores; asking each
+                // other would count data twice. Stack them with --endpoint.
+                if m.is_self || m.advert.peer_type == PeerType::Query {
+                    return;
+                }
+                let endpoint = m.advert.grpc_address.to_string();
+                if self.is_self(&endpoint) {
+                    return;
+                }
+                if let Some(old) = self.gossip_nodes.insert(m.node.clone(), endpoint.clone()) {
+                    if old != endpoint
+                        && matches!(self.peers.get(&old).map(|e| &e.snapshot.source), Some(PeerSource::Gossip { .. }))
+                    {
+                        self.remove_peer(&old);
+                    }
+                }
+                match self.peers.get(&endpoint) {
+                    Some(e) => e.addr.do_send(UpdateAdvert(m.advert)),
+                    None => self.add_peer(
+                        &endpoint,
+                        PeerSource::Gossip { node: m.node.clone() },
+                        Some(m.advert),
+                        ctx,
+                    ),
+                }
+            }
+            MembershipChange::Left(m) => {
+                let Some(endpoint) = self.gossip_nodes.remove(&m.node) else {
+                    return;
+                };
+                // Static endpoints stay: they were configured, not gossiped.
+                if matches!(
+                    self.peers.get(&endpoint).map(|e| &e.snapshot.source),
+                    Some(PeerSource::Gossip { .. })
+                ) {
+                    info!(endpoint, node = %m.node, "member left; forgetting its store");
+                    self.remove_peer(&endpoint);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<PeerChanged> for StoreRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerChanged, ctx: &mut Self::Context) {
+        let endpoint = msg.0.endpoint.clone();
+        let timeout = self.cfg.unhealthy_timeout;
+        let Some(entry) = self.peers.get_mut(&endpoint) else {
+            return;
+        };
+        // Keep the source the registry knows (a gossip peer can also be a
+        // configured endpoint).
+        let source = entry.snapshot.source.clone();
+        entry.snapshot = msg.0;
+        entry.snapshot.source = source;
+        let hidden = matches!(entry.snapshot.source, PeerSource::Static { strict: false })
+            && entry
+                .snapshot
+                .unhealthy_since
+                .is_some_and(|since| since.elapsed() >= timeout);
+        if hidden && !entry.hidden {
+            warn!(endpoint, ?timeout, "endpoint unhealthy for longer than --store.unhealthy-timeout; hiding it until it recovers");
+        }
+        entry.hidden = hidden;
+        self.regroup(&endpoint, ctx);
+    }
+}
+
+impl Handler<Select> for StoreRegistry {
+    type Result = MessageResult<Select>;
+
+    fn handle(&mut self, msg: Select, _ctx: &mut Self::Context) -> Self::Result {
+        let mut groups = Vec::new();
+        let mut pruned = 0;
+        for (key, g) in &self.groups {
+            if !labels_compatible(&msg.matchers, &key.label_sets) {
+                pruned += 1;
+                continue;
+            }
+            let mut members = Vec::new();
+            let mut types = Vec::new();
+            for endpoint in &g.members {
+                let Some(e) = self.peers.get(endpoint) else { continue };
+                if e.hidden || !self.active(e) {
+                    continue;
+                }
+                let (_, peer_type, min_time, max_time) = peer_meta(&e.snapshot);
+                types.push(peer_type);
+                if min_time > msg.max_time || max_time < msg.min_time {
+                    continue;
+                }
+                members.push(MemberTarget {
+                    endpoint: endpoint.clone(),
+                    client: e.client.clone(),
+                    stats: e.stats.clone(),
+                    health: e.snapshot.health,
+                    strict: e.snapshot.source.is_strict(),
+                    min_time,
+                    max_time,
+                    last_error: e.snapshot.last_error.clone(),
+                });
+            }
+            if members.is_empty() {
+                pruned += usize::from(!types.is_empty());
+                continue;
+            }
+            groups.push(GroupTarget {
+                key: key.clone(),
+                peer_type: effective_peer_type(types),
+                group: g.addr.clone(),
+                members,
+            });
+        }
+        MessageResult(Selection { groups, pruned })
+    }
+}
+
+impl Handler<GetRegistry> for StoreRegistry {
+    type Result = MessageResult<GetRegistry>;
+
+    fn handle(&mut self, _msg: GetRegistry, _ctx: &mut Self::Context) -> Self::Result {
+        let mut groups = Vec::new();
+        for (key, g) in &self.groups {
+            let mut members = Vec::new();
+            let mut types = Vec::new();
+            for endpoint in &g.members {
+                if let Some(e) = self.peers.get(endpoint).filter(|e| !e.hidden) {
+                    let mut s = e.snapshot.clone();
+                    s.latency = e.stats.latency();
+                    s.in_flight = e.stats.in_flight();
+                    members.push(s);
+                    types.push(e.peer_type);
+                }
+            }
+            if !members.is_empty() {
+                groups.push(GroupView {
+                    key: key.clone(),
+                    peer_type: effective_peer_type(types),
+                    members,
+                });
+            }
+        }
+        let first_round_done = self
+            .peers
+            .values()
+            .all(|e| e.hidden || e.snapshot.checks > 0);
+        MessageResult(RegistrySnapshot {
+            groups,
+            first_round_done,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MatchOp;
+
+    #[test]
+    fn external_labels_prune() {
+        let eu = vec![Labels::from_pairs([("region", "eu"), ("replica", "a")]).unwrap()];
+        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+        assert!(labels_compatible(&[m(MatchOp::Equal, "region", "eu")], &eu));
+        assert!(!labels_compatible(&[m(MatchOp::Equal, "region", "us")], &eu));
+        assert!(labels_compatible(&[m(MatchOp::Equal, "job", "x")], &eu));
+        assert!(!labels_compatible(&[m(MatchOp::NotRegex, "region", "e.*")], &eu));
+        assert!(labels_compatible(&[m(MatchOp::Equal, "region", "us")], &[]));
+    }
+}

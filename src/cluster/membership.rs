@@ -1,0 +1,281 @@
+//! The `Membership` actor: turns chitchat's live-node snapshots into a
+//! stream of changes over *ready* members, and replays the current set to
+//! every new subscriber.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chitchat::{ChitchatId, NodeState};
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+use tracing::{debug, info, warn};
+
+use super::keys::{AdvertError, NodeAdvert};
+use super::metrics::{INVALID_ADVERTS_TOTAL, MEMBERS};
+use crate::store::PeerType;
+
+/// A ready member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub node: Arc<str>,
+    pub generation: u64,
+    pub gossip_address: std::net::SocketAddr,
+    pub advert: NodeAdvert,
+    pub is_self: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub enum MembershipChange {
+    Joined(Member),
+    Updated(Member),
+    Left(Member),
+}
+
+/// Subscribes to changes; the current members arrive first as `Joined`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<MembershipChange>);
+
+/// A live node as this node sees it, ready or not.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub node: String,
+    pub generation: u64,
+    pub gossip_address: String,
+    pub is_self: bool,
+    pub ready: bool,
+    pub peer_type: Option<&'static str>,
+    pub component: Option<String>,
+    pub grpc_address: Option<String>,
+    pub http_address: Option<String>,
+    pub labels: Vec<BTreeMap<String, String>>,
+    pub store_group_id: Option<String>,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    pub version: Option<String>,
+    /// Why the node's advert was rejected, if it was.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MembershipSnapshot {
+    /// Whether this node has heard from another node (or has no seeds).
+    pub joined: bool,
+    pub nodes: Vec<NodeView>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Message)]
+#[rtype(result = "MembershipSnapshot")]
+pub struct GetMembership;
+
+pub struct Membership {
+    self_id: ChitchatId,
+    expects_peers: bool,
+    live: Option<watch::Receiver<BTreeMap<ChitchatId, NodeState>>>,
+    members: BTreeMap<Arc<str>, Member>,
+    nodes: Vec<NodeView>,
+    joined: bool,
+    subscribers: Vec<Recipient<MembershipChange>>,
+    /// Last rejection per node incarnation, so each is logged once.
+    rejected: HashMap<ChitchatId, AdvertError>,
+}
+
+impl Membership {
+    pub fn new(
+        self_id: ChitchatId,
+        expects_peers: bool,
+        live: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
+    ) -> Self {
+        Self {
+            self_id,
+            expects_peers,
+            live: Some(live),
+            members: BTreeMap::new(),
+            nodes: Vec::new(),
+            joined: !expects_peers,
+            subscribers: Vec::new(),
+            rejected: HashMap::new(),
+        }
+    }
+
+    fn publish(&mut self, change: MembershipChange) {
+        self.subscribers.retain(|s| match s.try_send(change.clone()) {
+            Ok(()) => true,
+            Err(SendError::Full(_)) => {
+                warn!("membership subscriber is not keeping up; change dropped");
+                true
+            }
+            Err(SendError::Closed(_)) => false,
+        });
+    }
+
+    fn apply(&mut self, live: &BTreeMap<ChitchatId, NodeState>) {
+        if live.keys().any(|id| *id != self.self_id) {
+            if !self.joined {
+                info!(members = live.len(), "gossip joined the cluster");
+            }
+            self.joined = true;
+        }
+        // The newest incarnation of each node wins: a restarted node
+        // replaces its old self before the failure detector buries it.
+        let mut newest: BTreeMap<Arc<str>, (&ChitchatId, &NodeState)> = BTreeMap::new();
+        for (id, state) in live {
+            match newest.get(&id.node_id) {
+                Some((seen, _)) if seen.generation_id >= id.generation_id => {}
+                _ => {
+                    newest.insert(id.node_id.clone(), (id, state));
+                }
+            }
+        }
+        let mut nodes = Vec::with_capacity(newest.len());
+        let mut ready: BTreeMap<Arc<str>, Member> = BTreeMap::new();
+        let mut counts: HashMap<(&'static str, &'static str), f64> = HashMap::new();
+        for (id, state) in newest.values() {
+            let parsed = NodeAdvert::from_lookup(|k| state.get(k));
+            let is_self = *id == &self.self_id;
+            match parsed {
+                Ok(advert) => {
+                    self.rejected.remove(*id);
+                    let state_label = if advert.ready { "ready" } else { "not_ready" };
+                    *counts.entry((advert.peer_type.as_str(), state_label)).or_default() += 1.0;
+                    nodes.push(view(id, is_self, Some(&advert), None));
+                    if advert.ready {
+                        ready.insert(
+                            id.node_id.clone(),
+                            Member {
+                                node: id.node_id.clone(),
+                                generation: id.generation_id,
+                                gossip_address: id.gossip_advertise_addr,
+                                advert,
+                                is_self,
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    *counts.entry(("unknown", "invalid")).or_default() += 1.0;
+                    if self.rejected.get(*id) != Some(&e) {
+                        warn!(node = %id.node_id, gossip = %id.gossip_advertise_addr, error = %e,
+                              "ignoring member with an invalid advert");
+                        metrics::counter!(INVALID_ADVERTS_TOTAL).increment(1);
+                        self.rejected.insert((*id).clone(), e.clone());
+                    }
+                    nodes.push(view(id, is_self, None, Some(e.to_string())));
+                }
+            }
+        }
+        self.rejected.retain(|id, _| live.contains_key(id));
+        for peer_type in [PeerType::Store, PeerType::Source, PeerType::Query] {
+            for state in ["ready", "not_ready"] {
+                let n = counts.get(&(peer_type.as_str(), state)).copied().unwrap_or(0.0);
+                metrics::gauge!(MEMBERS, "peer_type" => peer_type.as_str(), "state" => state).set(n);
+            }
+        }
+        let invalid = counts.get(&("unknown", "invalid")).copied().unwrap_or(0.0);
+        metrics::gauge!(MEMBERS, "peer_type" => "unknown", "state" => "invalid").set(invalid);
+
+        let old = std::mem::take(&mut self.members);
+        for (node, member) in &ready {
+            match old.get(node) {
+                None => {
+                    debug!(node = %node, "member joined");
+                    self.publish(MembershipChange::Joined(member.clone()));
+                }
+                Some(prev) if prev != member => {
+                    debug!(node = %node, "member updated");
+                    self.publish(MembershipChange::Updated(member.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        for (node, member) in old {
+            if !ready.contains_key(&node) {
+                debug!(node = %node, "member left");
+                self.publish(MembershipChange::Left(member));
+            }
+        }
+        self.members = ready;
+        self.nodes = nodes;
+    }
+}
+
+fn view(id: &ChitchatId, is_self: bool, a: Option<&NodeAdvert>, error: Option<String>) -> NodeView {
+    NodeView {
+        node: id.node_id.to_string(),
+        generation: id.generation_id,
+        gossip_address: id.gossip_advertise_addr.to_string(),
+        is_self,
+        ready: a.is_some_and(|a| a.ready),
+        peer_type: a.map(|a| a.peer_type.as_str()),
+        component: a.map(|a| a.component.clone()),
+        grpc_address: a.map(|a| a.grpc_address.to_string()),
+        http_address: a.map(|a| a.http_address.to_string()),
+        labels: a
+            .map(|a| {
+                a.label_sets
+                    .iter()
+                    .map(|l| l.iter().map(|l| (l.name.clone(), l.value.clone())).collect())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        store_group_id: a.map(|a| a.store_group_id.clone()),
+        min_time: a.map(|a| a.min_time),
+        max_time: a.map(|a| a.max_time),
+        version: a.map(|a| a.version.clone()),
+        error,
+    }
+}
+
+impl Actor for Membership {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(256);
+        if let Some(live) = self.live.take() {
+            ctx.add_stream(WatchStream::new(live));
+        }
+        if !self.expects_peers {
+            debug!("no seeds configured: this node starts its own cluster");
+        }
+    }
+}
+
+impl StreamHandler<BTreeMap<ChitchatId, NodeState>> for Membership {
+    fn handle(&mut self, live: BTreeMap<ChitchatId, NodeState>, _ctx: &mut Self::Context) {
+        self.apply(&live);
+    }
+
+    fn finished(&mut self, _ctx: &mut Self::Context) {
+        debug!("gossip stopped; membership keeps its last view");
+    }
+}
+
+impl Handler<Subscribe> for Membership {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+        for member in self.members.values() {
+            if msg.0.try_send(MembershipChange::Joined(member.clone())).is_err() {
+                warn!("new membership subscriber cannot take the current members");
+                return;
+            }
+        }
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<GetMembership> for Membership {
+    type Result = MessageResult<GetMembership>;
+
+    fn handle(&mut self, _msg: GetMembership, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(MembershipSnapshot {
+            joined: self.joined,
+            nodes: self.nodes.clone(),
+            members: self.members.values().cloned().collect(),
+        })
+    }
+}

@@ -1,0 +1,246 @@
+//! Gossip membership: every skein process runs a chitchat node that
+//! advertises what it serves (see [`keys`]) and learns every other node.
+
+pub mod keys;
+pub mod membership;
+pub mod metrics;
+mod transport;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chitchat::transport::{Transport, UdpTransport};
+use chitchat::{
+    spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState,
+    ProtocolVersion,
+};
+use std::collections::BTreeMap;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use keys::NodeAdvert;
+pub use membership::{Member, Membership, MembershipChange};
+pub use transport::MeteredTransport;
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// UDP address gossip listens on.
+    pub listen_address: SocketAddr,
+    /// Address peers use to reach this node; derived when unset.
+    pub advertise_address: Option<SocketAddr>,
+    /// Seed addresses (`host:port`); names are resolved again periodically.
+    pub peers: Vec<String>,
+    /// Nodes with another cluster name are ignored.
+    pub name: String,
+    /// Unique node name; defaults to the advertise address.
+    pub node_name: Option<String>,
+    pub gossip_interval: Duration,
+    /// Phi-accrual threshold above which a silent node is declared dead.
+    pub phi_threshold: f64,
+    /// How long a dead node's state is kept before it is forgotten.
+    pub dead_node_grace_period: Duration,
+}
+
+impl ClusterConfig {
+    /// Fast gossip on a given address, for tests.
+    pub fn for_test(listen_address: SocketAddr, peers: Vec<String>) -> Self {
+        Self {
+            listen_address,
+            advertise_address: None,
+            peers,
+            name: "test".into(),
+            node_name: None,
+            gossip_interval: Duration::from_millis(50),
+            phi_threshold: 8.0,
+            dead_node_grace_period: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot derive an advertise address: {0}; set --cluster.advertise-address")]
+    Advertise(String),
+    #[error("cannot start gossip on {addr}: {source}")]
+    Start {
+        addr: SocketAddr,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+/// The address peers should use for this node: the advertise address if
+/// set, the listen address if it names an interface, else the local address
+/// the OS would use to reach the first seed that resolves.
+pub async fn advertise_address(cfg: &ClusterConfig) -> Result<SocketAddr, ClusterError> {
+    if let Some(a) = cfg.advertise_address {
+        if a.ip().is_unspecified() {
+            return Err(ClusterError::Advertise(format!("{a} is not a reachable address")));
+        }
+        return Ok(a);
+    }
+    let listen = cfg.listen_address;
+    if !listen.ip().is_unspecified() {
+        return Ok(listen);
+    }
+    for peer in &cfg.peers {
+        let Ok(mut addrs) = tokio::net::lookup_host(peer.as_str()).await else {
+            continue;
+        };
+        let Some(target) = addrs.next() else { continue };
+        if let Some(ip) = route_to(target) {
+            return Ok(SocketAddr::new(ip, listen.port()));
+        }
+    }
+    if cfg.peers.is_empty() {
+        warn!(
+            listen = %listen,
+            "no --cluster.peers and no --cluster.advertise-address: advertising loopback; \
+             other hosts cannot join through this node"
+        );
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()));
+    }
+    Err(ClusterError::Advertise(format!(
+        "none of --cluster.peers {:?} resolves",
+        cfg.peers
+    )))
+}
+
+/// The local IP the OS picks to reach `target`. A UDP `connect` sends no
+/// packet; it only selects a route.
+fn route_to(target: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = std::net::UdpSocket::bind(bind).ok()?;
+    sock.connect(target).ok()?;
+    let ip = sock.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// Replaces an unspecified listen IP (0.0.0.0) with the node's advertised IP.
+pub fn advertised(listen: SocketAddr, node_ip: IpAddr) -> SocketAddr {
+    if listen.ip().is_unspecified() {
+        SocketAddr::new(node_ip, listen.port())
+    } else {
+        listen
+    }
+}
+
+/// A running gossip node.
+pub struct Cluster {
+    handle: ChitchatHandle,
+    self_id: ChitchatId,
+}
+
+impl Cluster {
+    /// Starts gossip over UDP.
+    pub async fn join(cfg: &ClusterConfig, advert: &NodeAdvert) -> Result<Self, ClusterError> {
+        Self::join_with(cfg, advert, &MeteredTransport(UdpTransport)).await
+    }
+
+    /// Starts gossip over a given transport (tests use an in-memory one).
+    pub async fn join_with(
+        cfg: &ClusterConfig,
+        advert: &NodeAdvert,
+        transport: &dyn Transport,
+    ) -> Result<Self, ClusterError> {
+        let advertise = advertise_address(cfg).await?;
+        let node_name = cfg.node_name.clone().unwrap_or_else(|| advertise.to_string());
+        // A restarted process is a new incarnation with a higher generation.
+        let generation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let self_id = ChitchatId::new(node_name, generation, advertise);
+        let config = ChitchatConfig {
+            chitchat_id: self_id.clone(),
+            cluster_id: cfg.name.clone(),
+            gossip_interval: cfg.gossip_interval,
+            listen_addr: cfg.listen_address,
+            seed_nodes: cfg.peers.clone(),
+            failure_detector_config: FailureDetectorConfig {
+                phi_threshold: cfg.phi_threshold,
+                initial_interval: cfg.gossip_interval,
+                max_interval: cfg.gossip_interval * 10,
+                dead_node_grace_period: cfg.dead_node_grace_period,
+                ..Default::default()
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: ProtocolVersion::V1,
+        };
+        let handle = spawn_chitchat(config, advert.to_pairs(), transport)
+            .await
+            .map_err(|source| ClusterError::Start {
+                addr: cfg.listen_address,
+                source,
+            })?;
+        info!(
+            node = %self_id.node_id,
+            generation = self_id.generation_id,
+            gossip = %advertise,
+            cluster = %cfg.name,
+            seeds = ?cfg.peers,
+            "joined gossip"
+        );
+        Ok(Self { handle, self_id })
+    }
+
+    pub fn self_id(&self) -> &ChitchatId {
+        &self.self_id
+    }
+
+    pub fn advertise_ip(&self) -> IpAddr {
+        self.self_id.gossip_advertise_addr.ip()
+    }
+
+    /// Publishes an advert, changing only the keys that differ.
+    pub async fn set_advert(&self, advert: &NodeAdvert) {
+        let pairs = advert.to_pairs();
+        self.handle
+            .with_chitchat(|c| {
+                let state = c.self_node_state();
+                for (k, v) in &pairs {
+                    if state.get(k) != Some(v.as_str()) {
+                        state.set(k.clone(), v.clone());
+                    }
+                }
+            })
+            .await;
+    }
+
+    /// Live nodes, self included; changes on joins, leaves and key updates.
+    pub async fn live_nodes(&self) -> watch::Receiver<BTreeMap<ChitchatId, NodeState>> {
+        self.handle.with_chitchat(|c| c.live_nodes_watcher()).await
+    }
+
+    /// Dead nodes this node still remembers.
+    pub async fn dead_nodes(&self) -> Vec<ChitchatId> {
+        self.handle
+            .with_chitchat(|c| c.dead_nodes().cloned().collect())
+            .await
+    }
+
+    /// Says not-ready, gives peers `grace` to hear it, and stops gossip.
+    pub async fn leave(&self, advert: &NodeAdvert, grace: Duration) {
+        let mut advert = advert.clone();
+        advert.ready = false;
+        self.set_advert(&advert).await;
+        tokio::time::sleep(grace).await;
+        if let Err(e) = self.handle.initiate_shutdown() {
+            warn!(error = %e, "gossip did not stop cleanly");
+        }
+    }
+
+    /// Stops at once, as a crash would (tests).
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+}
+
+/// Shared handle; the cluster is used by several tasks.
+pub type SharedCluster = Arc<Cluster>;
