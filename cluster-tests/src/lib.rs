@@ -110,3 +110,63 @@ fn addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let http = v.get("http")?.as_str()?.parse().ok()?;
     Some((grpc, http))
 }
+
+/// `GET http://addr/path`, returning the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = String::new();
+    conn.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("no HTTP header in answer from {addr}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line from {addr}"))?;
+    // Bodies here are small and sent in one chunk when chunked.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `GET` and parse JSON.
+pub fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
+    let (status, body) = http_get(addr, path)?;
+    if status != 200 {
+        bail!("GET {path} on {addr}: status {status}: {body}");
+    }
+    Ok(serde_json::from_str(&body)?)
+}
+
+/// Polls `check` every 50 ms until it holds or `deadline` passes; returns
+/// how long it took.
+pub fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < deadline {
+        if check() {
+            return Ok(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("timed out after {deadline:?} waiting for {what}")
+}

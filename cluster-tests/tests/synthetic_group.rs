@@ -13,6 +13,7 @@ fn synthetic(addr_ip: &str, seed: &str) -> Vec<String> {
         &format!("{addr_ip}:0"),
         "--http-address",
         &format!("{addr_ip}:0"),
+        "--cluster.disable",
         "--peer-type",
         "store",
         "--store-group-id",

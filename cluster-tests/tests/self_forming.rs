@@ -1,0 +1,122 @@
+//! Real processes on 127.0.1.x form one cluster from a single seed: three
+//! queriers and a two-member STORE group. `kill -9` of a store shows in every
+//! querier's view within the failure-detector bound.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+use skein_cluster_tests::{get_json, http_get, wait_for, Process};
+
+const GOSSIP_INTERVAL: &str = "200ms";
+
+fn querier(ip: &str, seed: Option<&str>) -> Process {
+    let mut args = vec![
+        "query".to_string(),
+        "--http-address".into(),
+        format!("{ip}:0"),
+        "--grpc-address".into(),
+        format!("{ip}:10901"),
+        "--cluster.listen-address".into(),
+        format!("{ip}:10900"),
+        "--cluster.gossip-interval".into(),
+        GOSSIP_INTERVAL.into(),
+        "--store.health-check-interval".into(),
+        "500ms".into(),
+    ];
+    if let Some(s) = seed {
+        args.push("--cluster.peers".into());
+        args.push(s.into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Process::start(&format!("query-{ip}"), &args).unwrap()
+}
+
+fn store(ip: &str, seed: &str) -> Process {
+    let args = [
+        "synthetic",
+        "--grpc-address",
+        &format!("{ip}:0"),
+        "--http-address",
+        &format!("{ip}:0"),
+        "--cluster.listen-address",
+        &format!("{ip}:10900"),
+        "--cluster.peers",
+        seed,
+        "--cluster.gossip-interval",
+        GOSSIP_INTERVAL,
+        "--peer-type",
+        "store",
+        "--store-group-id",
+        "bucket-1",
+        "--label",
+        "region=eu",
+        "--targets",
+        "2",
+    ];
+    Process::start(&format!("store-{ip}"), &args).unwrap()
+}
+
+fn store_group(http: SocketAddr) -> Option<Vec<(String, String)>> {
+    let v = get_json(http, "/api/v1/cluster").ok()?;
+    let groups = v["data"]["groups"].as_array()?;
+    let g = groups.iter().find(|g| g["storeGroupId"] == "bucket-1")?;
+    Some(
+        g["members"]
+            .as_array()?
+            .iter()
+            .map(|m| {
+                (
+                    m["endpoint"].as_str().unwrap_or("").to_string(),
+                    m["health"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn queriers_and_stores_form_one_cluster_from_one_seed() {
+    let seed = "127.0.1.1:10900";
+    let q1 = querier("127.0.1.1", None);
+    let q2 = querier("127.0.1.2", Some(seed));
+    let q3 = querier("127.0.1.3", Some(seed));
+    let s1 = store("127.0.1.11", seed);
+    let mut s2 = store("127.0.1.12", seed);
+    let queriers = [&q1, &q2, &q3];
+
+    for q in queriers {
+        wait_for("both stores healthy in one group", Duration::from_secs(20), || {
+            store_group(q.http).is_some_and(|m| m.len() == 2 && m.iter().all(|(_, h)| h == "healthy"))
+        })
+        .unwrap();
+        wait_for("five ready members", Duration::from_secs(20), || {
+            get_json(q.http, "/api/v1/cluster").is_ok_and(|v| {
+                v["data"]["members"].as_array().is_some_and(|m| {
+                    m.len() == 5 && m.iter().all(|m| m["ready"] == Value::Bool(true))
+                })
+            })
+        })
+        .unwrap();
+        let (status, _) = http_get(q.http, "/-/ready").unwrap();
+        assert_eq!(status, 200);
+        let stores = get_json(q.http, "/api/v1/stores").unwrap();
+        let listed = stores["data"]["synthetic"].as_array().or(stores["data"]["store"].as_array());
+        assert_eq!(listed.map(Vec::len), Some(2), "{stores}");
+    }
+    let members = store_group(q2.http).unwrap();
+    let endpoints: Vec<&str> = members.iter().map(|(e, _)| e.as_str()).collect();
+    assert!(endpoints.contains(&s1.grpc.to_string().as_str()));
+
+    // A crash: every querier drops the store from its group.
+    let dead = s2.grpc.to_string();
+    s2.kill();
+    for q in queriers {
+        let took = wait_for("the killed store to leave the group", Duration::from_secs(20), || {
+            store_group(q.http).is_some_and(|m| m.len() == 1 && m.iter().all(|(e, _)| *e != dead))
+        })
+        .unwrap();
+        eprintln!("{}: killed store gone after {took:?}", q.name());
+        assert!(took < Duration::from_secs(10), "detection took {took:?}");
+    }
+}
