@@ -11,9 +11,9 @@ use crate::actors::store_peer::PeerConfig;
 use crate::actors::RegistryConfig;
 use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
+use crate::model::Labels;
 use crate::querier::QuerierConfig;
 use crate::store::ClientConfig;
-use crate::model::Labels;
 use crate::store::PeerType;
 use crate::synthetic::{GeneratorConfig, SyntheticConfig};
 use crate::telemetry::LogFormat;
@@ -62,23 +62,37 @@ pub struct ClusterArgs {
     pub disable: bool,
 
     /// UDP address gossip listens on.
-    #[arg(long = "cluster.listen-address", env = "SKEIN_CLUSTER_LISTEN_ADDRESS",
-          default_value = "0.0.0.0:10900")]
+    #[arg(
+        long = "cluster.listen-address",
+        env = "SKEIN_CLUSTER_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:10900"
+    )]
     pub listen_address: SocketAddr,
 
     /// Address other nodes use to reach this one. Defaults to the listen
     /// address, or, when that is 0.0.0.0, to the local address that routes to
     /// the first seed.
-    #[arg(long = "cluster.advertise-address", env = "SKEIN_CLUSTER_ADVERTISE_ADDRESS")]
+    #[arg(
+        long = "cluster.advertise-address",
+        env = "SKEIN_CLUSTER_ADVERTISE_ADDRESS"
+    )]
     pub advertise_address: Option<SocketAddr>,
 
     /// Seed `host:port` to join through; repeatable or comma-separated.
     /// Names are resolved again periodically (a headless service works).
-    #[arg(long = "cluster.peers", env = "SKEIN_CLUSTER_PEERS", value_delimiter = ',')]
+    #[arg(
+        long = "cluster.peers",
+        env = "SKEIN_CLUSTER_PEERS",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
 
     /// Cluster name; nodes of another cluster are ignored.
-    #[arg(long = "cluster.name", env = "SKEIN_CLUSTER_NAME", default_value = "skein")]
+    #[arg(
+        long = "cluster.name",
+        env = "SKEIN_CLUSTER_NAME",
+        default_value = "skein"
+    )]
     pub name: String,
 
     /// Unique node name; defaults to the advertise address.
@@ -128,11 +142,19 @@ fn parse_phi(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// Address the HTTP API listens on.
-    #[arg(long = "http-address", env = "SKEIN_HTTP_ADDRESS", default_value = "0.0.0.0:10902")]
+    #[arg(
+        long = "http-address",
+        env = "SKEIN_HTTP_ADDRESS",
+        default_value = "0.0.0.0:10902"
+    )]
     pub http_address: String,
 
     /// Address the Store API (gRPC) listens on, advertised in gossip.
-    #[arg(long = "grpc-address", env = "SKEIN_GRPC_ADDRESS", default_value = "0.0.0.0:10901")]
+    #[arg(
+        long = "grpc-address",
+        env = "SKEIN_GRPC_ADDRESS",
+        default_value = "0.0.0.0:10901"
+    )]
     pub grpc_address: SocketAddr,
 
     /// A Store API endpoint that does not gossip (e.g. a Thanos sidecar),
@@ -142,7 +164,11 @@ pub struct QueryArgs {
 
     /// A Store API endpoint that stays in the active set while down, so
     /// queries that need it fail or are marked partial; repeatable.
-    #[arg(long = "endpoint-strict", env = "SKEIN_ENDPOINT_STRICT", value_delimiter = ',')]
+    #[arg(
+        long = "endpoint-strict",
+        env = "SKEIN_ENDPOINT_STRICT",
+        value_delimiter = ','
+    )]
     pub strict_endpoints: Vec<String>,
 
     /// A static, non-strict endpoint failing this long is dropped from the

@@ -2,8 +2,8 @@
 
 pub mod actors;
 pub mod api;
-pub mod cluster;
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod model;
 pub mod proto;

@@ -14,7 +14,9 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         spawn_signal_task(shutdown.clone());
         match cli.command {
-            Command::Query(args) => skein::querier::run(args.into_config()?, shutdown, |_| {}).await,
+            Command::Query(args) => {
+                skein::querier::run(args.into_config()?, shutdown, |_| {}).await
+            }
             Command::Synthetic(args) => {
                 skein::synthetic::run(args.into_config()?, shutdown, |_| {}).await
             }

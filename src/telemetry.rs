@@ -47,6 +47,8 @@ pub fn metrics() -> &'static PrometheusHandle {
         // then renders nothing, which tests notice.
         let _ = metrics::set_global_recorder(recorder);
         crate::store::metrics::describe();
+        crate::cluster::metrics::describe();
+        crate::actors::metrics::describe();
         handle
     })
 }

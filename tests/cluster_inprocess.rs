@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
 use chitchat::transport::ChannelTransport;
-use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion};
+use chitchat::{
+    spawn_chitchat, ChitchatConfig, ChitchatId, FailureDetectorConfig, ProtocolVersion,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +103,11 @@ async fn store_node(
     let mut c = cfg(n, seeds, "test");
     c.node_name = node_name.map(str::to_string);
     let cluster = Cluster::join_with(&c, &advert, transport).await.unwrap();
-    StoreNode { cluster, grpc, stop }
+    StoreNode {
+        cluster,
+        grpc,
+        stop,
+    }
 }
 
 /// A querier's gossip node, membership and registry.
@@ -118,7 +124,12 @@ impl Drop for QueryNode {
     }
 }
 
-async fn query_node(transport: &ChannelTransport, n: u16, seeds: &[u16], registry: RegistryConfig) -> QueryNode {
+async fn query_node(
+    transport: &ChannelTransport,
+    n: u16,
+    seeds: &[u16],
+    registry: RegistryConfig,
+) -> QueryNode {
     let advert = NodeAdvert {
         version: "test".into(),
         peer_type: PeerType::Query,
@@ -176,22 +187,66 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
     let q1 = query_node(&t, 1, &[], RegistryConfig::for_test()).await;
     let q2 = query_node(&t, 2, &[1], RegistryConfig::for_test()).await;
     let q3 = query_node(&t, 3, &[1], RegistryConfig::for_test()).await;
-    let _a = store_node(&t, 10, &[1], None, PeerType::Store, &[("region", "eu")], "bucket").await;
-    let b = store_node(&t, 11, &[1], None, PeerType::Store, &[("region", "eu")], "bucket").await;
-    let _r1 = store_node(&t, 12, &[1], None, PeerType::Source, &[("replica", "a")], "").await;
-    let _r2 = store_node(&t, 13, &[1], None, PeerType::Source, &[("replica", "b")], "").await;
+    let _a = store_node(
+        &t,
+        10,
+        &[1],
+        None,
+        PeerType::Store,
+        &[("region", "eu")],
+        "bucket",
+    )
+    .await;
+    let b = store_node(
+        &t,
+        11,
+        &[1],
+        None,
+        PeerType::Store,
+        &[("region", "eu")],
+        "bucket",
+    )
+    .await;
+    let _r1 = store_node(
+        &t,
+        12,
+        &[1],
+        None,
+        PeerType::Source,
+        &[("replica", "a")],
+        "",
+    )
+    .await;
+    let _r2 = store_node(
+        &t,
+        13,
+        &[1],
+        None,
+        PeerType::Source,
+        &[("replica", "b")],
+        "",
+    )
+    .await;
 
     for q in [&q1, &q2, &q3] {
-        wait_for("every node to see seven ready members", Duration::from_secs(10), || async {
-            q.members().await.members.len() == 7
-        })
+        wait_for(
+            "every node to see seven ready members",
+            Duration::from_secs(10),
+            || async { q.members().await.members.len() == 7 },
+        )
         .await;
-        wait_for("three groups with healthy members", Duration::from_secs(10), || async {
-            let r = q.registry().await;
-            r.first_round_done
-                && r.groups.len() == 3
-                && r.groups.iter().all(|g| g.members.iter().all(|m| m.health == Health::Healthy))
-        })
+        wait_for(
+            "three groups with healthy members",
+            Duration::from_secs(10),
+            || async {
+                let r = q.registry().await;
+                r.first_round_done
+                    && r.groups.len() == 3
+                    && r.groups
+                        .iter()
+                        .all(|g| g.members.iter().all(|m| m.health == Health::Healthy))
+            },
+        )
         .await;
     }
     let groups = q2.group_sizes().await;
@@ -226,7 +281,11 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
     // ... and by time.
     let sel = q1
         .registry
-        .send(Select { matchers: vec![], min_time: 2_000_000, max_time: 3_000_000 })
+        .send(Select {
+            matchers: vec![],
+            min_time: 2_000_000,
+            max_time: 3_000_000,
+        })
         .await
         .unwrap();
     assert!(sel.groups.is_empty());
@@ -234,40 +293,93 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
     // A member that dies leaves its group within the failure-detector bound.
     let b_grpc = b.grpc.to_string();
     drop(b);
-    let took = wait_for("the dead store to leave its group", Duration::from_secs(10), || async {
-        q3.registry().await.groups.iter().all(|g| g.members.iter().all(|m| m.endpoint != b_grpc))
-    })
+    let took = wait_for(
+        "the dead store to leave its group",
+        Duration::from_secs(10),
+        || async {
+            q3.registry()
+                .await
+                .groups
+                .iter()
+                .all(|g| g.members.iter().all(|m| m.endpoint != b_grpc))
+        },
+    )
     .await;
     eprintln!("dead store removed after {took:?}");
-    assert!(q3.group_sizes().await.contains(&(r#"[{region="eu"}]/bucket"#.to_string(), PeerType::Store, 1)));
+    assert!(q3.group_sizes().await.contains(&(
+        r#"[{region="eu"}]/bucket"#.to_string(),
+        PeerType::Store,
+        1
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_member_replaces_its_old_incarnation() {
     let t = ChannelTransport::default();
     let q = query_node(&t, 1, &[], RegistryConfig::for_test()).await;
-    let old = store_node(&t, 10, &[1], Some("store-x"), PeerType::Store, &[("a", "1")], "g").await;
+    let old = store_node(
+        &t,
+        10,
+        &[1],
+        Some("store-x"),
+        PeerType::Store,
+        &[("a", "1")],
+        "g",
+    )
+    .await;
     wait_for("the store to join", Duration::from_secs(10), || async {
-        q.members().await.members.iter().any(|m| &*m.node == "store-x")
+        q.members()
+            .await
+            .members
+            .iter()
+            .any(|m| &*m.node == "store-x")
     })
     .await;
-    let old_generation = q.members().await.members.iter().find(|m| &*m.node == "store-x").unwrap().generation;
+    let old_generation = q
+        .members()
+        .await
+        .members
+        .iter()
+        .find(|m| &*m.node == "store-x")
+        .unwrap()
+        .generation;
     let old_grpc = old.grpc.to_string();
     old.cluster.abort();
     // The restarted process: same node name, new generation, new port.
-    let new = store_node(&t, 11, &[1], Some("store-x"), PeerType::Store, &[("a", "1")], "g").await;
-    let new_grpc = new.grpc.to_string();
-    wait_for("the new incarnation to replace the old", Duration::from_secs(10), || async {
-        let m = q.members().await;
-        let xs: Vec<_> = m.members.iter().filter(|m| &*m.node == "store-x").collect();
-        xs.len() == 1 && xs[0].generation > old_generation
-    })
+    let new = store_node(
+        &t,
+        11,
+        &[1],
+        Some("store-x"),
+        PeerType::Store,
+        &[("a", "1")],
+        "g",
+    )
     .await;
-    wait_for("the registry to follow", Duration::from_secs(10), || async {
-        let r = q.registry().await;
-        let eps: Vec<_> = r.groups.iter().flat_map(|g| g.members.iter().map(|m| m.endpoint.clone())).collect();
-        eps == vec![new_grpc.clone()]
-    })
+    let new_grpc = new.grpc.to_string();
+    wait_for(
+        "the new incarnation to replace the old",
+        Duration::from_secs(10),
+        || async {
+            let m = q.members().await;
+            let xs: Vec<_> = m.members.iter().filter(|m| &*m.node == "store-x").collect();
+            xs.len() == 1 && xs[0].generation > old_generation
+        },
+    )
+    .await;
+    wait_for(
+        "the registry to follow",
+        Duration::from_secs(10),
+        || async {
+            let r = q.registry().await;
+            let eps: Vec<_> = r
+                .groups
+                .iter()
+                .flat_map(|g| g.members.iter().map(|m| m.endpoint.clone()))
+                .collect();
+            eps == vec![new_grpc.clone()]
+        },
+    )
     .await;
     assert_ne!(old_grpc, new_grpc);
 }
@@ -291,7 +403,9 @@ async fn other_clusters_and_malformed_adverts_are_ignored() {
         max_time: 1,
         ready: true,
     };
-    let stranger = Cluster::join_with(&cfg(20, &[1], "other"), &advert, &t).await.unwrap();
+    let stranger = Cluster::join_with(&cfg(20, &[1], "other"), &advert, &t)
+        .await
+        .unwrap();
 
     // A node of our cluster that gossips garbage in skein's keys.
     let garbage = spawn_chitchat(
@@ -317,14 +431,25 @@ async fn other_clusters_and_malformed_adverts_are_ignored() {
     .await
     .unwrap();
 
-    wait_for("the garbage node to be seen and rejected", Duration::from_secs(10), || async {
-        q.members().await.nodes.iter().any(|n| n.node == "garbage" && n.error.is_some())
-    })
+    wait_for(
+        "the garbage node to be seen and rejected",
+        Duration::from_secs(10),
+        || async {
+            q.members()
+                .await
+                .nodes
+                .iter()
+                .any(|n| n.node == "garbage" && n.error.is_some())
+        },
+    )
     .await;
     // Give the stranger the same time to sneak in.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let m = q.members().await;
-    assert!(m.nodes.iter().all(|n| n.node != stranger.self_id().node_id.to_string()));
+    assert!(m
+        .nodes
+        .iter()
+        .all(|n| n.node != stranger.self_id().node_id.to_string()));
     assert_eq!(m.members.len(), 2, "querier and the good store only");
     let r = q.registry().await;
     assert_eq!(r.groups.len(), 1);
@@ -349,24 +474,48 @@ async fn strict_endpoint_that_is_down_stays_listed_and_selected() {
     rc.unhealthy_timeout = Duration::from_millis(300);
     let t = ChannelTransport::default();
     let q = query_node(&t, 1, &[], rc).await;
-    wait_for("the strict endpoint to be checked", Duration::from_secs(10), || async {
-        q.registry().await.groups.iter().any(|g| {
-            g.members.iter().any(|m| m.endpoint == dead && m.health == Health::Unhealthy && m.last_error.is_some())
-        })
-    })
+    wait_for(
+        "the strict endpoint to be checked",
+        Duration::from_secs(10),
+        || async {
+            q.registry().await.groups.iter().any(|g| {
+                g.members.iter().any(|m| {
+                    m.endpoint == dead && m.health == Health::Unhealthy && m.last_error.is_some()
+                })
+            })
+        },
+    )
     .await;
     // The plain endpoint disappears from the listing after the timeout; the
     // strict one stays.
-    wait_for("the non-strict endpoint to be hidden", Duration::from_secs(10), || async {
-        let r = q.registry().await;
-        r.groups.iter().all(|g| g.members.iter().all(|m| m.endpoint != plain_dead))
-    })
+    wait_for(
+        "the non-strict endpoint to be hidden",
+        Duration::from_secs(10),
+        || async {
+            let r = q.registry().await;
+            r.groups
+                .iter()
+                .all(|g| g.members.iter().all(|m| m.endpoint != plain_dead))
+        },
+    )
     .await;
     let sel = q
         .registry
-        .send(Select { matchers: vec![], min_time: 0, max_time: 10 })
+        .send(Select {
+            matchers: vec![],
+            min_time: 0,
+            max_time: 10,
+        })
         .await
         .unwrap();
-    let eps: Vec<_> = sel.groups.iter().flat_map(|g| g.members.iter().map(|m| (m.endpoint.clone(), m.health, m.strict))).collect();
+    let eps: Vec<_> = sel
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.members
+                .iter()
+                .map(|m| (m.endpoint.clone(), m.health, m.strict))
+        })
+        .collect();
     assert_eq!(eps, vec![(dead.clone(), Health::Unhealthy, true)]);
 }

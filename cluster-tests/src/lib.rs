@@ -116,7 +116,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     conn.read_to_string(&mut raw)?;
     let (head, body) = raw
@@ -128,7 +131,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("bad status line from {addr}"))?;
     // Bodies here are small and sent in one chunk when chunked.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -139,7 +145,9 @@ pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -160,7 +168,11 @@ pub fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Valu
 
 /// Polls `check` every 50 ms until it holds or `deadline` passes; returns
 /// how long it took.
-pub fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<Duration> {
+pub fn wait_for(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> bool,
+) -> anyhow::Result<Duration> {
     let start = std::time::Instant::now();
     while start.elapsed() < deadline {
         if check() {

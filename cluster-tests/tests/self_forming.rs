@@ -86,9 +86,14 @@ fn queriers_and_stores_form_one_cluster_from_one_seed() {
     let queriers = [&q1, &q2, &q3];
 
     for q in queriers {
-        wait_for("both stores healthy in one group", Duration::from_secs(20), || {
-            store_group(q.http).is_some_and(|m| m.len() == 2 && m.iter().all(|(_, h)| h == "healthy"))
-        })
+        wait_for(
+            "both stores healthy in one group",
+            Duration::from_secs(20),
+            || {
+                store_group(q.http)
+                    .is_some_and(|m| m.len() == 2 && m.iter().all(|(_, h)| h == "healthy"))
+            },
+        )
         .unwrap();
         wait_for("five ready members", Duration::from_secs(20), || {
             get_json(q.http, "/api/v1/cluster").is_ok_and(|v| {
@@ -101,7 +106,9 @@ fn queriers_and_stores_form_one_cluster_from_one_seed() {
         let (status, _) = http_get(q.http, "/-/ready").unwrap();
         assert_eq!(status, 200);
         let stores = get_json(q.http, "/api/v1/stores").unwrap();
-        let listed = stores["data"]["synthetic"].as_array().or(stores["data"]["store"].as_array());
+        let listed = stores["data"]["synthetic"]
+            .as_array()
+            .or(stores["data"]["store"].as_array());
         assert_eq!(listed.map(Vec::len), Some(2), "{stores}");
     }
     let members = store_group(q2.http).unwrap();
@@ -112,9 +119,14 @@ fn queriers_and_stores_form_one_cluster_from_one_seed() {
     let dead = s2.grpc.to_string();
     s2.kill();
     for q in queriers {
-        let took = wait_for("the killed store to leave the group", Duration::from_secs(20), || {
-            store_group(q.http).is_some_and(|m| m.len() == 1 && m.iter().all(|(e, _)| *e != dead))
-        })
+        let took = wait_for(
+            "the killed store to leave the group",
+            Duration::from_secs(20),
+            || {
+                store_group(q.http)
+                    .is_some_and(|m| m.len() == 1 && m.iter().all(|(e, _)| *e != dead))
+            },
+        )
         .unwrap();
         eprintln!("{}: killed store gone after {took:?}", q.name());
         assert!(took < Duration::from_secs(10), "detection took {took:?}");

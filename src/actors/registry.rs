@@ -14,9 +14,7 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::metrics::{GROUPS, PEERS};
-use super::store_group::{
-    effective_peer_type, GroupKey, MemberRemoved, MemberUpdated, StoreGroup,
-};
+use super::store_group::{effective_peer_type, GroupKey, MemberRemoved, MemberUpdated, StoreGroup};
 use super::store_peer::{
     Health, PeerChanged, PeerConfig, PeerSnapshot, PeerSource, PeerStats, StopPeer, StorePeer,
     UpdateAdvert,
@@ -161,7 +159,12 @@ fn peer_meta(s: &PeerSnapshot) -> (GroupKey, PeerType, i64, i64) {
             a.max_time,
         )
     } else {
-        (GroupKey::new(vec![], String::new()), PeerType::Source, MIN_TIME, MAX_TIME)
+        (
+            GroupKey::new(vec![], String::new()),
+            PeerType::Source,
+            MIN_TIME,
+            MAX_TIME,
+        )
     }
 }
 
@@ -230,7 +233,11 @@ impl StoreRegistry {
             latency: Duration::ZERO,
             in_flight: 0,
         };
-        info!(endpoint, source = snapshot.source.as_str(), "store peer added");
+        info!(
+            endpoint,
+            source = snapshot.source.as_str(),
+            "store peer added"
+        );
         let entry = PeerEntry {
             addr: actor.start(),
             client,
@@ -378,7 +385,10 @@ impl Handler<MembershipChange> for StoreRegistry {
                 }
                 if let Some(old) = self.gossip_nodes.insert(m.node.clone(), endpoint.clone()) {
                     if old != endpoint
-                        && matches!(self.peers.get(&old).map(|e| &e.snapshot.source), Some(PeerSource::Gossip { .. }))
+                        && matches!(
+                            self.peers.get(&old).map(|e| &e.snapshot.source),
+                            Some(PeerSource::Gossip { .. })
+                        )
                     {
                         self.remove_peer(&old);
                     }
@@ -387,7 +397,9 @@ impl Handler<MembershipChange> for StoreRegistry {
                     Some(e) => e.addr.do_send(UpdateAdvert(m.advert)),
                     None => self.add_peer(
                         &endpoint,
-                        PeerSource::Gossip { node: m.node.clone() },
+                        PeerSource::Gossip {
+                            node: m.node.clone(),
+                        },
                         Some(m.advert),
                         ctx,
                     ),
@@ -451,7 +463,9 @@ impl Handler<Select> for StoreRegistry {
             let mut members = Vec::new();
             let mut types = Vec::new();
             for endpoint in &g.members {
-                let Some(e) = self.peers.get(endpoint) else { continue };
+                let Some(e) = self.peers.get(endpoint) else {
+                    continue;
+                };
                 if e.hidden || !self.active(e) {
                     continue;
                 }
@@ -532,9 +546,15 @@ mod tests {
         let eu = vec![Labels::from_pairs([("region", "eu"), ("replica", "a")]).unwrap()];
         let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
         assert!(labels_compatible(&[m(MatchOp::Equal, "region", "eu")], &eu));
-        assert!(!labels_compatible(&[m(MatchOp::Equal, "region", "us")], &eu));
+        assert!(!labels_compatible(
+            &[m(MatchOp::Equal, "region", "us")],
+            &eu
+        ));
         assert!(labels_compatible(&[m(MatchOp::Equal, "job", "x")], &eu));
-        assert!(!labels_compatible(&[m(MatchOp::NotRegex, "region", "e.*")], &eu));
+        assert!(!labels_compatible(
+            &[m(MatchOp::NotRegex, "region", "e.*")],
+            &eu
+        ));
         assert!(labels_compatible(&[m(MatchOp::Equal, "region", "us")], &[]));
     }
 }

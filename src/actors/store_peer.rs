@@ -223,14 +223,19 @@ impl StorePeer {
             };
             (r, start.elapsed())
         });
-        ctx.spawn(actix::fut::wrap_future(call).map(|joined, act: &mut Self, _ctx| {
-            act.checking = false;
-            let (result, took) = match joined {
-                Ok(out) => out,
-                Err(e) => (Err(StoreError::Internal(format!("health check task: {e}"))), Duration::ZERO),
-            };
-            act.record(result, took);
-        }));
+        ctx.spawn(
+            actix::fut::wrap_future(call).map(|joined, act: &mut Self, _ctx| {
+                act.checking = false;
+                let (result, took) = match joined {
+                    Ok(out) => out,
+                    Err(e) => (
+                        Err(StoreError::Internal(format!("health check task: {e}"))),
+                        Duration::ZERO,
+                    ),
+                };
+                act.record(result, took);
+            }),
+        );
     }
 
     fn record(&mut self, result: Result<StoreInfo, StoreError>, took: Duration) {

@@ -101,8 +101,18 @@ async fn stores(State(state): State<ClusterState>) -> Response {
     for g in &snap.groups {
         for m in &g.members {
             let (sets, min, max, component) = match (&m.info, &m.advert) {
-                (Some(i), _) => (i.label_sets.clone(), i.min_time, i.max_time, i.component.clone()),
-                (None, Some(a)) => (a.label_sets.clone(), a.min_time, a.max_time, a.component.clone()),
+                (Some(i), _) => (
+                    i.label_sets.clone(),
+                    i.min_time,
+                    i.max_time,
+                    i.component.clone(),
+                ),
+                (None, Some(a)) => (
+                    a.label_sets.clone(),
+                    a.min_time,
+                    a.max_time,
+                    a.component.clone(),
+                ),
                 (None, None) => (vec![], i64::MIN, i64::MAX, "unknown".into()),
             };
             by_type.entry(component).or_default().push(json!({

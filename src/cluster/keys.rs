@@ -63,7 +63,11 @@ fn invalid(key: &'static str, value: &str, reason: impl fmt::Display) -> AdvertE
 pub fn encode_label_sets(sets: &[Labels]) -> String {
     let list: Vec<BTreeMap<&str, &str>> = sets
         .iter()
-        .map(|l| l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect())
+        .map(|l| {
+            l.iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect()
+        })
         .collect();
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_string())
 }
@@ -128,7 +132,11 @@ impl NodeAdvert {
             },
         };
         if advert.min_time > advert.max_time {
-            return Err(invalid(MIN_TIME, &advert.min_time.to_string(), "after max time"));
+            return Err(invalid(
+                MIN_TIME,
+                &advert.min_time.to_string(),
+                "after max time",
+            ));
         }
         Ok(advert)
     }
@@ -172,7 +180,7 @@ mod tests {
             (GRPC_ADDRESS, "nowhere"),
             (MIN_TIME, "yesterday"),
             (READY, "maybe"),
-            (MIN_TIME, "9223372036854775807"),
+            (MAX_TIME, "-10"),
         ] {
             let mut m = good.clone();
             m.insert(key.to_string(), bad.to_string());

@@ -103,14 +103,15 @@ impl Membership {
     }
 
     fn publish(&mut self, change: MembershipChange) {
-        self.subscribers.retain(|s| match s.try_send(change.clone()) {
-            Ok(()) => true,
-            Err(SendError::Full(_)) => {
-                warn!("membership subscriber is not keeping up; change dropped");
-                true
-            }
-            Err(SendError::Closed(_)) => false,
-        });
+        self.subscribers
+            .retain(|s| match s.try_send(change.clone()) {
+                Ok(()) => true,
+                Err(SendError::Full(_)) => {
+                    warn!("membership subscriber is not keeping up; change dropped");
+                    true
+                }
+                Err(SendError::Closed(_)) => false,
+            });
     }
 
     fn apply(&mut self, live: &BTreeMap<ChitchatId, NodeState>) {
@@ -141,7 +142,9 @@ impl Membership {
                 Ok(advert) => {
                     self.rejected.remove(*id);
                     let state_label = if advert.ready { "ready" } else { "not_ready" };
-                    *counts.entry((advert.peer_type.as_str(), state_label)).or_default() += 1.0;
+                    *counts
+                        .entry((advert.peer_type.as_str(), state_label))
+                        .or_default() += 1.0;
                     nodes.push(view(id, is_self, Some(&advert), None));
                     if advert.ready {
                         ready.insert(
@@ -171,8 +174,12 @@ impl Membership {
         self.rejected.retain(|id, _| live.contains_key(id));
         for peer_type in [PeerType::Store, PeerType::Source, PeerType::Query] {
             for state in ["ready", "not_ready"] {
-                let n = counts.get(&(peer_type.as_str(), state)).copied().unwrap_or(0.0);
-                metrics::gauge!(MEMBERS, "peer_type" => peer_type.as_str(), "state" => state).set(n);
+                let n = counts
+                    .get(&(peer_type.as_str(), state))
+                    .copied()
+                    .unwrap_or(0.0);
+                metrics::gauge!(MEMBERS, "peer_type" => peer_type.as_str(), "state" => state)
+                    .set(n);
             }
         }
         let invalid = counts.get(&("unknown", "invalid")).copied().unwrap_or(0.0);
@@ -218,7 +225,11 @@ fn view(id: &ChitchatId, is_self: bool, a: Option<&NodeAdvert>, error: Option<St
             .map(|a| {
                 a.label_sets
                     .iter()
-                    .map(|l| l.iter().map(|l| (l.name.clone(), l.value.clone())).collect())
+                    .map(|l| {
+                        l.iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect()
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -259,7 +270,11 @@ impl Handler<Subscribe> for Membership {
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
         for member in self.members.values() {
-            if msg.0.try_send(MembershipChange::Joined(member.clone())).is_err() {
+            if msg
+                .0
+                .try_send(MembershipChange::Joined(member.clone()))
+                .is_err()
+            {
                 warn!("new membership subscriber cannot take the current members");
                 return;
             }

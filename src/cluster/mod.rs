@@ -76,7 +76,9 @@ pub enum ClusterError {
 pub async fn advertise_address(cfg: &ClusterConfig) -> Result<SocketAddr, ClusterError> {
     if let Some(a) = cfg.advertise_address {
         if a.ip().is_unspecified() {
-            return Err(ClusterError::Advertise(format!("{a} is not a reachable address")));
+            return Err(ClusterError::Advertise(format!(
+                "{a} is not a reachable address"
+            )));
         }
         return Ok(a);
     }
@@ -99,7 +101,10 @@ pub async fn advertise_address(cfg: &ClusterConfig) -> Result<SocketAddr, Cluste
             "no --cluster.peers and no --cluster.advertise-address: advertising loopback; \
              other hosts cannot join through this node"
         );
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()));
+        return Ok(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            listen.port(),
+        ));
     }
     Err(ClusterError::Advertise(format!(
         "none of --cluster.peers {:?} resolves",
@@ -149,7 +154,10 @@ impl Cluster {
         transport: &dyn Transport,
     ) -> Result<Self, ClusterError> {
         let advertise = advertise_address(cfg).await?;
-        let node_name = cfg.node_name.clone().unwrap_or_else(|| advertise.to_string());
+        let node_name = cfg
+            .node_name
+            .clone()
+            .unwrap_or_else(|| advertise.to_string());
         // A restarted process is a new incarnation with a higher generation.
         let generation = SystemTime::now()
             .duration_since(UNIX_EPOCH)

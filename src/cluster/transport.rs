@@ -26,7 +26,11 @@ impl Socket for MeteredSocket {
         self.0.local_addr()
     }
 
-    async fn send(&mut self, to: SocketAddr, envelope: ChitchatEnvelope) -> anyhow::Result<SendOutcome> {
+    async fn send(
+        &mut self,
+        to: SocketAddr,
+        envelope: ChitchatEnvelope,
+    ) -> anyhow::Result<SendOutcome> {
         let out = self.0.send(to, envelope).await?;
         counter!(GOSSIP_MESSAGES_TOTAL, "direction" => "sent").increment(1);
         counter!(GOSSIP_BYTES_TOTAL, "direction" => "sent").increment(out.num_bytes_sent as u64);
