@@ -13,6 +13,7 @@ use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
 use crate::model::Labels;
 use crate::querier::QuerierConfig;
+use crate::query::{DedupFunc, HedgeMode, QueryConfig, RouteConfig};
 use crate::store::ClientConfig;
 use crate::store::PeerType;
 use crate::synthetic::{GeneratorConfig, SyntheticConfig};
@@ -187,6 +188,54 @@ pub struct QueryArgs {
           default_value = "5s", value_parser = parse_positive_duration)]
     pub health_check_timeout: Duration,
 
+    /// Longest wait for any one frame of a store's answer; a store that
+    /// stalls longer counts as failed and its group moves on. 0 disables.
+    #[arg(long = "store.response-timeout", env = "SKEIN_STORE_RESPONSE_TIMEOUT",
+          default_value = "30s", value_parser = parse_duration)]
+    pub response_timeout: Duration,
+
+    /// Label that tells replicas apart, removed when deduplicating;
+    /// repeatable.
+    #[arg(
+        long = "query.replica-label",
+        env = "SKEIN_QUERY_REPLICA_LABEL",
+        value_delimiter = ','
+    )]
+    pub replica_labels: Vec<String>,
+
+    /// How STORE and QUERY groups are hedged: race (two members at once),
+    /// adaptive (a second member after the group's p90 latency), off.
+    #[arg(
+        long = "query.hedge",
+        env = "SKEIN_QUERY_HEDGE",
+        default_value = "adaptive"
+    )]
+    pub hedge: HedgeMode,
+
+    /// Bounds of the adaptive hedge delay.
+    #[arg(long = "query.hedge-min-delay", env = "SKEIN_QUERY_HEDGE_MIN_DELAY",
+          default_value = "5ms", value_parser = parse_duration)]
+    pub hedge_min_delay: Duration,
+
+    #[arg(long = "query.hedge-max-delay", env = "SKEIN_QUERY_HEDGE_MAX_DELAY",
+          default_value = "1s", value_parser = parse_positive_duration)]
+    pub hedge_max_delay: Duration,
+
+    /// Answer with the data at hand and a warning when stores fail (true),
+    /// or fail the request (false). Requests may override it.
+    #[arg(long = "query.partial-response", env = "SKEIN_QUERY_PARTIAL_RESPONSE",
+          default_value_t = true, action = clap::ArgAction::Set)]
+    pub partial_response: bool,
+
+    /// Deduplication of replicas: penalty (follow one replica, switch across
+    /// gaps) or chain (union of samples).
+    #[arg(
+        long = "deduplication.func",
+        env = "SKEIN_DEDUPLICATION_FUNC",
+        default_value = "penalty"
+    )]
+    pub dedup_func: DedupFunc,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -212,6 +261,18 @@ impl QueryArgs {
                 strict_endpoints: self.strict_endpoints,
                 unhealthy_timeout: self.unhealthy_timeout,
                 self_grpc: None,
+            },
+            query: QueryConfig {
+                route: RouteConfig {
+                    hedge: self.hedge,
+                    response_timeout: self.response_timeout,
+                    hedge_min_delay: self.hedge_min_delay,
+                    hedge_max_delay: self.hedge_max_delay,
+                    hedge_quantile: 0.9,
+                },
+                replica_labels: self.replica_labels,
+                dedup_func: self.dedup_func,
+                partial_response: self.partial_response,
             },
         })
     }

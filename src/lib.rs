@@ -8,6 +8,7 @@ pub mod error;
 pub mod model;
 pub mod proto;
 pub mod querier;
+pub mod query;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;

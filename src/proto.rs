@@ -129,6 +129,12 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
                 }
             }
         }
+        let func = r
+            .query_hints
+            .as_ref()
+            .and_then(|h| h.func.as_ref())
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
         let (step_ms, range_ms) = match &r.query_hints {
             Some(h) => (
                 h.step_millis,
@@ -148,6 +154,8 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
             limit: non_negative(r.limit, "limit")?,
             step_ms,
             range_ms,
+            func,
+            without_replica_labels: r.without_replica_labels,
         })
     }
 }
@@ -165,6 +173,17 @@ impl From<&SeriesRequest> for pb::SeriesRequest {
             step: r.step_ms,
             range: r.range_ms,
             limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
+            query_hints: (!r.func.is_empty() || r.step_ms != 0 || r.range_ms != 0).then(|| {
+                pb::QueryHints {
+                    step_millis: r.step_ms,
+                    func: (!r.func.is_empty()).then(|| pb::Func {
+                        name: r.func.clone(),
+                    }),
+                    grouping: None,
+                    range: (r.range_ms != 0).then_some(pb::Range { millis: r.range_ms }),
+                }
+            }),
+            without_replica_labels: r.without_replica_labels.clone(),
             ..Default::default()
         }
     }
@@ -368,7 +387,7 @@ pub fn info_to_info_pb(i: &StoreInfo) -> pb::info::InfoResponse {
             min_time: i.min_time,
             max_time: i.max_time,
             supports_sharding: false,
-            supports_without_replica_labels: false,
+            supports_without_replica_labels: i.supports_without_replica_labels,
             tsdb_infos: Vec::new(),
         }),
         peer_type: peer_type_to_pb(i.peer_type) as i32,
@@ -390,6 +409,7 @@ pub fn info_from_store_pb(r: pb::InfoResponse, peer: &str) -> Result<StoreInfo, 
         peer_type: peer_type_from_pb(r.peer_type, &component, peer)?,
         store_group_id: r.store_group_id,
         component,
+        supports_without_replica_labels: false,
     })
 }
 
@@ -410,6 +430,7 @@ pub fn info_from_info_pb(r: pb::info::InfoResponse, peer: &str) -> Result<StoreI
         peer_type: peer_type_from_pb(r.peer_type, &r.component_type, peer)?,
         store_group_id: r.store_group_id,
         component: r.component_type,
+        supports_without_replica_labels: store.supports_without_replica_labels,
     })
 }
 
@@ -496,6 +517,8 @@ mod tests {
             limit: 3,
             step_ms: 15_000,
             range_ms: 60_000,
+            func: "rate".into(),
+            without_replica_labels: vec!["replica".into()],
         };
         let back = SeriesRequest::try_from(pb::SeriesRequest::from(&req)).unwrap();
         assert_eq!(back, req);

@@ -82,6 +82,7 @@ async fn store_node(
         peer_type,
         store_group_id: group.into(),
         component: peer_type.component().into(),
+        supports_without_replica_labels: true,
     };
     let store = MemStore::new(info.clone(), vec![]).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

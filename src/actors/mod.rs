@@ -10,5 +10,5 @@ pub mod store_peer;
 pub mod system;
 
 pub use registry::{RegistryConfig, StoreRegistry};
-pub use store_group::{GroupKey, StoreGroup};
+pub use store_group::{GroupKey, GroupLatency, StoreGroup};
 pub use store_peer::{Health, PeerSnapshot, PeerSource, PeerStats, StorePeer};

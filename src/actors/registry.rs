@@ -14,7 +14,9 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::metrics::{GROUPS, PEERS};
-use super::store_group::{effective_peer_type, GroupKey, MemberRemoved, MemberUpdated, StoreGroup};
+use super::store_group::{
+    effective_peer_type, GroupKey, GroupLatency, MemberRemoved, MemberUpdated, StoreGroup,
+};
 use super::store_peer::{
     Health, PeerChanged, PeerConfig, PeerSnapshot, PeerSource, PeerStats, StopPeer, StorePeer,
     UpdateAdvert,
@@ -71,6 +73,8 @@ pub struct MemberTarget {
     pub max_time: i64,
     /// The last error, for warnings that name the cause.
     pub last_error: Option<String>,
+    /// Whether its Series honours `without_replica_labels`.
+    pub supports_without_replica_labels: bool,
 }
 
 /// A group the query must ask, with the members that can answer.
@@ -79,6 +83,7 @@ pub struct GroupTarget {
     pub key: GroupKey,
     pub peer_type: PeerType,
     pub group: Addr<StoreGroup>,
+    pub latency: Arc<GroupLatency>,
     pub members: Vec<MemberTarget>,
 }
 
@@ -128,6 +133,7 @@ struct PeerEntry {
 
 struct GroupEntry {
     addr: Addr<StoreGroup>,
+    latency: Arc<GroupLatency>,
     members: Vec<String>,
 }
 
@@ -290,6 +296,7 @@ impl StoreRegistry {
             info!(group = %key, "store group created");
             GroupEntry {
                 addr: StoreGroup::new(key.clone()).start(),
+                latency: Arc::new(GroupLatency::default()),
                 members: Vec::new(),
             }
         });
@@ -483,6 +490,11 @@ impl Handler<Select> for StoreRegistry {
                     min_time,
                     max_time,
                     last_error: e.snapshot.last_error.clone(),
+                    supports_without_replica_labels: e
+                        .snapshot
+                        .info
+                        .as_ref()
+                        .is_some_and(|i| i.supports_without_replica_labels),
                 });
             }
             if members.is_empty() {
@@ -493,6 +505,7 @@ impl Handler<Select> for StoreRegistry {
                 key: key.clone(),
                 peer_type: effective_peer_type(types),
                 group: g.addr.clone(),
+                latency: g.latency.clone(),
                 members,
             });
         }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use actix::prelude::*;
 use tracing::warn;
@@ -55,6 +57,77 @@ pub fn effective_peer_type(types: impl IntoIterator<Item = PeerType>) -> PeerTyp
         });
     }
     out.unwrap_or(PeerType::Source)
+}
+
+/// Time-to-first-frame of a group's members, as a decaying histogram with
+/// power-of-two buckets from 64 µs; the adaptive hedge waits for a quantile
+/// of it before asking a second member. Shared lock-free with the query
+/// path.
+#[derive(Debug)]
+pub struct GroupLatency {
+    buckets: [AtomicU64; LATENCY_BUCKETS],
+    observations: AtomicU64,
+}
+
+const LATENCY_BUCKETS: usize = 24;
+/// After this many observations all counts are halved, so the histogram
+/// follows changes within a few thousand requests.
+const DECAY_EVERY: u64 = 2048;
+
+impl Default for GroupLatency {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            observations: AtomicU64::new(0),
+        }
+    }
+}
+
+impl GroupLatency {
+    fn bucket(d: Duration) -> usize {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        // Bucket i holds latencies below 64 µs * 2^i.
+        let i = (64 - (us >> 6).leading_zeros()) as usize;
+        i.min(LATENCY_BUCKETS - 1)
+    }
+
+    fn upper(i: usize) -> Duration {
+        Duration::from_micros(64u64 << i)
+    }
+
+    pub fn observe(&self, d: Duration) {
+        self.buckets[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
+        let n = self.observations.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % DECAY_EVERY == 0 {
+            for b in &self.buckets {
+                let v = b.load(Ordering::Relaxed);
+                b.store(v / 2, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`, or `None` with
+    /// fewer than `min_count` observations.
+    pub fn quantile(&self, q: f64, min_count: u64) -> Option<Duration> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total < min_count.max(1) {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper(i));
+            }
+        }
+        Some(Self::upper(LATENCY_BUCKETS - 1))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +232,25 @@ mod tests {
             PeerType::Source
         );
         assert_eq!(effective_peer_type([]), PeerType::Source);
+    }
+
+    #[test]
+    fn latency_quantiles() {
+        let l = GroupLatency::default();
+        assert_eq!(l.quantile(0.9, 10), None);
+        for _ in 0..90 {
+            l.observe(Duration::from_millis(2));
+        }
+        for _ in 0..10 {
+            l.observe(Duration::from_millis(500));
+        }
+        let p50 = l.quantile(0.5, 10).unwrap();
+        assert!(
+            p50 >= Duration::from_millis(2) && p50 <= Duration::from_millis(5),
+            "{p50:?}"
+        );
+        let p99 = l.quantile(0.99, 10).unwrap();
+        assert!(p99 >= Duration::from_millis(500), "{p99:?}");
     }
 
     #[test]

@@ -73,13 +73,11 @@ impl PeerStats {
         Duration::from_micros(self.latency_ewma_us.load(Ordering::Relaxed))
     }
 
-    pub fn start_request(&self) {
+    /// Counts a request in flight until the guard is dropped, so canceled
+    /// requests are counted out too.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn finish_request(&self, took: Duration) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.observe_latency(took);
+        InFlight(self.clone())
     }
 
     /// Folds a sample into the average with weight 1/8.
@@ -94,6 +92,22 @@ impl PeerStats {
                     old - old / 8 + sample / 8
                 })
             });
+    }
+}
+
+/// A request in flight to a peer; see [`PeerStats::begin`].
+pub struct InFlight(Arc<PeerStats>);
+
+impl InFlight {
+    /// Records how long the peer took to answer.
+    pub fn answered(&self, took: Duration) {
+        self.0.observe_latency(took);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -4,12 +4,13 @@
 
 use std::thread::JoinHandle;
 
-use actix::System;
+use actix::{Arbiter, ArbiterHandle, System};
 use tracing::warn;
 
 /// A running actor thread.
 pub struct ActorSystem {
     system: System,
+    arbiter: ArbiterHandle,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -27,21 +28,27 @@ impl ActorSystem {
             .spawn(move || {
                 let runner = System::new();
                 let out = runner.block_on(async move { setup() });
-                let _ = tx.send((System::current(), out));
+                let _ = tx.send((System::current(), Arbiter::current(), out));
                 if let Err(e) = runner.run() {
                     warn!(error = %e, "actor system stopped with an error");
                 }
             })?;
-        let (system, out) = rx
+        let (system, arbiter, out) = rx
             .recv()
             .map_err(|_| std::io::Error::other("actor thread failed to start"))?;
         Ok((
             Self {
                 system,
+                arbiter,
                 thread: Some(thread),
             },
             out,
         ))
+    }
+
+    /// Where to start actors from other threads.
+    pub fn arbiter(&self) -> ArbiterHandle {
+        self.arbiter.clone()
     }
 
     /// Stops every actor and waits for the thread.

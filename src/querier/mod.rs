@@ -1,6 +1,7 @@
 //! `skein query`: a querier node. It joins the cluster, learns every store
 //! from gossip and `--endpoint`, checks their health, groups them, and
-//! serves the cluster views over HTTP.
+//! serves the cluster views over HTTP and the cluster's data over the Store
+//! API (as a QUERY peer, so queriers stack).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,7 +20,8 @@ use crate::api::{self, Readiness};
 use crate::cluster::membership::{GetMembership, Subscribe};
 use crate::cluster::{advertised, Cluster, ClusterConfig, Membership, NodeAdvert};
 use crate::model::time::{MAX_TIME, MIN_TIME};
-use crate::store::PeerType;
+use crate::query::{Querier, QueryConfig};
+use crate::store::{PeerType, Store};
 
 #[derive(Debug, Clone)]
 pub struct QuerierConfig {
@@ -27,6 +29,7 @@ pub struct QuerierConfig {
     pub grpc_address: SocketAddr,
     pub cluster: Option<ClusterConfig>,
     pub registry: RegistryConfig,
+    pub query: QueryConfig,
 }
 
 /// Addresses a running querier listens on.
@@ -52,6 +55,10 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on --http-address {}", cfg.http_address))?;
     let http_addr = http.local_addr()?;
+    let grpc = TcpListener::bind(cfg.grpc_address)
+        .await
+        .with_context(|| format!("cannot listen on --grpc-address {}", cfg.grpc_address))?;
+    let grpc_addr = grpc.local_addr()?;
 
     // Gossip first: the advertised addresses depend on it.
     let (gossip, advert) = match &cfg.cluster {
@@ -63,7 +70,7 @@ pub async fn run(
                 component: "query".into(),
                 label_sets: vec![],
                 store_group_id: String::new(),
-                grpc_address: advertised(cfg.grpc_address, node_ip),
+                grpc_address: advertised(grpc_addr, node_ip),
                 http_address: advertised(http_addr, node_ip),
                 min_time: MIN_TIME,
                 max_time: MAX_TIME,
@@ -99,6 +106,15 @@ pub async fn run(
         }
     })?;
 
+    let querier = Querier::new(
+        actors.registry.clone(),
+        actor_system.arbiter(),
+        cfg.query.clone(),
+    );
+    let grpc_stop = CancellationToken::new();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(querier.clone());
+    let grpc_task = tokio::spawn(crate::store::serve(grpc, store, grpc_stop.clone()));
+
     let readiness = Readiness::default();
     let router = api::base_router(readiness.clone()).merge(api::cluster::router(ClusterState {
         registry: actors.registry.clone(),
@@ -108,7 +124,7 @@ pub async fn run(
     let http_task = tokio::spawn(api::serve(http, router, http_stop.clone()));
     let bound = Bound {
         http: http_addr,
-        grpc: cfg.grpc_address,
+        grpc: grpc_addr,
     };
     info!(http = %bound.http, grpc = %bound.grpc, "querier started");
     on_bound(bound);
@@ -139,10 +155,15 @@ pub async fn run(
         cluster.leave(advert, c.gossip_interval * 3).await;
     }
     http_stop.cancel();
+    grpc_stop.cancel();
     http_task
         .await
         .context("HTTP server task")?
         .context("HTTP server failed")?;
+    grpc_task
+        .await
+        .context("gRPC server task")?
+        .context("gRPC server failed")?;
     tokio::task::spawn_blocking(move || actor_system.stop()).await?;
     Ok(())
 }

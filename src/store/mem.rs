@@ -60,10 +60,13 @@ impl MemStore {
     }
 }
 
-/// Walks the sorted series, yielding those the request selects, cut to the
-/// chunks that overlap its range.
+/// Walks the series in `order` (all of them, sorted, when `None`), yielding
+/// those the request selects, cut to the chunks that overlap its range and
+/// without the labels in `strip`.
 struct Selection {
     series: Arc<[Series]>,
+    order: Option<Vec<usize>>,
+    strip: Vec<String>,
     next: usize,
     sent: usize,
     req: SeriesRequest,
@@ -76,7 +79,12 @@ impl Iterator for Selection {
         if self.req.limit > 0 && self.sent >= self.req.limit {
             return None;
         }
-        while let Some(s) = self.series.get(self.next) {
+        loop {
+            let idx = match &self.order {
+                None => self.next,
+                Some(o) => *o.get(self.next)?,
+            };
+            let s = self.series.get(idx)?;
             self.next += 1;
             if !matches_all(&self.req.matchers, &s.labels) {
                 continue;
@@ -95,12 +103,13 @@ impl Iterator for Selection {
                     .collect()
             };
             self.sent += 1;
-            return Some(Ok(SeriesFrame::Series(Series {
-                labels: s.labels.clone(),
-                chunks,
-            })));
+            let labels = if self.strip.is_empty() {
+                s.labels.clone()
+            } else {
+                s.labels.without(&self.strip)
+            };
+            return Some(Ok(SeriesFrame::Series(Series { labels, chunks })));
         }
-        None
     }
 }
 
@@ -112,8 +121,28 @@ impl Store for MemStore {
 
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
         validate_range(req.min_time, req.max_time)?;
+        // Only external labels are replica labels; others stay.
+        let strip: Vec<String> = req
+            .without_replica_labels
+            .iter()
+            .filter(|n| self.info.label_sets.iter().any(|l| l.get(n).is_some()))
+            .cloned()
+            .collect();
+        let order = (!strip.is_empty()).then(|| {
+            let mut keyed: Vec<(crate::model::Labels, usize)> = self
+                .series
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches_all(&req.matchers, &s.labels))
+                .map(|(i, s)| (s.labels.without(&strip), i))
+                .collect();
+            keyed.sort();
+            keyed.into_iter().map(|(_, i)| i).collect()
+        });
         let selection = Selection {
             series: self.series.clone(),
+            order,
+            strip,
             next: 0,
             sent: 0,
             req,

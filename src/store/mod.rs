@@ -94,6 +94,8 @@ pub struct StoreInfo {
     pub store_group_id: String,
     /// The Thanos component type ("sidecar", "store", "query", ...).
     pub component: String,
+    /// Whether Series honours `without_replica_labels`.
+    pub supports_without_replica_labels: bool,
 }
 
 /// Whether a failure of one underlying store fails the whole call.
@@ -119,6 +121,11 @@ pub struct SeriesRequest {
     /// Evaluation step and range-selector width in milliseconds, as hints.
     pub step_ms: i64,
     pub range_ms: i64,
+    /// The PromQL function around the selector (e.g. `rate`), as a hint.
+    pub func: String,
+    /// External labels to leave out of the answer, which is then sorted
+    /// without them (so replicas can be deduplicated while streaming).
+    pub without_replica_labels: Vec<String>,
 }
 
 impl SeriesRequest {
@@ -132,6 +139,8 @@ impl SeriesRequest {
             limit: 0,
             step_ms: 0,
             range_ms: 0,
+            func: String::new(),
+            without_replica_labels: Vec::new(),
         }
     }
 }

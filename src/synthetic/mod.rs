@@ -47,6 +47,7 @@ pub fn build_store(cfg: &SyntheticConfig) -> anyhow::Result<MemStore> {
         peer_type: cfg.peer_type,
         store_group_id: cfg.store_group_id.clone(),
         component: cfg.peer_type.component().to_string(),
+        supports_without_replica_labels: true,
     };
     Ok(MemStore::new(info, series)?)
 }

@@ -1,0 +1,201 @@
+//! Streaming k-way merge of sorted series streams, and the merge of one
+//! series' chunks from several sources.
+
+use futures::{Stream, StreamExt};
+
+use crate::model::chunk::xor::decode_into;
+use crate::model::{
+    Chunk, ChunkEncoding, ChunkError, Labels, Sample, Series, MAX_SAMPLES_PER_CHUNK,
+};
+use crate::store::{SeriesFrame, SeriesStream, StoreError};
+
+/// Series from several inputs that share one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesGroup {
+    pub labels: Labels,
+    pub parts: Vec<Series>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergedFrame {
+    Series(SeriesGroup),
+    Warning(String),
+}
+
+/// Merges inputs that are each sorted by labels into one sorted stream, in
+/// which all series with equal labels arrive together. Memory: one series
+/// per input. An input that goes backwards is an error.
+pub fn merge(
+    inputs: Vec<SeriesStream>,
+) -> impl Stream<Item = Result<MergedFrame, StoreError>> + Send {
+    async_stream::try_stream! {
+        let mut inputs = inputs;
+        let mut heads: Vec<Option<Series>> = Vec::with_capacity(inputs.len());
+        let mut warnings = Vec::new();
+        for input in inputs.iter_mut() {
+            heads.push(next_series(input, &mut warnings).await?);
+        }
+        for w in warnings.drain(..) {
+            yield MergedFrame::Warning(w);
+        }
+        loop {
+            let mut min: Option<&Labels> = None;
+            for h in heads.iter().flatten() {
+                if min.is_none_or(|m| h.labels < *m) {
+                    min = Some(&h.labels);
+                }
+            }
+            let Some(min) = min.cloned() else { break };
+            let mut parts = Vec::new();
+            for (i, head) in heads.iter_mut().enumerate() {
+                if head.as_ref().is_some_and(|h| h.labels == min) {
+                    if let Some(s) = head.take() {
+                        parts.push(s);
+                    }
+                    let next = next_series(&mut inputs[i], &mut warnings).await?;
+                    if let Some(n) = &next {
+                        if n.labels <= min {
+                            Err(StoreError::Internal(format!(
+                                "input {i} is not sorted: {} after {min}", n.labels
+                            )))?;
+                        }
+                    }
+                    *head = next;
+                }
+            }
+            for w in warnings.drain(..) {
+                yield MergedFrame::Warning(w);
+            }
+            yield MergedFrame::Series(SeriesGroup { labels: min, parts });
+        }
+    }
+}
+
+async fn next_series(
+    input: &mut SeriesStream,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Series>, StoreError> {
+    while let Some(frame) = input.next().await {
+        match frame? {
+            SeriesFrame::Series(s) => return Ok(Some(s)),
+            SeriesFrame::Warning(w) => warnings.push(w),
+        }
+    }
+    Ok(None)
+}
+
+/// The chunks of one series held by several sources (overlapping blocks, a
+/// store gateway and a sidecar): identical chunks are kept once, chunks that
+/// do not overlap pass through still encoded, and overlapping ones are
+/// decoded, merged with one sample per timestamp and encoded again.
+pub fn merge_chunks(parts: Vec<Series>) -> Result<Vec<Chunk>, ChunkError> {
+    let mut chunks: Vec<Chunk> = parts.into_iter().flat_map(|s| s.chunks).collect();
+    chunks.sort_by(|a, b| {
+        (a.min_time, a.max_time)
+            .cmp(&(b.min_time, b.max_time))
+            .then_with(|| a.data.cmp(&b.data))
+    });
+    chunks.dedup();
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut run: Vec<Chunk> = Vec::new();
+    let mut run_max = i64::MIN;
+    for c in chunks {
+        if !run.is_empty() && c.min_time > run_max {
+            flush(&mut run, &mut out)?;
+        }
+        run_max = if run.is_empty() {
+            c.max_time
+        } else {
+            run_max.max(c.max_time)
+        };
+        run.push(c);
+    }
+    flush(&mut run, &mut out)?;
+    Ok(out)
+}
+
+fn flush(run: &mut Vec<Chunk>, out: &mut Vec<Chunk>) -> Result<(), ChunkError> {
+    match run.len() {
+        0 => {}
+        1 => out.append(run),
+        _ => {
+            let mut samples = Vec::new();
+            let mut buf = Vec::new();
+            for c in run.drain(..) {
+                if c.encoding != ChunkEncoding::Xor {
+                    return Err(ChunkError::Unsupported(c.encoding));
+                }
+                buf.clear();
+                decode_into(&c.data, &mut buf)?;
+                samples.extend_from_slice(&buf);
+            }
+            // Stable: on equal timestamps the first source wins.
+            samples.sort_by_key(|s| s.t);
+            samples.dedup_by_key(|s| s.t);
+            out.extend(Chunk::encode_xor(&samples, MAX_SAMPLES_PER_CHUNK)?);
+        }
+    }
+    Ok(())
+}
+
+/// All samples of a series' chunks, in order, appended to `out`.
+pub fn decode_series(chunks: &[Chunk], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    for c in chunks {
+        if c.encoding != ChunkEncoding::Xor {
+            return Err(ChunkError::Unsupported(c.encoding));
+        }
+        decode_into(&c.data, out)?;
+    }
+    Ok(())
+}
+
+/// Encodes samples as a series' chunks.
+pub fn encode_series(samples: &[Sample]) -> Result<Vec<Chunk>, ChunkError> {
+    Chunk::encode_xor(samples, MAX_SAMPLES_PER_CHUNK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::chunk::xor::encode_all;
+
+    fn chunk(samples: &[(i64, f64)]) -> Chunk {
+        let s: Vec<Sample> = samples.iter().map(|&(t, v)| Sample { t, v }).collect();
+        Chunk {
+            min_time: s[0].t,
+            max_time: s[s.len() - 1].t,
+            encoding: ChunkEncoding::Xor,
+            data: encode_all(&s).unwrap().into(),
+        }
+    }
+
+    fn series(chunks: Vec<Chunk>) -> Series {
+        Series {
+            labels: Labels::from_pairs([("a", "1")]).unwrap(),
+            chunks,
+        }
+    }
+
+    #[test]
+    fn identical_chunks_are_kept_once_and_disjoint_ones_pass_through() {
+        let c1 = chunk(&[(0, 1.0), (10, 2.0)]);
+        let c2 = chunk(&[(20, 3.0), (30, 4.0)]);
+        let out = merge_chunks(vec![
+            series(vec![c1.clone(), c2.clone()]),
+            series(vec![c1.clone()]),
+        ])
+        .unwrap();
+        assert_eq!(out, vec![c1, c2]);
+    }
+
+    #[test]
+    fn overlapping_chunks_are_merged_by_time() {
+        let a = chunk(&[(0, 1.0), (10, 2.0), (20, 3.0)]);
+        let b = chunk(&[(10, 2.0), (15, 2.5), (30, 4.0)]);
+        let out = merge_chunks(vec![series(vec![a]), series(vec![b])]).unwrap();
+        let mut samples = Vec::new();
+        decode_series(&out, &mut samples).unwrap();
+        let ts: Vec<i64> = samples.iter().map(|s| s.t).collect();
+        assert_eq!(ts, vec![0, 10, 15, 20, 30]);
+    }
+}

@@ -1,0 +1,73 @@
+//! Query path metrics.
+
+use metrics::{describe_counter, describe_histogram, Unit};
+
+pub const STORE_REQUESTS_TOTAL: &str = "skein_query_store_requests_total";
+pub const STORE_ERRORS_TOTAL: &str = "skein_query_store_errors_total";
+pub const HEDGES_TOTAL: &str = "skein_query_hedges_total";
+pub const FALLBACKS_TOTAL: &str = "skein_query_fallbacks_total";
+pub const CANCELED_TOTAL: &str = "skein_query_store_requests_canceled_total";
+pub const PARTIAL_RESPONSES_TOTAL: &str = "skein_query_partial_responses_total";
+pub const DEDUP_SWITCHES_TOTAL: &str = "skein_query_dedup_replica_switches_total";
+pub const PRUNED_GROUPS_TOTAL: &str = "skein_query_pruned_groups_total";
+pub const REQUESTS_TOTAL: &str = "skein_query_requests_total";
+pub const REQUEST_DURATION_SECONDS: &str = "skein_query_request_duration_seconds";
+pub const GROUP_FIRST_FRAME_SECONDS: &str = "skein_query_group_first_frame_seconds";
+
+pub fn describe() {
+    describe_counter!(
+        STORE_REQUESTS_TOTAL,
+        Unit::Count,
+        "Requests sent to store peers, by group peer type and role (primary, hedge, fallback)."
+    );
+    describe_counter!(
+        STORE_ERRORS_TOTAL,
+        Unit::Count,
+        "Failed store requests, by error code (unavailable, timeout, internal, ...)."
+    );
+    describe_counter!(
+        HEDGES_TOTAL,
+        Unit::Count,
+        "Hedged requests, by outcome: sent, won (the hedge answered first)."
+    );
+    describe_counter!(
+        FALLBACKS_TOTAL,
+        Unit::Count,
+        "Times a group's answer moved to another member after a failure or stall."
+    );
+    describe_counter!(
+        CANCELED_TOTAL,
+        Unit::Count,
+        "Store requests canceled because another member answered first."
+    );
+    describe_counter!(
+        PARTIAL_RESPONSES_TOTAL,
+        Unit::Count,
+        "Answers that miss data from a store, by kind (warning, error)."
+    );
+    describe_counter!(
+        DEDUP_SWITCHES_TOTAL,
+        Unit::Count,
+        "Times deduplication switched from one replica to another."
+    );
+    describe_counter!(
+        PRUNED_GROUPS_TOTAL,
+        Unit::Count,
+        "Store groups left out of a request by external labels or time range."
+    );
+    describe_counter!(
+        REQUESTS_TOTAL,
+        Unit::Count,
+        "Series, label names and label values requests over the cluster, by kind and result."
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of requests over the cluster, by kind."
+    );
+    describe_histogram!(
+        GROUP_FIRST_FRAME_SECONDS,
+        Unit::Seconds,
+        "Time until a store group's first frame, by peer type."
+    );
+}

@@ -1,0 +1,346 @@
+//! The query path: which stores to ask (via the registry), how to ask them
+//! (hedging within STORE groups, every SOURCE member), and how their sorted
+//! answers become one: a streaming merge, replica deduplication and, where
+//! stores overlap, chunk merging. The querier also serves the result as a
+//! Store API of its own (peer type QUERY), so queriers stack.
+
+pub mod coordinator;
+pub mod dedup;
+pub mod merge;
+pub mod metrics;
+pub mod route;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Addr, ArbiterHandle};
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+
+use crate::actors::registry::{GetRegistry, Select};
+use crate::actors::StoreRegistry;
+use crate::model::time::{MAX_TIME, MIN_TIME};
+use crate::model::{Labels, Sample, Series};
+use crate::store::{
+    LabelsRequest, LabelsResponse, PartialResponse, PeerType, SeriesFrame, SeriesRequest,
+    SeriesStream, Store, StoreError, StoreInfo,
+};
+pub use dedup::DedupFunc;
+pub use merge::{MergedFrame, SeriesGroup};
+pub use route::{HedgeMode, RouteConfig};
+
+use self::metrics::{DEDUP_SWITCHES_TOTAL, REQUESTS_TOTAL, REQUEST_DURATION_SECONDS};
+
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    pub route: RouteConfig,
+    /// `--query.replica-label`: labels that tell replicas apart.
+    pub replica_labels: Vec<String>,
+    pub dedup_func: DedupFunc,
+    /// `--query.partial-response`: missing stores are warnings, not errors.
+    pub partial_response: bool,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            route: RouteConfig::default(),
+            replica_labels: Vec::new(),
+            dedup_func: DedupFunc::Penalty,
+            partial_response: true,
+        }
+    }
+}
+
+/// Per-request choices, defaulted from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesOptions {
+    pub dedup: bool,
+    pub replica_labels: Vec<String>,
+    pub partial_response: bool,
+    /// The values are counters (the query takes a rate): switching replicas
+    /// must not look like a reset.
+    pub counter: bool,
+}
+
+/// Functions over counters, for which deduplication keeps values monotonic.
+pub fn is_counter_func(name: &str) -> bool {
+    matches!(name, "rate" | "irate" | "increase" | "resets")
+}
+
+#[derive(Clone)]
+pub struct Querier {
+    registry: Addr<StoreRegistry>,
+    arbiter: ArbiterHandle,
+    cfg: Arc<QueryConfig>,
+}
+
+impl Querier {
+    pub fn new(registry: Addr<StoreRegistry>, arbiter: ArbiterHandle, cfg: QueryConfig) -> Self {
+        Self {
+            registry,
+            arbiter,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.cfg
+    }
+
+    /// Options for a request: `dedup`, `replicaLabels[]` and
+    /// `partial_response` override the configuration when given.
+    pub fn options(
+        &self,
+        dedup: Option<bool>,
+        replica_labels: Option<Vec<String>>,
+        partial_response: Option<bool>,
+    ) -> SeriesOptions {
+        let replica_labels = replica_labels
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| self.cfg.replica_labels.clone());
+        SeriesOptions {
+            dedup: dedup.unwrap_or(true) && !replica_labels.is_empty(),
+            replica_labels,
+            partial_response: partial_response.unwrap_or(self.cfg.partial_response),
+            counter: false,
+        }
+    }
+
+    /// The merged answer: series of all stores grouped by label set, replica
+    /// labels removed when deduplicating.
+    pub async fn select(
+        &self,
+        mut req: SeriesRequest,
+        opts: &SeriesOptions,
+    ) -> Result<impl Stream<Item = Result<MergedFrame, StoreError>> + Send + use<>, StoreError>
+    {
+        req.partial_response = if opts.partial_response {
+            PartialResponse::Warn
+        } else {
+            PartialResponse::Abort
+        };
+        req.without_replica_labels = if opts.dedup {
+            opts.replica_labels.clone()
+        } else {
+            Vec::new()
+        };
+        let plan = coordinator::plan(
+            &self.arbiter,
+            self.registry.clone(),
+            self.cfg.route.clone(),
+            req,
+        )
+        .await?;
+        Ok(merge::merge(plan.inputs))
+    }
+
+    /// Deduplicated series with chunks, as the Store API serves them.
+    pub async fn series_with(
+        &self,
+        req: SeriesRequest,
+        opts: SeriesOptions,
+    ) -> Result<SeriesStream, StoreError> {
+        let started = Instant::now();
+        let func = self.cfg.dedup_func;
+        let merged = self.select(req, &opts).await?;
+        Ok(Box::pin(async_stream::try_stream! {
+            let mut merged = std::pin::pin!(merged);
+            let mut buffers: Vec<Vec<Sample>> = Vec::new();
+            let mut out: Vec<Sample> = Vec::new();
+            while let Some(frame) = merged.next().await {
+                match frame? {
+                    MergedFrame::Warning(w) => yield SeriesFrame::Warning(w),
+                    MergedFrame::Series(g) => yield SeriesFrame::Series(
+                        combine(g, opts.dedup, func, opts.counter, &mut buffers, &mut out)?,
+                    ),
+                }
+            }
+            ::metrics::counter!(REQUESTS_TOTAL, "kind" => "series", "result" => "ok").increment(1);
+            ::metrics::histogram!(REQUEST_DURATION_SECONDS, "kind" => "series")
+                .record(started.elapsed().as_secs_f64());
+        }))
+    }
+
+    async fn labels(&self, req: LabelsRequest, names: bool) -> Result<LabelsResponse, StoreError> {
+        let kind = if names { "label_names" } else { "label_values" };
+        let started = Instant::now();
+        let selection = self
+            .registry
+            .send(Select {
+                matchers: req.matchers.clone(),
+                min_time: req.start,
+                max_time: req.end,
+            })
+            .await
+            .map_err(|e| StoreError::Internal(format!("store registry: {e}")))?;
+        let mut calls = Vec::new();
+        for g in selection.groups {
+            // SOURCE: every member; STORE/QUERY: members in routing order
+            // until one answers.
+            let lists: Vec<Vec<_>> = match g.peer_type {
+                PeerType::Source => g.members.iter().map(|m| vec![m.clone()]).collect(),
+                _ => {
+                    let order = route::pick_order(&g.members);
+                    vec![order.into_iter().map(|i| g.members[i].clone()).collect()]
+                }
+            };
+            for members in lists {
+                let req = req.clone();
+                let key = g.key.to_string();
+                calls.push(async move {
+                    let mut errors = Vec::new();
+                    for m in members {
+                        let r = if names {
+                            m.client.label_names(req.clone()).await
+                        } else {
+                            m.client.label_values(req.clone()).await
+                        };
+                        match r {
+                            Ok(r) => return Ok(r),
+                            Err(e) => errors.push(format!("{}: {e}", m.endpoint)),
+                        }
+                    }
+                    Err(format!("store group {key}: {}", errors.join("; ")))
+                });
+            }
+        }
+        let results = futures::future::join_all(calls).await;
+        let mut values = std::collections::BTreeSet::new();
+        let mut warnings = Vec::new();
+        for r in results {
+            match r {
+                Ok(r) => {
+                    values.extend(r.values);
+                    warnings.extend(r.warnings);
+                }
+                Err(w) if req.partial_response == PartialResponse::Warn => warnings.push(w),
+                Err(w) => {
+                    ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "error")
+                        .increment(1);
+                    return Err(StoreError::Unavailable {
+                        peer: "cluster".into(),
+                        message: w,
+                    });
+                }
+            }
+        }
+        let take = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit
+        };
+        ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "ok").increment(1);
+        ::metrics::histogram!(REQUEST_DURATION_SECONDS, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        Ok(LabelsResponse {
+            values: values.into_iter().take(take).collect(),
+            warnings,
+        })
+    }
+}
+
+/// Turns the series of one label set into one series: as is when there is
+/// one, deduplicated across replicas, or with merged chunks.
+pub fn combine(
+    g: SeriesGroup,
+    dedup: bool,
+    func: DedupFunc,
+    counter: bool,
+    buffers: &mut Vec<Vec<Sample>>,
+    out: &mut Vec<Sample>,
+) -> Result<Series, StoreError> {
+    let SeriesGroup { labels, mut parts } = g;
+    if parts.len() == 1 {
+        let chunks = parts.pop().map(|p| p.chunks).unwrap_or_default();
+        return Ok(Series { labels, chunks });
+    }
+    if parts.iter().all(|p| p.chunks.is_empty()) {
+        return Ok(Series {
+            labels,
+            chunks: Vec::new(),
+        });
+    }
+    if !dedup {
+        return Ok(Series {
+            labels,
+            chunks: merge::merge_chunks(parts)?,
+        });
+    }
+    if buffers.len() < parts.len() {
+        buffers.resize_with(parts.len(), Vec::new);
+    }
+    for (buf, part) in buffers.iter_mut().zip(&parts) {
+        buf.clear();
+        merge::decode_series(&part.chunks, buf)?;
+    }
+    let replicas: Vec<&[Sample]> = buffers[..parts.len()].iter().map(Vec::as_slice).collect();
+    let switches = dedup::dedup(func, &replicas, counter, out);
+    if switches > 0 {
+        ::metrics::counter!(DEDUP_SWITCHES_TOTAL).increment(switches);
+    }
+    Ok(Series {
+        labels,
+        chunks: merge::encode_series(out)?,
+    })
+}
+
+#[async_trait]
+impl Store for Querier {
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        let snap = self
+            .registry
+            .send(GetRegistry)
+            .await
+            .map_err(|e| StoreError::Internal(format!("store registry: {e}")))?;
+        let mut sets: Vec<Labels> = Vec::new();
+        let (mut min, mut max) = (MAX_TIME, MIN_TIME);
+        for g in &snap.groups {
+            for s in &g.key.label_sets {
+                let stripped = s.without(&self.cfg.replica_labels);
+                if !sets.contains(&stripped) {
+                    sets.push(stripped);
+                }
+            }
+            for m in &g.members {
+                if let Some(i) = &m.info {
+                    min = min.min(i.min_time);
+                    max = max.max(i.max_time);
+                }
+            }
+        }
+        sets.sort();
+        if min > max {
+            (min, max) = (MIN_TIME, MIN_TIME);
+        }
+        Ok(StoreInfo {
+            label_sets: sets,
+            min_time: min,
+            max_time: max,
+            peer_type: PeerType::Query,
+            store_group_id: String::new(),
+            component: "query".into(),
+            supports_without_replica_labels: true,
+        })
+    }
+
+    /// As a store, the querier deduplicates when the caller names replica
+    /// labels (`without_replica_labels`) and otherwise returns every replica.
+    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        let opts = SeriesOptions {
+            dedup: !req.without_replica_labels.is_empty(),
+            replica_labels: req.without_replica_labels.clone(),
+            partial_response: req.partial_response == PartialResponse::Warn,
+            counter: is_counter_func(&req.func),
+        };
+        self.series_with(req, opts).await
+    }
+
+    async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        self.labels(req, true).await
+    }
+
+    async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        self.labels(req, false).await
+    }
+}

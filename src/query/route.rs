@@ -1,0 +1,395 @@
+//! Routing one request to one group: STORE and QUERY groups are asked one
+//! member at a time with hedging, and an answer that breaks off mid-stream
+//! resumes on another member; SOURCE members are asked one by one in
+//! parallel by the caller (see [`member_stream`]).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rand::seq::SliceRandom;
+use tracing::debug;
+
+use super::metrics::{
+    CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL,
+    PARTIAL_RESPONSES_TOTAL, STORE_ERRORS_TOTAL, STORE_REQUESTS_TOTAL,
+};
+use crate::actors::registry::{GroupTarget, MemberTarget};
+use crate::actors::store_peer::InFlight;
+use crate::actors::Health;
+use crate::model::Labels;
+use crate::store::{PartialResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
+
+/// When a STORE or QUERY group gets its second request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HedgeMode {
+    /// Ask two members at once and keep the first to answer.
+    Race,
+    /// Ask one; ask a second when the first has not answered within the
+    /// group's 90th-percentile latency (bounded).
+    Adaptive,
+    /// Ask one; another only when it fails.
+    Off,
+}
+
+impl std::str::FromStr for HedgeMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "race" => Ok(HedgeMode::Race),
+            "adaptive" => Ok(HedgeMode::Adaptive),
+            "off" => Ok(HedgeMode::Off),
+            o => Err(format!(
+                "unknown hedge mode {o:?}: expected race, adaptive or off"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub hedge: HedgeMode,
+    /// Longest wait for any one frame of a store's answer; zero disables.
+    pub response_timeout: Duration,
+    pub hedge_min_delay: Duration,
+    pub hedge_max_delay: Duration,
+    pub hedge_quantile: f64,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            hedge: HedgeMode::Adaptive,
+            response_timeout: Duration::from_secs(30),
+            hedge_min_delay: Duration::from_millis(5),
+            hedge_max_delay: Duration::from_secs(1),
+            hedge_quantile: 0.9,
+        }
+    }
+}
+
+/// Whether a member is worth asking before the others.
+fn usable(m: &MemberTarget) -> bool {
+    m.health != Health::Unhealthy
+}
+
+/// The order to ask members in: two picked at random among the usable ones
+/// (power of two choices), the less loaded of the two first, then the rest
+/// in random order, unusable members last.
+pub fn pick_order(members: &[MemberTarget]) -> Vec<usize> {
+    let mut rng = rand::rng();
+    let (mut good, mut bad): (Vec<usize>, Vec<usize>) =
+        (0..members.len()).partition(|&i| usable(&members[i]));
+    good.shuffle(&mut rng);
+    bad.shuffle(&mut rng);
+    if good.len() >= 2 {
+        let load = |i: usize| (members[i].stats.in_flight(), members[i].stats.latency());
+        if load(good[1]) < load(good[0]) {
+            good.swap(0, 1);
+        }
+    }
+    good.extend(bad);
+    good
+}
+
+fn with_timeout(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// Waits for the next frame, bounded by the response timeout.
+async fn next_frame(
+    stream: &mut SeriesStream,
+    timeout: Option<Duration>,
+    peer: &str,
+) -> Option<Result<SeriesFrame, StoreError>> {
+    match timeout {
+        None => stream.next().await,
+        Some(t) => match tokio::time::timeout(t, stream.next()).await {
+            Ok(item) => item,
+            Err(_) => Some(Err(StoreError::Timeout {
+                peer: peer.to_string(),
+                message: format!("no frame within --store.response-timeout={t:?}"),
+            })),
+        },
+    }
+}
+
+/// A member's answer once its first frame arrived (or it ended empty).
+struct Opened {
+    member: usize,
+    stream: SeriesStream,
+    first: Option<SeriesFrame>,
+    hedge: bool,
+    /// Counts the request in flight until the answer is dropped.
+    _in_flight: InFlight,
+}
+
+type Attempt = BoxFuture<'static, (usize, bool, Result<Opened, StoreError>)>;
+
+fn open(
+    member: &MemberTarget,
+    idx: usize,
+    hedge: bool,
+    req: SeriesRequest,
+    timeout: Option<Duration>,
+) -> Attempt {
+    let client = member.client.clone();
+    let stats = member.stats.clone();
+    let peer = member.endpoint.clone();
+    async move {
+        let in_flight = stats.begin();
+        let start = Instant::now();
+        let result: Result<(SeriesStream, Option<SeriesFrame>), StoreError> = async {
+            let mut stream = match timeout {
+                None => client.series(req).await?,
+                Some(t) => tokio::time::timeout(t, client.series(req))
+                    .await
+                    .map_err(|_| StoreError::Timeout {
+                        peer: peer.clone(),
+                        message: format!("no answer within --store.response-timeout={t:?}"),
+                    })??,
+            };
+            let first = match next_frame(&mut stream, timeout, &peer).await {
+                None => None,
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => return Err(e),
+            };
+            Ok((stream, first))
+        }
+        .await;
+        let result = result.map(|(stream, first)| {
+            in_flight.answered(start.elapsed());
+            Opened {
+                member: idx,
+                stream,
+                first,
+                hedge,
+                _in_flight: in_flight,
+            }
+        });
+        (idx, hedge, result)
+    }
+    .boxed()
+}
+
+fn describe_failure(m: &MemberTarget, e: &StoreError) -> String {
+    metrics::counter!(STORE_ERRORS_TOTAL, "code" => e.code().as_str()).increment(1);
+    let e = e.to_string();
+    if e.contains(&m.endpoint) {
+        e
+    } else {
+        format!("{}: {e}", m.endpoint)
+    }
+}
+
+/// The answer of a STORE or QUERY group: one member at a time, hedged, and
+/// resumed on another member after a failure or stall by skipping every
+/// series up to the last one already passed on (answers are sorted, and
+/// members hold the same data).
+pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) -> SeriesStream {
+    let timeout = with_timeout(cfg.response_timeout);
+    let policy = req.partial_response;
+    let peer_type = group.peer_type.as_str();
+    Box::pin(async_stream::stream! {
+        let mut queue: VecDeque<usize> = pick_order(&group.members).into();
+        let mut failures: Vec<String> = Vec::new();
+        let mut last: Option<Labels> = None;
+        let started = Instant::now();
+        let mut first_frame_seen = false;
+        let mut resumed = false;
+        loop {
+            // Get a member whose answer has started.
+            let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
+            let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
+            for n in 0..initial {
+                if let Some(i) = queue.pop_front() {
+                    let role = if resumed { "fallback" } else if n == 0 { "primary" } else { "hedge" };
+                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role).increment(1);
+                    if n > 0 {
+                        metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                    }
+                    inflight.push(open(&group.members[i], i, n > 0, req.clone(), timeout));
+                }
+            }
+            let hedge_delay = match cfg.hedge {
+                HedgeMode::Adaptive => group
+                    .latency
+                    .quantile(cfg.hedge_quantile, 20)
+                    .unwrap_or(cfg.hedge_max_delay)
+                    .clamp(cfg.hedge_min_delay, cfg.hedge_max_delay),
+                _ => Duration::MAX,
+            };
+            let hedge_timer = tokio::time::sleep(hedge_delay.min(Duration::from_secs(86_400)));
+            tokio::pin!(hedge_timer);
+            let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
+            let opened = loop {
+                if inflight.is_empty() {
+                    match queue.pop_front() {
+                        Some(i) => {
+                            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
+                            metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                            inflight.push(open(&group.members[i], i, false, req.clone(), timeout));
+                        }
+                        None => break None,
+                    }
+                }
+                tokio::select! {
+                    Some((i, _hedge, result)) = inflight.next() => match result {
+                        Ok(o) => break Some(o),
+                        Err(e) => {
+                            debug!(group = %group.key, endpoint = %group.members[i].endpoint, error = %e, "group member failed");
+                            failures.push(describe_failure(&group.members[i], &e));
+                        }
+                    },
+                    _ = &mut hedge_timer, if hedge_armed => {
+                        hedge_armed = false;
+                        if let Some(i) = queue.pop_front() {
+                            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
+                            metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                            inflight.push(open(&group.members[i], i, true, req.clone(), timeout));
+                        }
+                    }
+                }
+            };
+            let canceled = inflight.len() as u64;
+            if canceled > 0 {
+                metrics::counter!(CANCELED_TOTAL).increment(canceled);
+            }
+            drop(inflight);
+            let Some(Opened { member, mut stream, first, hedge, _in_flight }) = opened else {
+                let message = format!(
+                    "store group {} ({}): no member answered: {}",
+                    group.key, peer_type, failures.join("; ")
+                );
+                match policy {
+                    PartialResponse::Warn => {
+                        metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "warning").increment(1);
+                        yield Ok(SeriesFrame::Warning(message));
+                    }
+                    PartialResponse::Abort => {
+                        metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "error").increment(1);
+                        yield Err(StoreError::Unavailable { peer: group.key.to_string(), message });
+                    }
+                }
+                return;
+            };
+            if hedge {
+                metrics::counter!(HEDGES_TOTAL, "outcome" => "won").increment(1);
+            }
+            if !first_frame_seen {
+                first_frame_seen = true;
+                let took = started.elapsed();
+                group.latency.observe(took);
+                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type).record(took.as_secs_f64());
+            }
+            let endpoint = group.members[member].endpoint.clone();
+            let mut pending = first;
+            let failed = loop {
+                let item = match pending.take() {
+                    Some(f) => Some(Ok(f)),
+                    None => next_frame(&mut stream, timeout, &endpoint).await,
+                };
+                match item {
+                    None => break None,
+                    Some(Ok(SeriesFrame::Series(s))) => {
+                        // After a resume, skip what was already passed on.
+                        if last.as_ref().is_some_and(|l| s.labels <= *l) {
+                            continue;
+                        }
+                        last = Some(s.labels.clone());
+                        yield Ok(SeriesFrame::Series(s));
+                    }
+                    Some(Ok(SeriesFrame::Warning(w))) => yield Ok(SeriesFrame::Warning(w)),
+                    Some(Err(e)) => break Some(e),
+                }
+            };
+            match failed {
+                None => return,
+                Some(e) => {
+                    debug!(group = %group.key, endpoint = %endpoint, error = %e, "answer broke off; resuming on another member");
+                    failures.push(describe_failure(&group.members[member], &e));
+                    resumed = true;
+                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                }
+            }
+        }
+    })
+}
+
+/// One SOURCE member's answer. Its failure, before or during the answer,
+/// becomes a warning naming the member and the group (or an error when
+/// partial responses are off).
+pub fn member_stream(
+    group: &GroupTarget,
+    member: MemberTarget,
+    req: SeriesRequest,
+    cfg: &RouteConfig,
+) -> SeriesStream {
+    let timeout = with_timeout(cfg.response_timeout);
+    let policy = req.partial_response;
+    let key = group.key.to_string();
+    let latency = group.latency.clone();
+    let peer_type = group.peer_type.as_str();
+    Box::pin(async_stream::stream! {
+        metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "primary").increment(1);
+        let started = Instant::now();
+        let result = open(&member, 0, false, req, timeout).await.2;
+        let (mut stream, first) = match result {
+            Ok(o) => {
+                let took = started.elapsed();
+                latency.observe(took);
+                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type).record(took.as_secs_f64());
+                (o.stream, o.first)
+            }
+            Err(e) => {
+                let why = describe_failure(&member, &e);
+                yield partial(policy, &member.endpoint, format!("store {why} (group {key}); its data is missing"));
+                return;
+            }
+        };
+        let mut pending = first;
+        let mut sent = 0u64;
+        loop {
+            let item = match pending.take() {
+                Some(f) => Some(Ok(f)),
+                None => next_frame(&mut stream, timeout, &member.endpoint).await,
+            };
+            match item {
+                None => return,
+                Some(Ok(f)) => {
+                    sent += u64::from(matches!(f, SeriesFrame::Series(_)));
+                    yield Ok(f);
+                }
+                Some(Err(e)) => {
+                    let why = describe_failure(&member, &e);
+                    yield partial(policy, &member.endpoint, format!(
+                        "store {why} (group {key}) after {sent} series; the rest of its data is missing"
+                    ));
+                    return;
+                }
+            }
+        }
+    })
+}
+
+fn partial(
+    policy: PartialResponse,
+    peer: &str,
+    message: String,
+) -> Result<SeriesFrame, StoreError> {
+    match policy {
+        PartialResponse::Warn => {
+            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "warning").increment(1);
+            Ok(SeriesFrame::Warning(message))
+        }
+        PartialResponse::Abort => {
+            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "error").increment(1);
+            Err(StoreError::Unavailable {
+                peer: peer.to_string(),
+                message,
+            })
+        }
+    }
+}
