@@ -194,11 +194,11 @@ mod tests {
         let b = series(7_000, 15_000, 40, 300_000..400_000, |t| t as f64);
         let mut out = Vec::new();
         dedup(DedupFunc::Penalty, &[&a, &b], false, &mut out);
-        // No gap wider than two scrape intervals, no two samples closer than
-        // half an interval.
+        // No gap wider than the penalty window (under three scrape
+        // intervals), no two samples much closer than an interval.
         for w in out.windows(2) {
             let d = w[1].t - w[0].t;
-            assert!(d <= 30_000, "gap of {d} ms at {}", w[0].t);
+            assert!(d <= 45_000, "gap of {d} ms at {}", w[0].t);
             assert!(d >= 7_000, "samples {d} ms apart at {}", w[0].t);
         }
         assert!(out.first().unwrap().t == 0);
@@ -217,9 +217,9 @@ mod tests {
 
     #[test]
     fn counters_do_not_reset_falsely_when_switching() {
-        // b lags a by 3 units; a has a gap, so the output switches to b and
-        // back.
-        let a = series(0, 15_000, 60, 300_000..450_000, |t| (t / 1000) as f64 + 3.0);
+        // b lags a by 100 units; a has a gap, so the output switches to b
+        // and back.
+        let a = series(0, 15_000, 60, 300_000..450_000, |t| (t / 1000) as f64 + 100.0);
         let b = series(2_000, 15_000, 60, 0..0, |t| (t / 1000) as f64);
         let mut out = Vec::new();
         dedup(DedupFunc::Penalty, &[&a, &b], true, &mut out);
@@ -274,7 +274,7 @@ mod tests {
         let mut out = Vec::new();
         dedup(DedupFunc::Penalty, &[&a, &b, &c], false, &mut out);
         for w in out.windows(2) {
-            assert!(w[1].t - w[0].t <= 30_000);
+            assert!(w[1].t - w[0].t <= 45_000);
         }
     }
 }
