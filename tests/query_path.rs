@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,65 +18,13 @@ use skein::model::{Labels, MatchOp, Matcher, Sample, Series};
 use skein::query::merge::decode_series;
 use skein::query::{HedgeMode, Querier, QueryConfig, RouteConfig, SeriesOptions};
 use skein::store::{
-    LabelsRequest, LabelsResponse, MemStore, PeerType, SeriesFrame, SeriesRequest, SeriesStream,
-    Store, StoreError, StoreInfo,
+    Fault, FaultyStore, MemStore, PeerType, SeriesFrame, SeriesRequest, SeriesStream, StoreError,
+    StoreInfo,
 };
 use skein::synthetic::{generate, GeneratorConfig};
 
 const END: i64 = 1_700_000_000_000;
 const HOUR: i64 = 3_600_000;
-
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    None,
-    /// Wait this long before answering Series.
-    Delay(Duration),
-    /// Send this many series, then hang forever.
-    StallAfter(usize),
-    /// Fail Series at once.
-    Fail,
-    /// Send this many series, then fail.
-    FailAfter(usize),
-}
-
-struct FaultyStore {
-    inner: MemStore,
-    fault: Fault,
-}
-
-#[async_trait]
-impl Store for FaultyStore {
-    async fn info(&self) -> Result<StoreInfo, StoreError> {
-        self.inner.info().await
-    }
-
-    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
-        let inner = self.inner.series(req).await?;
-        match self.fault {
-            Fault::None => Ok(inner),
-            Fault::Delay(d) => {
-                tokio::time::sleep(d).await;
-                Ok(inner)
-            }
-            Fault::Fail => Err(StoreError::Unavailable {
-                peer: "faulty".into(),
-                message: "injected failure".into(),
-            }),
-            Fault::StallAfter(n) => Ok(Box::pin(inner.take(n).chain(futures::stream::pending()))),
-            Fault::FailAfter(n) => Ok(Box::pin(inner.take(n).chain(futures::stream::once(
-                async { Err(StoreError::Internal("injected mid-stream failure".into())) },
-            )))),
-        }
-    }
-
-    async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
-        self.inner.label_names(req).await
-    }
-
-    async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
-        self.inner.label_values(req).await
-    }
-}
 
 /// Generated series, sorted as a store sends them.
 fn data(seed: u64, labels: &[(&str, &str)], gaps: Vec<(i64, i64)>) -> Vec<Series> {
@@ -117,10 +64,7 @@ async fn serve(
         component: peer_type.component().into(),
         supports_without_replica_labels: true,
     };
-    let store = FaultyStore {
-        inner: MemStore::new(info, series).unwrap(),
-        fault,
-    };
+    let store = FaultyStore::new(MemStore::new(info, series).unwrap(), fault);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(skein::store::serve(listener, Arc::new(store), stop.clone()));

@@ -74,10 +74,24 @@ impl PeerStats {
     }
 
     /// Counts a request in flight until the guard is dropped, so canceled
-    /// requests are counted out too.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
+    /// requests are counted out too. A request dropped before the peer
+    /// answered is recorded as `elapsed + unanswered_penalty`: the peer was
+    /// at least that slow, and the penalty steers routing away from a peer
+    /// that keeps losing hedges until health checks bring its estimate down.
+    pub fn begin(self: &Arc<Self>, unanswered_penalty: Duration) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.clone())
+        InFlight {
+            stats: self.clone(),
+            start: Instant::now(),
+            answered: false,
+            penalty: unanswered_penalty,
+        }
+    }
+
+    /// Routing cost: the latency estimate scaled by the requests in flight.
+    pub fn cost(&self) -> u128 {
+        let latency = self.latency_ewma_us.load(Ordering::Relaxed).max(1);
+        u128::from(latency) * u128::from(self.in_flight() + 1)
     }
 
     /// Folds a sample into the average with weight 1/8.
@@ -96,18 +110,30 @@ impl PeerStats {
 }
 
 /// A request in flight to a peer; see [`PeerStats::begin`].
-pub struct InFlight(Arc<PeerStats>);
+pub struct InFlight {
+    stats: Arc<PeerStats>,
+    start: Instant,
+    answered: bool,
+    penalty: Duration,
+}
 
 impl InFlight {
-    /// Records how long the peer took to answer.
-    pub fn answered(&self, took: Duration) {
-        self.0.observe_latency(took);
+    /// Records that the peer started answering; returns how long it took.
+    pub fn answered(&mut self) -> Duration {
+        let took = self.start.elapsed();
+        self.answered = true;
+        self.stats.observe_latency(took);
+        took
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.answered {
+            self.stats
+                .observe_latency(self.start.elapsed() + self.penalty);
+        }
     }
 }
 

@@ -18,9 +18,11 @@ use super::metrics::{
 };
 use crate::actors::registry::{GroupTarget, MemberTarget};
 use crate::actors::store_peer::InFlight;
+use crate::actors::GroupLatency;
 use crate::actors::Health;
 use crate::model::Labels;
 use crate::store::{PartialResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
+use std::sync::Arc;
 
 /// When a STORE or QUERY group gets its second request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +78,8 @@ fn usable(m: &MemberTarget) -> bool {
 }
 
 /// The order to ask members in: two picked at random among the usable ones
-/// (power of two choices), the less loaded of the two first, then the rest
+/// (power of two choices), the cheaper of the two first (latency estimate
+/// times requests in flight), then the rest
 /// in random order, unusable members last.
 pub fn pick_order(members: &[MemberTarget]) -> Vec<usize> {
     let mut rng = rand::rng();
@@ -84,14 +87,30 @@ pub fn pick_order(members: &[MemberTarget]) -> Vec<usize> {
         (0..members.len()).partition(|&i| usable(&members[i]));
     good.shuffle(&mut rng);
     bad.shuffle(&mut rng);
-    if good.len() >= 2 {
-        let load = |i: usize| (members[i].stats.in_flight(), members[i].stats.latency());
-        if load(good[1]) < load(good[0]) {
-            good.swap(0, 1);
-        }
+    if good.len() >= 2 && members[good[1]].stats.cost() < members[good[0]].stats.cost() {
+        good.swap(0, 1);
     }
     good.extend(bad);
     good
+}
+
+/// How long the adaptive mode waits before asking a second member: the
+/// group's latency quantile once it has seen enough answers; before that,
+/// four times the fastest member's latency estimate (fed by health checks
+/// from the start), so a cold group does not wait the maximum.
+fn adaptive_delay(group: &GroupTarget, cfg: &RouteConfig) -> Duration {
+    let estimate = group.latency.quantile(cfg.hedge_quantile, 10).or_else(|| {
+        group
+            .members
+            .iter()
+            .map(|m| m.stats.latency())
+            .filter(|l| !l.is_zero())
+            .min()
+            .map(|l| l * 4)
+    });
+    estimate
+        .unwrap_or(cfg.hedge_max_delay)
+        .clamp(cfg.hedge_min_delay, cfg.hedge_max_delay)
 }
 
 fn with_timeout(d: Duration) -> Option<Duration> {
@@ -134,13 +153,14 @@ fn open(
     hedge: bool,
     req: SeriesRequest,
     timeout: Option<Duration>,
+    latency: Arc<GroupLatency>,
+    penalty: Duration,
 ) -> Attempt {
     let client = member.client.clone();
     let stats = member.stats.clone();
     let peer = member.endpoint.clone();
     async move {
-        let in_flight = stats.begin();
-        let start = Instant::now();
+        let mut in_flight = stats.begin(penalty);
         let result: Result<(SeriesStream, Option<SeriesFrame>), StoreError> = async {
             let mut stream = match timeout {
                 None => client.series(req).await?,
@@ -160,7 +180,10 @@ fn open(
         }
         .await;
         let result = result.map(|(stream, first)| {
-            in_flight.answered(start.elapsed());
+            // Each member's own time to answer feeds the group's latency
+            // quantiles; requests that never answer are left out, so a
+            // stalled member cannot raise the hedge delay.
+            latency.observe(in_flight.answered());
             Opened {
                 member: idx,
                 stream,
@@ -210,15 +233,11 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                     if n > 0 {
                         metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
                     }
-                    inflight.push(open(&group.members[i], i, n > 0, req.clone(), timeout));
+                    inflight.push(open(&group.members[i], i, n > 0, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
                 }
             }
             let hedge_delay = match cfg.hedge {
-                HedgeMode::Adaptive => group
-                    .latency
-                    .quantile(cfg.hedge_quantile, 20)
-                    .unwrap_or(cfg.hedge_max_delay)
-                    .clamp(cfg.hedge_min_delay, cfg.hedge_max_delay),
+                HedgeMode::Adaptive => adaptive_delay(&group, &cfg),
                 _ => Duration::MAX,
             };
             let hedge_timer = tokio::time::sleep(hedge_delay.min(Duration::from_secs(86_400)));
@@ -230,7 +249,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                         Some(i) => {
                             metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
                             metrics::counter!(FALLBACKS_TOTAL).increment(1);
-                            inflight.push(open(&group.members[i], i, false, req.clone(), timeout));
+                            inflight.push(open(&group.members[i], i, false, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
                         }
                         None => break None,
                     }
@@ -248,7 +267,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                         if let Some(i) = queue.pop_front() {
                             metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
                             metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                            inflight.push(open(&group.members[i], i, true, req.clone(), timeout));
+                            inflight.push(open(&group.members[i], i, true, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
                         }
                     }
                 }
@@ -280,9 +299,8 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
             }
             if !first_frame_seen {
                 first_frame_seen = true;
-                let took = started.elapsed();
-                group.latency.observe(took);
-                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type).record(took.as_secs_f64());
+                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type)
+                    .record(started.elapsed().as_secs_f64());
             }
             let endpoint = group.members[member].endpoint.clone();
             let mut pending = first;
@@ -331,17 +349,17 @@ pub fn member_stream(
     let policy = req.partial_response;
     let key = group.key.to_string();
     let latency = group.latency.clone();
+    let penalty = cfg.hedge_max_delay;
     let peer_type = group.peer_type.as_str();
     Box::pin(async_stream::stream! {
         metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "primary").increment(1);
         let started = Instant::now();
-        let result = open(&member, 0, false, req, timeout).await.2;
-        let (mut stream, first) = match result {
+        let result = open(&member, 0, false, req, timeout, latency, penalty).await.2;
+        let (mut stream, first, _in_flight) = match result {
             Ok(o) => {
-                let took = started.elapsed();
-                latency.observe(took);
-                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type).record(took.as_secs_f64());
-                (o.stream, o.first)
+                metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type)
+                    .record(started.elapsed().as_secs_f64());
+                (o.stream, o.first, o._in_flight)
             }
             Err(e) => {
                 let why = describe_failure(&member, &e);

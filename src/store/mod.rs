@@ -4,6 +4,7 @@
 
 mod client;
 mod error;
+pub mod faulty;
 mod mem;
 pub mod metrics;
 mod server;
@@ -16,6 +17,7 @@ use futures::Stream;
 
 pub use client::{ClientConfig, RemoteStore};
 pub use error::StoreError;
+pub use faulty::{Fault, FaultyStore};
 pub use mem::MemStore;
 pub use server::{serve, StoreService};
 
