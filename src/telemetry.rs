@@ -49,6 +49,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::store::metrics::describe();
         crate::cluster::metrics::describe();
         crate::actors::metrics::describe();
+        crate::query::metrics::describe();
         handle
     })
 }

@@ -508,3 +508,64 @@ async fn counters_show_no_false_reset_across_a_replica_switch() {
     stop.cancel();
     let _ = &s.registry;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_endpoint_that_is_down_counts_as_failed() {
+    let stop = CancellationToken::new();
+    let labels = [("region", "eu")];
+    let up = serve(
+        data(6, &labels, vec![]),
+        &labels,
+        PeerType::Store,
+        "a",
+        Fault::None,
+        &stop,
+    )
+    .await;
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut rc = RegistryConfig::for_test();
+    rc.endpoints = vec![up];
+    rc.strict_endpoints = vec![down.clone()];
+    let rt = tokio::runtime::Handle::current();
+    let (system, registry) =
+        ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
+    let q = Querier::new(
+        registry.clone(),
+        system.arbiter(),
+        QueryConfig {
+            route: route(HedgeMode::Adaptive, Duration::from_secs(1)),
+            ..Default::default()
+        },
+    );
+    let start = Instant::now();
+    while !registry.send(GetRegistry).await.unwrap().first_round_done {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (got, warnings, err) = collect(
+        q.series_with(all(), q.options(Some(false), None, Some(true)))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(err.is_none());
+    assert!(!got.is_empty(), "the healthy store's data");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&down),
+        "names the strict endpoint: {}",
+        warnings[0]
+    );
+    let (_, _, err) = collect(
+        q.series_with(all(), q.options(Some(false), None, Some(false)))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(err.is_some_and(|e| e.to_string().contains(&down)));
+    stop.cancel();
+    drop(system);
+}
