@@ -156,6 +156,7 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
             range_ms,
             func,
             without_replica_labels: r.without_replica_labels,
+            hops: 0,
         })
     }
 }
@@ -205,6 +206,7 @@ pub fn labels_request_from_pb(
         matchers: matchers_from_pb(matchers)?,
         partial_response: partial_from_pb(disabled, strategy)?,
         limit: non_negative(limit, "limit")?,
+        hops: 0,
     })
 }
 
@@ -519,6 +521,7 @@ mod tests {
             range_ms: 60_000,
             func: "rate".into(),
             without_replica_labels: vec!["replica".into()],
+            hops: 0,
         };
         let back = SeriesRequest::try_from(pb::SeriesRequest::from(&req)).unwrap();
         assert_eq!(back, req);

@@ -569,3 +569,54 @@ async fn a_strict_endpoint_that_is_down_counts_as_failed() {
     stop.cancel();
     drop(system);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queriers_that_ask_each_other_stop_at_the_hop_limit() {
+    // Two queriers, each configured with the other as an --endpoint; the
+    // first also has a real store, so both have data to ask each other for.
+    let la = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let lb = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let aa = la.local_addr().unwrap().to_string();
+    let ab = lb.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    let labels = [("region", "eu")];
+    let real = serve(
+        data(8, &labels, vec![]),
+        &labels,
+        PeerType::Store,
+        "s",
+        Fault::None,
+        &stop,
+    )
+    .await;
+    let mut systems = Vec::new();
+    let mut queriers = Vec::new();
+    for (listener, others) in [(la, vec![ab.clone(), real]), (lb, vec![aa.clone()])] {
+        let mut rc = RegistryConfig::for_test();
+        rc.endpoints = others;
+        let rt = tokio::runtime::Handle::current();
+        let (system, registry) =
+            ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
+        let cfg = QueryConfig {
+            route: route(HedgeMode::Off, Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let q = Querier::new(registry, system.arbiter(), cfg);
+        tokio::spawn(skein::store::serve(
+            listener,
+            Arc::new(q.clone()),
+            stop.clone(),
+        ));
+        systems.push(system);
+        queriers.push(q);
+    }
+    // Info answers travel around the loop within a few health checks.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let start = Instant::now();
+    let opts = queriers[0].options(Some(false), None, Some(false));
+    let (_, _, err) = collect(queriers[0].series_with(all(), opts).await.unwrap()).await;
+    let err = err.expect("a loop is an error");
+    assert!(err.to_string().contains("loop"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    stop.cancel();
+}

@@ -251,6 +251,7 @@ async fn remote_store_selects_by_matchers_and_time() {
             matchers: vec![],
             partial_response: PartialResponse::Warn,
             limit: 0,
+            hops: 0,
         })
         .await
         .unwrap();
@@ -453,6 +454,7 @@ async fn garbage_from_a_peer_is_an_error_not_a_panic() {
         matchers: vec![],
         partial_response: PartialResponse::Warn,
         limit: 0,
+        hops: 0,
     };
     assert!(remote.label_names(req.clone()).await.is_err());
     let err = remote.label_values(req).await.unwrap_err();

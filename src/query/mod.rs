@@ -63,6 +63,19 @@ pub struct SeriesOptions {
     pub counter: bool,
 }
 
+/// Queriers a request may pass through; more means stacked queriers ask
+/// each other in a loop.
+pub const MAX_HOPS: u32 = 8;
+
+fn next_hop(hops: u32) -> Result<u32, StoreError> {
+    if hops >= MAX_HOPS {
+        return Err(StoreError::InvalidArgument(format!(
+            "request passed through {hops} queriers: queriers ask each other in a loop (check --endpoint)"
+        )));
+    }
+    Ok(hops + 1)
+}
+
 /// Functions over counters, for which deduplication keeps values monotonic.
 pub fn is_counter_func(name: &str) -> bool {
     matches!(name, "rate" | "irate" | "increase" | "resets")
@@ -125,6 +138,7 @@ impl Querier {
         } else {
             Vec::new()
         };
+        req.hops = next_hop(req.hops)?;
         let plan = coordinator::plan(
             &self.arbiter,
             self.registry.clone(),
@@ -165,6 +179,8 @@ impl Querier {
     async fn labels(&self, req: LabelsRequest, names: bool) -> Result<LabelsResponse, StoreError> {
         let kind = if names { "label_names" } else { "label_values" };
         let started = Instant::now();
+        let mut req = req;
+        req.hops = next_hop(req.hops)?;
         let selection = self
             .registry
             .send(Select {

@@ -73,8 +73,8 @@ impl RemoteStore {
         &self.addr
     }
 
-    fn unary<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut req = tonic::Request::new(msg);
+    fn unary<T>(&self, msg: T, hops: u32) -> tonic::Request<T> {
+        let mut req = with_hops(tonic::Request::new(msg), hops);
         req.set_timeout(self.request_timeout);
         req
     }
@@ -82,6 +82,15 @@ impl RemoteStore {
     fn err(&self, status: &tonic::Status) -> StoreError {
         StoreError::from_status(&self.addr, status)
     }
+}
+
+fn with_hops<T>(mut req: tonic::Request<T>, hops: u32) -> tonic::Request<T> {
+    if hops > 0 {
+        if let Ok(v) = hops.to_string().parse() {
+            req.metadata_mut().insert(super::HOPS_METADATA, v);
+        }
+    }
+    req
 }
 
 fn labels_response(values: Vec<String>, warnings: Vec<String>) -> LabelsResponse {
@@ -94,12 +103,12 @@ impl Store for RemoteStore {
     /// falls back to `thanos.Store/Info` for peers that predate it.
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         let mut client = self.info.clone();
-        match client.info(self.unary(pb::info::InfoRequest {})).await {
+        match client.info(self.unary(pb::info::InfoRequest {}, 0)).await {
             Ok(resp) => proto::info_from_info_pb(resp.into_inner(), &self.addr),
             Err(status) if status.code() == Code::Unimplemented => {
                 let mut client = self.store.clone();
                 let resp = client
-                    .info(self.unary(pb::InfoRequest {}))
+                    .info(self.unary(pb::InfoRequest {}, 0))
                     .await
                     .map_err(|s| self.err(&s))?;
                 proto::info_from_store_pb(resp.into_inner(), &self.addr)
@@ -111,7 +120,10 @@ impl Store for RemoteStore {
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
         let mut client = self.store.clone();
         let stream = client
-            .series(pb::SeriesRequest::from(&req))
+            .series(with_hops(
+                tonic::Request::new(pb::SeriesRequest::from(&req)),
+                req.hops,
+            ))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
@@ -142,7 +154,7 @@ impl Store for RemoteStore {
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_names(self.unary(proto::label_names_request_to_pb(&req)))
+            .label_names(self.unary(proto::label_names_request_to_pb(&req), req.hops))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
@@ -152,7 +164,7 @@ impl Store for RemoteStore {
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_values(self.unary(proto::label_values_request_to_pb(&req)))
+            .label_values(self.unary(proto::label_values_request_to_pb(&req), req.hops))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();

@@ -128,6 +128,9 @@ pub struct SeriesRequest {
     /// External labels to leave out of the answer, which is then sorted
     /// without them (so replicas can be deduplicated while streaming).
     pub without_replica_labels: Vec<String>,
+    /// Queriers the request already passed through (gRPC metadata
+    /// `skein-hops`), to stop loops between stacked queriers.
+    pub hops: u32,
 }
 
 impl SeriesRequest {
@@ -143,6 +146,7 @@ impl SeriesRequest {
             range_ms: 0,
             func: String::new(),
             without_replica_labels: Vec::new(),
+            hops: 0,
         }
     }
 }
@@ -157,7 +161,12 @@ pub struct LabelsRequest {
     pub partial_response: PartialResponse,
     /// At most this many values; 0 for no limit.
     pub limit: usize,
+    /// Queriers the request already passed through.
+    pub hops: u32,
 }
+
+/// The gRPC metadata key that carries [`SeriesRequest::hops`].
+pub const HOPS_METADATA: &str = "skein-hops";
 
 /// Sorted, unique names or values, plus warnings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
 use super::metrics::{RequestTimer, CHUNKS_SENT_TOTAL, SERIES_SENT_TOTAL};
-use super::{SeriesFrame, SeriesRequest, Store, StoreError};
+use super::{LabelsRequest, SeriesFrame, SeriesRequest, Store, StoreError};
 use crate::proto::thanos::info::info_server::{Info, InfoServer};
 use crate::proto::thanos::store_server::StoreServer;
 use crate::proto::{self, thanos as pb};
@@ -37,6 +37,16 @@ impl StoreService {
         timer.finish(r.as_ref().map(|_| ()).map_err(StoreError::code));
         r.map_err(Status::from)
     }
+}
+
+/// The hop count a caller sent; absent or unreadable counts as 0.
+fn hops<T>(request: &Request<T>) -> u32 {
+    request
+        .metadata()
+        .get(super::HOPS_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::SeriesResponse, Status>> + Send>>;
@@ -65,8 +75,9 @@ impl pb::store_server::Store for StoreService {
         request: Request<pb::SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let mut timer = RequestTimer::start("series");
+        let hops = hops(&request);
         let req = match SeriesRequest::try_from(request.into_inner()) {
-            Ok(r) => r,
+            Ok(r) => SeriesRequest { hops, ..r },
             Err(e) => {
                 timer.finish(Err(e.code()));
                 return Err(e.into());
@@ -119,6 +130,7 @@ impl pb::store_server::Store for StoreService {
         request: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::LabelNamesResponse>, Status> {
         let mut timer = RequestTimer::start("label_names");
+        let hops = hops(&request);
         let r = request.into_inner();
         let result = match proto::labels_request_from_pb(
             String::new(),
@@ -129,7 +141,7 @@ impl pb::store_server::Store for StoreService {
             r.matchers,
             r.limit,
         ) {
-            Ok(req) => self.store.label_names(req).await,
+            Ok(req) => self.store.label_names(LabelsRequest { hops, ..req }).await,
             Err(e) => Err(e),
         };
         timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
@@ -146,6 +158,7 @@ impl pb::store_server::Store for StoreService {
         request: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::LabelValuesResponse>, Status> {
         let mut timer = RequestTimer::start("label_values");
+        let hops = hops(&request);
         let r = request.into_inner();
         let result = if r.label.is_empty() {
             Err(StoreError::InvalidArgument("label name is empty".into()))
@@ -159,7 +172,7 @@ impl pb::store_server::Store for StoreService {
                 r.matchers,
                 r.limit,
             ) {
-                Ok(req) => self.store.label_values(req).await,
+                Ok(req) => self.store.label_values(LabelsRequest { hops, ..req }).await,
                 Err(e) => Err(e),
             }
         };
