@@ -2,11 +2,13 @@
 //! `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const FILES: [&str; 4] = [
+    const FILES: [&str; 6] = [
         "proto/thanos/labels.proto",
         "proto/thanos/types.proto",
         "proto/thanos/rpc.proto",
         "proto/thanos/info.proto",
+        "proto/prometheus/types.proto",
+        "proto/prometheus/remote.proto",
     ];
     for file in FILES {
         println!("cargo:rerun-if-changed={file}");
@@ -16,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".thanos.Chunk.data")
+        .bytes(".prometheus.Chunk.data")
         .compile_fds(descriptors)?;
     Ok(())
 }

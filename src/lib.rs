@@ -9,6 +9,7 @@ pub mod model;
 pub mod proto;
 pub mod querier;
 pub mod query;
+pub mod sidecar;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;

@@ -2,6 +2,12 @@
 //! that come from a peer are untrusted: every conversion from the wire checks
 //! what it reads and fails with an error, never a panic.
 
+/// Prometheus' remote-read messages.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod prometheus {
+    tonic::include_proto!("prometheus");
+}
+
 #[allow(clippy::all, clippy::pedantic)]
 pub mod thanos {
     tonic::include_proto!("thanos");
