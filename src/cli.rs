@@ -50,9 +50,70 @@ pub enum Command {
     /// Run a querier: joins the cluster, tracks every store's health and
     /// groups, and serves the cluster views over HTTP.
     Query(QueryArgs),
+    /// Serve a Prometheus over the Store API (remote read) and announce it
+    /// in the cluster as a SOURCE.
+    Sidecar(SidecarArgs),
     /// Serve generated series (counters, gauges, histograms) over the Store
     /// API from memory.
     Synthetic(SyntheticArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SidecarArgs {
+    /// Base URL of the Prometheus to serve.
+    #[arg(
+        long = "prometheus.url",
+        env = "SKEIN_PROMETHEUS_URL",
+        default_value = "http://localhost:9090"
+    )]
+    pub prometheus_url: String,
+
+    /// How often Prometheus' readiness, external labels and retention are
+    /// read again.
+    #[arg(long = "prometheus.refresh-interval", env = "SKEIN_PROMETHEUS_REFRESH_INTERVAL",
+          default_value = "30s", value_parser = parse_positive_duration)]
+    pub refresh_interval: Duration,
+
+    /// Deadline for Prometheus' HTTP API and for connecting to it.
+    #[arg(long = "prometheus.timeout", env = "SKEIN_PROMETHEUS_TIMEOUT",
+          default_value = "10s", value_parser = parse_positive_duration)]
+    pub prometheus_timeout: Duration,
+
+    /// Address the Store API (gRPC) listens on.
+    #[arg(
+        long = "grpc-address",
+        env = "SKEIN_GRPC_ADDRESS",
+        default_value = "0.0.0.0:10901"
+    )]
+    pub grpc_address: String,
+
+    /// Address the HTTP server (health, readiness, metrics) listens on.
+    #[arg(
+        long = "http-address",
+        env = "SKEIN_HTTP_ADDRESS",
+        default_value = "0.0.0.0:10902"
+    )]
+    pub http_address: String,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+impl SidecarArgs {
+    pub fn into_config(self) -> anyhow::Result<crate::sidecar::SidecarConfig> {
+        let url = self.prometheus_url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("invalid --prometheus.url {url:?}: expected http://host:port");
+        }
+        Ok(crate::sidecar::SidecarConfig {
+            prometheus_url: url,
+            grpc_address: self.grpc_address,
+            http_address: self.http_address,
+            cluster: self.cluster.to_config(),
+            refresh_interval: self.refresh_interval,
+            prometheus_timeout: self.prometheus_timeout,
+        })
+    }
 }
 
 /// Gossip flags, shared by every component.

@@ -17,6 +17,9 @@ fn main() -> anyhow::Result<()> {
             Command::Query(args) => {
                 skein::querier::run(args.into_config()?, shutdown, |_| {}).await
             }
+            Command::Sidecar(args) => {
+                skein::sidecar::run(args.into_config()?, shutdown, |_| {}).await
+            }
             Command::Synthetic(args) => {
                 skein::synthetic::run(args.into_config()?, shutdown, |_| {}).await
             }

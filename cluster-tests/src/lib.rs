@@ -182,3 +182,66 @@ pub fn wait_for(
     }
     bail!("timed out after {deadline:?} waiting for {what}")
 }
+
+/// Any child process, killed when dropped.
+pub struct Spawned(pub std::process::Child);
+
+impl Spawned {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A binary on PATH. Without it the caller skips its test, unless
+/// SKEIN_REQUIRE_PROMETHEUS=1 (CI installs Prometheus and sets it).
+pub fn require_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let found = std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var("SKEIN_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
+            panic!("{name} is not on PATH but SKEIN_REQUIRE_PROMETHEUS=1");
+        }
+        eprintln!("skipping: {name} is not on PATH");
+    }
+    found
+}
+
+/// Starts Prometheus on `addr` with `external_labels`, scraping `target`
+/// every second, with its data in `dir`.
+pub fn start_prometheus(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    addr: &str,
+    replica: &str,
+    target: SocketAddr,
+) -> anyhow::Result<Spawned> {
+    std::fs::create_dir_all(dir)?;
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    replica: {replica}\n\
+             scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )?;
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    Ok(Spawned(child))
+}

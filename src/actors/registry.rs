@@ -75,6 +75,9 @@ pub struct MemberTarget {
     pub last_error: Option<String>,
     /// Whether its Series honours `without_replica_labels`.
     pub supports_without_replica_labels: bool,
+    /// False while its gossip advert says it is not ready (starting,
+    /// stopping, or its source is down).
+    pub ready: bool,
 }
 
 /// A group the query must ask, with the members that can answer.
@@ -495,6 +498,7 @@ impl Handler<Select> for StoreRegistry {
                         .info
                         .as_ref()
                         .is_some_and(|i| i.supports_without_replica_labels),
+                    ready: e.snapshot.advert.as_ref().is_none_or(|a| a.ready),
                 });
             }
             if members.is_empty() {

@@ -1,6 +1,8 @@
 //! The `Membership` actor: turns chitchat's live-node snapshots into a
-//! stream of changes over *ready* members, and replays the current set to
-//! every new subscriber.
+//! stream of changes over members, and replays the current set to every new
+//! subscriber. A node becomes a member when it first says it is ready; it
+//! stays one (with `ready: false` in its advert) while it is alive but not
+//! ready, and leaves when gossip declares it dead or gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -146,7 +148,12 @@ impl Membership {
                         .entry((advert.peer_type.as_str(), state_label))
                         .or_default() += 1.0;
                     nodes.push(view(id, is_self, Some(&advert), None));
-                    if advert.ready {
+                    // A member that was ready and is alive but no longer
+                    // ready (its Prometheus went down, it is stopping) stays
+                    // a member, marked not ready: queries must report its
+                    // missing data instead of silently skipping it.
+                    let was_member = self.members.contains_key(&id.node_id);
+                    if advert.ready || was_member {
                         ready.insert(
                             id.node_id.clone(),
                             Member {

@@ -74,7 +74,7 @@ impl Default for RouteConfig {
 
 /// Whether a member is worth asking before the others.
 fn usable(m: &MemberTarget) -> bool {
-    m.health != Health::Unhealthy
+    m.health != Health::Unhealthy && m.ready
 }
 
 /// The order to ask members in: two picked at random among the usable ones

@@ -1,6 +1,188 @@
-//! Serving a real Prometheus over the Store API. So far: the remote-read
-//! client that streams Prometheus' own XOR chunks (see [`remote_read`]);
-//! the `skein sidecar` role (external labels, readiness, gossip) builds on
-//! it.
+//! `skein sidecar`: serves a real Prometheus over the Store API and
+//! announces it in gossip as a SOURCE. Series come from remote read with
+//! Prometheus' own XOR chunks (see [`remote_read`]), external labels from
+//! Prometheus' configuration, readiness from Prometheus' own.
 
+pub mod prom_api;
 pub mod remote_read;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, Readiness};
+use crate::cluster::{advertised, Cluster, ClusterConfig, NodeAdvert};
+use crate::model::time::{now_ms, MAX_TIME, MIN_TIME};
+use crate::store::{PeerType, Store};
+pub use store::{PromState, PrometheusStore};
+
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    pub prometheus_url: String,
+    pub grpc_address: String,
+    pub http_address: String,
+    pub cluster: Option<ClusterConfig>,
+    /// How often Prometheus' readiness, external labels and retention are
+    /// read again.
+    pub refresh_interval: Duration,
+    pub prometheus_timeout: Duration,
+}
+
+/// Addresses a running sidecar listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub grpc: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+}
+
+/// Reads Prometheus' state once. A Prometheus without external labels is a
+/// configuration error: its replicas could not be told apart.
+async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {
+    if !store.api().ready().await {
+        return Err((false, format!("{} is not ready", store.api().base())));
+    }
+    let labels = store
+        .api()
+        .external_labels()
+        .await
+        .map_err(|e| (false, e.to_string()))?;
+    if labels.is_empty() {
+        return Err((
+            true,
+            format!(
+                "prometheus at {} has no external labels; set global.external_labels (e.g. replica) so its data can be told apart",
+                store.api().base()
+            ),
+        ));
+    }
+    let retention = store
+        .api()
+        .retention()
+        .await
+        .map_err(|e| (false, e.to_string()))?;
+    let min_time = match retention {
+        Some(r) => now_ms().saturating_sub(i64::try_from(r.as_millis()).unwrap_or(i64::MAX)),
+        None => MIN_TIME,
+    };
+    Ok(PromState {
+        ready: true,
+        external_labels: labels,
+        min_time,
+        last_error: None,
+    })
+}
+
+pub async fn run(
+    cfg: SidecarConfig,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    crate::telemetry::metrics();
+    let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?;
+    let grpc = TcpListener::bind(&cfg.grpc_address)
+        .await
+        .with_context(|| format!("cannot listen on --grpc-address {}", cfg.grpc_address))?;
+    let http = TcpListener::bind(&cfg.http_address)
+        .await
+        .with_context(|| format!("cannot listen on --http-address {}", cfg.http_address))?;
+    let bound = Bound {
+        grpc: grpc.local_addr()?,
+        http: http.local_addr()?,
+    };
+    let readiness = Readiness::default();
+    let http_stop = CancellationToken::new();
+    let http_task = tokio::spawn(api::serve(
+        http,
+        api::base_router(readiness.clone()),
+        http_stop.clone(),
+    ));
+    let grpc_stop = CancellationToken::new();
+    let served: Arc<dyn Store> = Arc::new(store.clone());
+    let grpc_task = tokio::spawn(crate::store::serve(grpc, served, grpc_stop.clone()));
+    info!(grpc = %bound.grpc, http = %bound.http, prometheus = %cfg.prometheus_url, "sidecar started");
+    on_bound(bound);
+
+    let gossip = match &cfg.cluster {
+        Some(c) => {
+            let ip = crate::cluster::advertise_address(c).await?.ip();
+            let advert = NodeAdvert {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                peer_type: PeerType::Source,
+                component: "sidecar".into(),
+                label_sets: vec![],
+                store_group_id: String::new(),
+                grpc_address: advertised(bound.grpc, ip),
+                http_address: advertised(bound.http, ip),
+                min_time: MIN_TIME,
+                max_time: MAX_TIME,
+                ready: false,
+            };
+            Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
+        }
+        None => None,
+    };
+
+    // Follow Prometheus: readiness, external labels, retention.
+    let mut tick = tokio::time::interval(cfg.refresh_interval);
+    let mut last: Option<PromState> = None;
+    let result = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = tick.tick() => {}
+        }
+        let state = match probe(&store).await {
+            Ok(s) => s,
+            Err((true, fatal)) => break Err(anyhow::anyhow!(fatal)),
+            Err((false, e)) => PromState {
+                ready: false,
+                last_error: Some(e),
+                ..store.state()
+            },
+        };
+        if last.as_ref() != Some(&state) {
+            if state.ready {
+                info!(external_labels = %state.external_labels, min_time = state.min_time, "prometheus ready");
+            } else {
+                warn!(
+                    error = state.last_error.as_deref().unwrap_or(""),
+                    "prometheus not ready"
+                );
+            }
+            readiness.set(state.ready);
+            store.set_state(state.clone());
+            if let Some((cluster, advert, _)) = &gossip {
+                let mut a = advert.clone();
+                a.ready = state.ready;
+                a.label_sets = vec![state.external_labels.clone()];
+                a.min_time = state.min_time;
+                cluster.set_advert(&a).await;
+            }
+            last = Some(state);
+        }
+        // Check often until Prometheus is ready, then at the set interval.
+        if !last.as_ref().is_some_and(|s| s.ready) {
+            tick.reset_after(Duration::from_millis(500).min(cfg.refresh_interval));
+        }
+    };
+
+    readiness.set(false);
+    if let Some((cluster, advert, interval)) = &gossip {
+        cluster.leave(advert, *interval * 3).await;
+    }
+    grpc_stop.cancel();
+    http_stop.cancel();
+    grpc_task
+        .await
+        .context("gRPC server task")?
+        .context("gRPC server failed")?;
+    http_task
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server failed")?;
+    result
+}

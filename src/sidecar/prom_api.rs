@@ -1,0 +1,249 @@
+//! The parts of Prometheus' HTTP API the sidecar reads: readiness, the
+//! loaded configuration (for external labels), the retention flag (for the
+//! oldest data) and label names and values.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::{Labels, Matcher};
+use crate::store::StoreError;
+
+#[derive(Clone)]
+pub struct PromApi {
+    base: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    status: String,
+    data: Option<T>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfigData {
+    yaml: String,
+}
+
+#[derive(Deserialize, Default)]
+struct PromConfig {
+    #[serde(default)]
+    global: Global,
+}
+
+#[derive(Deserialize, Default)]
+struct Global {
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+}
+
+/// Prometheus' duration syntax (`15d`, `1y2w`, `90m`); `None` when invalid.
+pub fn parse_prom_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            "ms"
+        } else {
+            match c {
+                'y' => "y",
+                'w' => "w",
+                'd' => "d",
+                'h' => "h",
+                'm' => "m",
+                's' => "s",
+                _ => return None,
+            }
+        };
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let ms = match unit {
+            "y" => 365 * 86_400_000,
+            "w" => 7 * 86_400_000,
+            "d" => 86_400_000,
+            "h" => 3_600_000,
+            "m" => 60_000,
+            "s" => 1_000,
+            _ => 1,
+        };
+        total = total.checked_add(n.checked_mul(ms)?)?;
+        any = true;
+    }
+    (any && num.is_empty()).then(|| Duration::from_millis(total))
+}
+
+impl PromApi {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            timeout,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn unavailable(&self, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable {
+            peer: self.base.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Whether Prometheus answers `/-/ready`.
+    pub async fn ready(&self) -> bool {
+        matches!(
+            self.http.get(format!("{}/-/ready", self.base)).timeout(self.timeout).send().await,
+            Ok(r) if r.status().is_success()
+        )
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T, StoreError> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| self.unavailable(e))?;
+        let env: Envelope<T> = serde_json::from_slice(&body).map_err(|e| {
+            let text: String = String::from_utf8_lossy(&body).chars().take(256).collect();
+            StoreError::protocol(
+                &self.base,
+                format!("{path} answered {status} with an unreadable body ({e}): {text}"),
+            )
+        })?;
+        match (env.status.as_str(), env.data) {
+            ("success", Some(d)) => Ok(d),
+            _ => {
+                let e = env.error.unwrap_or_else(|| format!("status {status}"));
+                Err(if status.is_server_error() {
+                    self.unavailable(format!("{path}: {e}"))
+                } else {
+                    StoreError::protocol(&self.base, format!("{path}: {e}"))
+                })
+            }
+        }
+    }
+
+    /// `global.external_labels` of the loaded configuration.
+    pub async fn external_labels(&self) -> Result<Labels, StoreError> {
+        let cfg: ConfigData = self.get("/api/v1/status/config", &[]).await?;
+        let parsed: PromConfig = serde_yaml_ng::from_str(&cfg.yaml).map_err(|e| {
+            StoreError::protocol(&self.base, format!("unreadable configuration: {e}"))
+        })?;
+        Labels::from_pairs(parsed.global.external_labels)
+            .map_err(|e| StoreError::protocol(&self.base, format!("external labels: {e}")))
+    }
+
+    /// How far back Prometheus keeps data (`--storage.tsdb.retention.time`).
+    pub async fn retention(&self) -> Result<Option<Duration>, StoreError> {
+        let flags: BTreeMap<String, String> = self.get("/api/v1/status/flags", &[]).await?;
+        Ok(flags
+            .get("storage.tsdb.retention.time")
+            .and_then(|v| parse_prom_duration(v))
+            .filter(|d| !d.is_zero()))
+    }
+
+    fn range_query(matchers: &[Matcher], start: i64, end: i64) -> Vec<(String, String)> {
+        let mut q = vec![
+            ("start".to_string(), format!("{:.3}", start as f64 / 1000.0)),
+            ("end".to_string(), format!("{:.3}", end as f64 / 1000.0)),
+        ];
+        if !matchers.is_empty() {
+            let sel: Vec<String> = matchers.iter().map(ToString::to_string).collect();
+            q.push(("match[]".to_string(), format!("{{{}}}", sel.join(","))));
+        }
+        q
+    }
+
+    pub async fn label_names(
+        &self,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.get("/api/v1/labels", &Self::range_query(matchers, start, end))
+            .await
+    }
+
+    pub async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let path = format!("/api/v1/label/{}/values", urlencode(name));
+        self.get(&path, &Self::range_query(matchers, start, end))
+            .await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_durations() {
+        assert_eq!(
+            parse_prom_duration("15d"),
+            Some(Duration::from_secs(15 * 86_400))
+        );
+        assert_eq!(
+            parse_prom_duration("1y2w"),
+            Some(Duration::from_secs((365 + 14) * 86_400))
+        );
+        assert_eq!(parse_prom_duration("90m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(
+            parse_prom_duration("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(parse_prom_duration("15"), None);
+        assert_eq!(parse_prom_duration("d"), None);
+        assert_eq!(parse_prom_duration("1x"), None);
+    }
+
+    #[test]
+    fn external_labels_from_config_yaml() {
+        let yaml = "global:\n  scrape_interval: 15s\n  external_labels:\n    replica: a\n    region: \"eu-1\"\nscrape_configs: []\n";
+        let cfg: PromConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let l = Labels::from_pairs(cfg.global.external_labels).unwrap();
+        assert_eq!(l.to_string(), r#"{region="eu-1", replica="a"}"#);
+        let none: PromConfig = serde_yaml_ng::from_str("global:\n  scrape_interval: 1m\n").unwrap();
+        assert!(none.global.external_labels.is_empty());
+    }
+}

@@ -1,0 +1,326 @@
+//! `PrometheusStore`: a Prometheus served as a Store API. External labels
+//! come from Prometheus' own configuration and are added to every series
+//! (a series' own label wins); matchers on them are answered here and never
+//! sent to Prometheus.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use super::prom_api::PromApi;
+use super::remote_read::RemoteRead;
+use crate::model::time::MAX_TIME;
+use crate::model::{Labels, MatchOp, Matcher, Series};
+use crate::proto::prometheus as prom;
+use crate::store::{
+    LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
+    StoreError, StoreInfo,
+};
+
+/// What the sidecar currently knows about its Prometheus.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromState {
+    pub ready: bool,
+    pub external_labels: Labels,
+    pub min_time: i64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct PrometheusStore {
+    rr: RemoteRead,
+    api: PromApi,
+    state: Arc<RwLock<PromState>>,
+}
+
+impl PrometheusStore {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        Ok(Self {
+            rr: RemoteRead::new(url, timeout)?,
+            api: PromApi::new(url, timeout)?,
+            state: Arc::new(RwLock::new(PromState::default())),
+        })
+    }
+
+    pub fn api(&self) -> &PromApi {
+        &self.api
+    }
+
+    pub fn state(&self) -> PromState {
+        self.state.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn set_state(&self, s: PromState) {
+        if let Ok(mut g) = self.state.write() {
+            *g = s;
+        }
+    }
+
+    fn ready_state(&self) -> Result<PromState, StoreError> {
+        let s = self.state();
+        if !s.ready {
+            return Err(StoreError::Unavailable {
+                peer: self.api.base().to_string(),
+                message: format!(
+                    "prometheus is not ready{}",
+                    s.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            });
+        }
+        Ok(s)
+    }
+}
+
+/// Splits matchers into those Prometheus evaluates and a verdict on the
+/// external labels: `None` when an external label contradicts a matcher.
+fn split_matchers(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
+    let mut rest = Vec::new();
+    for m in matchers {
+        match ext.get(m.name()) {
+            Some(v) if !m.matches(v) => return None,
+            Some(_) => {}
+            None => rest.push(m.clone()),
+        }
+    }
+    if rest.iter().all(Matcher::matches_empty) {
+        // Prometheus wants one matcher that selects something.
+        rest.push(Matcher::new(MatchOp::Regex, "__name__", ".+").ok()?);
+    }
+    Some(rest)
+}
+
+/// Puts external labels on Prometheus' series (remote read usually has
+/// already; a series' own label wins), drops the ones in `strip`, and keeps
+/// the answer sorted. Prometheus sorts by the series' own labels; adding or
+/// removing one label everywhere reorders two series only when one's own
+/// labels are a prefix of the other's, and such series are adjacent, so
+/// each run of series extending the run's first one is re-sorted alone.
+/// Memory: one run, almost always one series.
+fn normalize(input: SeriesStream, ext: Labels, strip: Vec<String>) -> SeriesStream {
+    let ext_names: Vec<String> = ext.iter().map(|l| l.name.clone()).collect();
+    let keep = ext.without(&strip);
+    Box::pin(async_stream::try_stream! {
+        let mut input = input;
+        // The run's first series by its own labels, and the run as it goes out.
+        let mut head: Option<Labels> = None;
+        let mut run: Vec<Series> = Vec::new();
+        while let Some(frame) = input.next().await {
+            match frame? {
+                SeriesFrame::Warning(w) => yield SeriesFrame::Warning(w),
+                SeriesFrame::Series(s) => {
+                    let own = s.labels.without(&ext_names);
+                    let extends_head = head.as_ref().is_some_and(|h| {
+                        h.len() < own.len() && own.as_slice().starts_with(h.as_slice())
+                    });
+                    if !extends_head {
+                        run.sort_by(|a, b| a.labels.cmp(&b.labels));
+                        for out in run.drain(..) {
+                            yield SeriesFrame::Series(out);
+                        }
+                        head = Some(own);
+                    }
+                    let labels = keep.merged_with(&s.labels.without(&strip));
+                    run.push(Series { labels, chunks: s.chunks });
+                }
+            }
+        }
+        run.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for out in run {
+            yield SeriesFrame::Series(out);
+        }
+    })
+}
+
+#[async_trait]
+impl Store for PrometheusStore {
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        let s = self.ready_state()?;
+        Ok(StoreInfo {
+            label_sets: vec![s.external_labels],
+            min_time: s.min_time,
+            max_time: MAX_TIME,
+            peer_type: PeerType::Source,
+            store_group_id: String::new(),
+            component: "sidecar".into(),
+            supports_without_replica_labels: true,
+        })
+    }
+
+    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        crate::store::validate_range(req.min_time, req.max_time)?;
+        let s = self.ready_state()?;
+        let Some(matchers) = split_matchers(&req.matchers, &s.external_labels) else {
+            return Ok(Box::pin(futures::stream::empty()));
+        };
+        let hints = (req.step_ms != 0 || req.range_ms != 0 || !req.func.is_empty()).then(|| {
+            prom::ReadHints {
+                step_ms: req.step_ms,
+                func: req.func.clone(),
+                start_ms: req.min_time,
+                end_ms: req.max_time,
+                range_ms: req.range_ms,
+                ..Default::default()
+            }
+        });
+        let series = self
+            .rr
+            .read(&matchers, req.min_time, req.max_time, hints)
+            .await?;
+        let skip_chunks = req.skip_chunks;
+        let limit = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit
+        };
+        let frames: SeriesStream = Box::pin(
+            series
+                .map(move |r| {
+                    r.map(|mut s| {
+                        if skip_chunks {
+                            s.chunks.clear();
+                        }
+                        SeriesFrame::Series(s)
+                    })
+                })
+                .take(limit),
+        );
+        // Only external labels are replica labels; others stay.
+        let strip: Vec<String> = req
+            .without_replica_labels
+            .iter()
+            .filter(|n| s.external_labels.get(n).is_some())
+            .cloned()
+            .collect();
+        Ok(normalize(frames, s.external_labels, strip))
+    }
+
+    async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        let s = self.ready_state()?;
+        let Some(matchers) = split_matchers(&req.matchers, &s.external_labels) else {
+            return Ok(LabelsResponse::default());
+        };
+        let mut names = self.api.label_names(&matchers, req.start, req.end).await?;
+        names.extend(s.external_labels.iter().map(|l| l.name.clone()));
+        names.sort();
+        names.dedup();
+        if req.limit > 0 {
+            names.truncate(req.limit);
+        }
+        Ok(LabelsResponse {
+            values: names,
+            warnings: vec![],
+        })
+    }
+
+    async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        let s = self.ready_state()?;
+        let Some(matchers) = split_matchers(&req.matchers, &s.external_labels) else {
+            return Ok(LabelsResponse::default());
+        };
+        let mut values = match s.external_labels.get(&req.name) {
+            Some(v) => vec![v.to_string()],
+            None => {
+                self.api
+                    .label_values(&req.name, &matchers, req.start, req.end)
+                    .await?
+            }
+        };
+        if req.limit > 0 {
+            values.truncate(req.limit);
+        }
+        Ok(LabelsResponse {
+            values,
+            warnings: vec![],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn external_labels_keep_the_order() {
+        // {a=1} < {a=1, b=2}, but with replica=r added: {a,b,replica} < {a,replica}.
+        let input: Vec<Labels> = vec![
+            l(&[("a", "1")]),
+            l(&[("a", "1"), ("b", "2")]),
+            l(&[("a", "1"), ("b", "3")]),
+            l(&[("a", "2")]),
+            l(&[("a", "2"), ("z", "1")]),
+        ];
+        let frames: Vec<Result<SeriesFrame, StoreError>> = input
+            .iter()
+            .map(|labels| {
+                Ok(SeriesFrame::Series(Series {
+                    labels: labels.clone(),
+                    chunks: vec![],
+                }))
+            })
+            .collect();
+        let out: Vec<Labels> = normalize(
+            Box::pin(futures::stream::iter(frames)),
+            l(&[("replica", "r")]),
+            vec![],
+        )
+        .map(|f| match f.unwrap() {
+            SeriesFrame::Series(s) => s.labels,
+            SeriesFrame::Warning(_) => unreachable!(),
+        })
+        .collect()
+        .await;
+        assert_eq!(out.len(), 5);
+        assert!(out.windows(2).all(|w| w[0] < w[1]), "{out:?}");
+        assert!(out.iter().all(|x| x.get("replica") == Some("r")));
+
+        // The same series as Prometheus sends them (external label added,
+        // in its order) with the replica label stripped again.
+        let with_ext: Vec<Result<SeriesFrame, StoreError>> = input
+            .iter()
+            .map(|labels| {
+                let labels = l(&[("replica", "r")]).merged_with(labels);
+                Ok(SeriesFrame::Series(Series {
+                    labels,
+                    chunks: vec![],
+                }))
+            })
+            .collect();
+        let out: Vec<Labels> = normalize(
+            Box::pin(futures::stream::iter(with_ext)),
+            l(&[("replica", "r")]),
+            vec!["replica".into()],
+        )
+        .map(|f| match f.unwrap() {
+            SeriesFrame::Series(s) => s.labels,
+            SeriesFrame::Warning(_) => unreachable!(),
+        })
+        .collect()
+        .await;
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn matchers_on_external_labels_are_answered_here() {
+        let ext = l(&[("replica", "a")]);
+        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
+        assert!(split_matchers(&[m(MatchOp::Equal, "replica", "b")], &ext).is_none());
+        let rest = split_matchers(
+            &[
+                m(MatchOp::Equal, "replica", "a"),
+                m(MatchOp::Equal, "job", "x"),
+            ],
+            &ext,
+        )
+        .unwrap();
+        assert_eq!(rest, vec![m(MatchOp::Equal, "job", "x")]);
+        // Nothing left that selects: ask for every series.
+        let rest = split_matchers(&[m(MatchOp::Regex, "replica", "a|b")], &ext).unwrap();
+        assert_eq!(rest[0].name(), "__name__");
+    }
+}
