@@ -1,0 +1,145 @@
+//! The sidecar in front of a Prometheus that misbehaves: garbage from
+//! remote read and HTTP errors become gRPC errors that name the cause; a
+//! Prometheus without external labels is refused at start.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use skein::model::{MatchOp, Matcher};
+use skein::sidecar::{self, SidecarConfig};
+use skein::store::{ClientConfig, RemoteStore, SeriesRequest, Store};
+
+/// A fake Prometheus: ready, with the given external labels, and a remote
+/// read endpoint that answers `read`.
+async fn fake_prometheus(
+    external_labels: &'static str,
+    read: (StatusCode, &'static str, &'static [u8]),
+) -> SocketAddr {
+    let yaml = format!("global:\n  scrape_interval: 15s\n{external_labels}");
+    let config = serde_json::json!({"status": "success", "data": {"yaml": yaml}}).to_string();
+    let app = Router::new()
+        .route(
+            "/-/ready",
+            get(|| async { "Prometheus Server is Ready.\n" }),
+        )
+        .route(
+            "/api/v1/status/config",
+            get(move || {
+                let c = config.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], c) }
+            }),
+        )
+        .route(
+            "/api/v1/status/flags",
+            get(|| async {
+                r#"{"status":"success","data":{"storage.tsdb.retention.time":"15d"}}"#
+            }),
+        )
+        .route(
+            "/api/v1/read",
+            post(move || async move {
+                (read.0, [(header::CONTENT_TYPE, read.1)], read.2).into_response()
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn config(prom: SocketAddr) -> SidecarConfig {
+    SidecarConfig {
+        prometheus_url: format!("http://{prom}"),
+        grpc_address: "127.0.0.1:0".into(),
+        http_address: "127.0.0.1:0".into(),
+        cluster: None,
+        refresh_interval: Duration::from_millis(200),
+        prometheus_timeout: Duration::from_secs(2),
+    }
+}
+
+async fn series_error(read: (StatusCode, &'static str, &'static [u8])) -> String {
+    let prom = fake_prometheus("  external_labels:\n    replica: a\n", read).await;
+    let stop = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(sidecar::run(config(prom), stop.clone(), move |b| {
+        let _ = tx.send(b);
+    }));
+    let bound = rx.await.unwrap();
+    let client =
+        RemoteStore::connect_lazy(&bound.grpc.to_string(), &ClientConfig::default()).unwrap();
+    // Wait until the sidecar has read Prometheus' state.
+    let start = std::time::Instant::now();
+    while client.info().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sidecar never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let req = SeriesRequest::new(
+        0,
+        1_000,
+        vec![Matcher::new(MatchOp::Equal, "__name__", "up").unwrap()],
+    );
+    let err = match client.series(req).await {
+        Err(e) => e.to_string(),
+        Ok(s) => s
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .find_map(|f| f.err())
+            .map(|e| e.to_string())
+            .unwrap_or_default(),
+    };
+    stop.cancel();
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_http_errors_become_errors_with_the_cause() {
+    let streamed = "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
+    let err = series_error((StatusCode::OK, streamed, b"\x05\x00\x00\x00\x00hello")).await;
+    assert!(err.contains("checksum"), "{err}");
+    let err = series_error((
+        StatusCode::OK,
+        "application/x-protobuf",
+        b"not snappy at all",
+    ))
+    .await;
+    assert!(err.contains("snappy"), "{err}");
+    let err = series_error((
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain",
+        b"tsdb is on fire",
+    ))
+    .await;
+    assert!(
+        err.contains("tsdb is on fire") && err.contains("500"),
+        "{err}"
+    );
+    let err = series_error((StatusCode::BAD_REQUEST, "text/plain", b"bad matchers")).await;
+    assert!(err.contains("bad matchers"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_without_external_labels_is_refused() {
+    let prom = fake_prometheus("", (StatusCode::OK, "text/plain", b"")).await;
+    let stop = CancellationToken::new();
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        sidecar::run(config(prom), stop, |_| {}),
+    )
+    .await
+    .expect("the sidecar stops by itself");
+    let err = result.expect_err("refused").to_string();
+    assert!(err.contains("no external labels"), "{err}");
+}
