@@ -143,3 +143,58 @@ async fn a_prometheus_without_external_labels_is_refused() {
     let err = result.expect_err("refused").to_string();
     assert!(err.contains("no external labels"), "{err}");
 }
+
+/// A server that does not stream answers with samples: they arrive as XOR
+/// chunks all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_samples_answer_is_reencoded_into_chunks() {
+    use prost::Message;
+    use skein::proto::prometheus as prom;
+    let resp = prom::ReadResponse {
+        results: vec![prom::QueryResult {
+            timeseries: vec![prom::TimeSeries {
+                labels: vec![prom::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+                samples: (0..300)
+                    .map(|i| prom::Sample {
+                        value: i as f64,
+                        timestamp: i * 1_000,
+                    })
+                    .collect(),
+            }],
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&resp.encode_to_vec())
+        .unwrap();
+    let body: &'static [u8] = Box::leak(body.into_boxed_slice());
+    let prom = fake_prometheus(
+        "  external_labels:\n    replica: a\n",
+        (StatusCode::OK, "application/x-protobuf", body),
+    )
+    .await;
+    let rr = skein::sidecar::remote_read::RemoteRead::new(
+        &format!("http://{prom}"),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let matchers = [Matcher::new(MatchOp::Equal, "__name__", "up").unwrap()];
+    let got: Vec<_> = rr
+        .read(&matchers, 0, 300_000, None)
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(got.len(), 1);
+    let s = got.into_iter().next().unwrap().unwrap();
+    assert_eq!(s.chunks.len(), 3, "120-sample chunks");
+    let mut v = Vec::new();
+    skein::query::merge::decode_series(&s.chunks, &mut v).unwrap();
+    assert_eq!(v.len(), 300);
+    assert!(v
+        .iter()
+        .enumerate()
+        .all(|(i, x)| x.t == i as i64 * 1_000 && x.v == i as f64));
+}
