@@ -79,21 +79,8 @@ pub struct SidecarArgs {
           default_value = "10s", value_parser = parse_positive_duration)]
     pub prometheus_timeout: Duration,
 
-    /// Address the Store API (gRPC) listens on.
-    #[arg(
-        long = "grpc-address",
-        env = "SKEIN_GRPC_ADDRESS",
-        default_value = "0.0.0.0:10901"
-    )]
-    pub grpc_address: String,
-
-    /// Address the HTTP server (health, readiness, metrics) listens on.
-    #[arg(
-        long = "http-address",
-        env = "SKEIN_HTTP_ADDRESS",
-        default_value = "0.0.0.0:10902"
-    )]
-    pub http_address: String,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -107,13 +94,34 @@ impl SidecarArgs {
         }
         Ok(crate::sidecar::SidecarConfig {
             prometheus_url: url,
-            grpc_address: self.grpc_address,
-            http_address: self.http_address,
+            grpc_address: self.listen.grpc_address,
+            http_address: self.listen.http_address,
             cluster: self.cluster.to_config(),
             refresh_interval: self.refresh_interval,
             prometheus_timeout: self.prometheus_timeout,
         })
     }
+}
+
+/// The addresses every component listens on.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Address the Store API (gRPC) listens on; advertised in gossip (an
+    /// unspecified IP is replaced by the node's advertise IP).
+    #[arg(
+        long = "grpc-address",
+        env = "SKEIN_GRPC_ADDRESS",
+        default_value = "0.0.0.0:10901"
+    )]
+    pub grpc_address: String,
+
+    /// Address the HTTP server (health, readiness, metrics, APIs) listens on.
+    #[arg(
+        long = "http-address",
+        env = "SKEIN_HTTP_ADDRESS",
+        default_value = "0.0.0.0:10902"
+    )]
+    pub http_address: String,
 }
 
 /// Gossip flags, shared by every component.
@@ -203,21 +211,8 @@ fn parse_phi(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// Address the HTTP API listens on.
-    #[arg(
-        long = "http-address",
-        env = "SKEIN_HTTP_ADDRESS",
-        default_value = "0.0.0.0:10902"
-    )]
-    pub http_address: String,
-
-    /// Address the Store API (gRPC) listens on, advertised in gossip.
-    #[arg(
-        long = "grpc-address",
-        env = "SKEIN_GRPC_ADDRESS",
-        default_value = "0.0.0.0:10901"
-    )]
-    pub grpc_address: SocketAddr,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     /// A Store API endpoint that does not gossip (e.g. a Thanos sidecar),
     /// used while healthy; repeatable.
@@ -309,8 +304,8 @@ impl QueryArgs {
             }
         }
         Ok(QuerierConfig {
-            http_address: self.http_address,
-            grpc_address: self.grpc_address,
+            http_address: self.listen.http_address,
+            grpc_address: self.listen.grpc_address,
             cluster: self.cluster.to_config(),
             registry: RegistryConfig {
                 peer: PeerConfig {
@@ -341,21 +336,8 @@ impl QueryArgs {
 
 #[derive(Debug, Args)]
 pub struct SyntheticArgs {
-    /// Address the Store API (gRPC) listens on.
-    #[arg(
-        long = "grpc-address",
-        env = "SKEIN_GRPC_ADDRESS",
-        default_value = "0.0.0.0:10901"
-    )]
-    pub grpc_address: String,
-
-    /// Address the HTTP server (health, readiness, metrics) listens on.
-    #[arg(
-        long = "http-address",
-        env = "SKEIN_HTTP_ADDRESS",
-        default_value = "0.0.0.0:10902"
-    )]
-    pub http_address: String,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     /// External label `name=value` added to every series; repeatable.
     #[arg(long = "label", env = "SKEIN_LABEL", value_parser = parse_label)]
@@ -420,8 +402,8 @@ impl SyntheticArgs {
         let window_ms = i64::try_from(self.window.as_millis())
             .map_err(|_| anyhow::anyhow!("--window is too large"))?;
         Ok(SyntheticConfig {
-            grpc_address: self.grpc_address,
-            http_address: self.http_address,
+            grpc_address: self.listen.grpc_address,
+            http_address: self.listen.http_address,
             cluster: self.cluster.to_config(),
             peer_type: self.peer_type,
             store_group_id: self.store_group_id,

@@ -228,20 +228,7 @@ impl StoreRegistry {
             advert.clone(),
             ctx.address().recipient(),
         );
-        let snapshot = PeerSnapshot {
-            endpoint: endpoint.to_string(),
-            source,
-            health: Health::Unknown,
-            info: None,
-            advert,
-            last_check: None,
-            last_success: None,
-            last_error: None,
-            unhealthy_since: None,
-            checks: 0,
-            latency: Duration::ZERO,
-            in_flight: 0,
-        };
+        let snapshot = PeerSnapshot::unchecked(endpoint.to_string(), source, advert);
         info!(
             endpoint,
             source = snapshot.source.as_str(),

@@ -163,6 +163,26 @@ pub struct PeerSnapshot {
     pub in_flight: u64,
 }
 
+impl PeerSnapshot {
+    /// A peer nobody has checked yet.
+    pub fn unchecked(endpoint: String, source: PeerSource, advert: Option<NodeAdvert>) -> Self {
+        Self {
+            endpoint,
+            source,
+            health: Health::Unknown,
+            info: None,
+            advert,
+            last_check: None,
+            last_success: None,
+            last_error: None,
+            unhealthy_since: None,
+            checks: 0,
+            latency: Duration::ZERO,
+            in_flight: 0,
+        }
+    }
+}
+
 /// Sent to the registry after every health check and advert change.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -211,20 +231,7 @@ impl StorePeer {
             rt,
             client,
             stats,
-            state: PeerSnapshot {
-                endpoint,
-                source,
-                health: Health::Unknown,
-                info: None,
-                advert,
-                last_check: None,
-                last_success: None,
-                last_error: None,
-                unhealthy_since: None,
-                checks: 0,
-                latency: Duration::ZERO,
-                in_flight: 0,
-            },
+            state: PeerSnapshot::unchecked(endpoint, source, advert),
             checking: false,
             registry,
         }

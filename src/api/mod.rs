@@ -54,6 +54,14 @@ pub fn base_router(readiness: Readiness) -> Router {
         .route("/metrics", get(metrics_page))
 }
 
+/// Binds a listener for the address given to `flag`, with an error that
+/// names the flag.
+pub async fn bind(flag: &str, addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {flag} {addr}: {e}"))
+}
+
 /// Serves `router` on `listener` until `shutdown` is canceled.
 pub async fn serve(
     listener: TcpListener,

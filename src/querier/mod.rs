@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -26,7 +25,7 @@ use crate::store::{PeerType, Store};
 #[derive(Debug, Clone)]
 pub struct QuerierConfig {
     pub http_address: String,
-    pub grpc_address: SocketAddr,
+    pub grpc_address: String,
     pub cluster: Option<ClusterConfig>,
     pub registry: RegistryConfig,
     pub query: QueryConfig,
@@ -51,13 +50,9 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
-    let http = TcpListener::bind(&cfg.http_address)
-        .await
-        .with_context(|| format!("cannot listen on --http-address {}", cfg.http_address))?;
+    let http = api::bind("--http-address", &cfg.http_address).await?;
     let http_addr = http.local_addr()?;
-    let grpc = TcpListener::bind(cfg.grpc_address)
-        .await
-        .with_context(|| format!("cannot listen on --grpc-address {}", cfg.grpc_address))?;
+    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
     let grpc_addr = grpc.local_addr()?;
 
     // Gossip first: the advertised addresses depend on it.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -84,12 +83,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
     let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?;
-    let grpc = TcpListener::bind(&cfg.grpc_address)
-        .await
-        .with_context(|| format!("cannot listen on --grpc-address {}", cfg.grpc_address))?;
-    let http = TcpListener::bind(&cfg.http_address)
-        .await
-        .with_context(|| format!("cannot listen on --http-address {}", cfg.http_address))?;
+    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
+    let http = api::bind("--http-address", &cfg.http_address).await?;
     let bound = Bound {
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,

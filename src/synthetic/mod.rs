@@ -6,7 +6,6 @@ pub mod generator;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -68,12 +67,8 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let store = build_store(&cfg)?;
-    let grpc = TcpListener::bind(&cfg.grpc_address)
-        .await
-        .with_context(|| format!("cannot listen on --grpc-address {}", cfg.grpc_address))?;
-    let http = TcpListener::bind(&cfg.http_address)
-        .await
-        .with_context(|| format!("cannot listen on --http-address {}", cfg.http_address))?;
+    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
+    let http = api::bind("--http-address", &cfg.http_address).await?;
     let bound = Bound {
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,
