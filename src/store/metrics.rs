@@ -32,6 +32,13 @@ pub fn describe() {
         Unit::Count,
         "Chunks sent in Series responses."
     );
+    // Present from the start, so a scrape of a fresh process sees zeros
+    // rather than nothing.
+    for rpc in ["info", "series", "label_names", "label_values"] {
+        counter!(GRPC_REQUESTS_TOTAL, "rpc" => rpc, "code" => "ok").increment(0);
+    }
+    counter!(SERIES_SENT_TOTAL).increment(0);
+    counter!(CHUNKS_SENT_TOTAL).increment(0);
 }
 
 /// Records one served request when dropped, so canceled streams count too.
