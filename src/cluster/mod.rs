@@ -112,6 +112,22 @@ pub async fn advertise_address(cfg: &ClusterConfig) -> Result<SocketAddr, Cluste
     )))
 }
 
+/// A copy of `cfg` with the advertise address worked out (and any warning
+/// about it logged) once, for the node's own addresses and for joining.
+pub async fn resolve(cfg: &ClusterConfig) -> Result<ClusterConfig, ClusterError> {
+    let mut c = cfg.clone();
+    c.advertise_address = Some(advertise_address(cfg).await?);
+    Ok(c)
+}
+
+impl ClusterConfig {
+    /// The advertised IP; loopback before [`resolve`].
+    pub fn advertise_ip(&self) -> IpAddr {
+        self.advertise_address
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip())
+    }
+}
+
 /// The local IP the OS picks to reach `target`. A UDP `connect` sends no
 /// packet; it only selects a route.
 fn route_to(target: SocketAddr) -> Option<IpAddr> {

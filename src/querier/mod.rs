@@ -58,7 +58,8 @@ pub async fn run(
     // Gossip first: the advertised addresses depend on it.
     let (gossip, advert) = match &cfg.cluster {
         Some(c) => {
-            let node_ip = crate::cluster::advertise_address(c).await?.ip();
+            let c = &crate::cluster::resolve(c).await?;
+            let node_ip = c.advertise_ip();
             let advert = NodeAdvert {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 peer_type: PeerType::Query,

@@ -104,7 +104,8 @@ pub async fn run(
 
     let gossip = match &cfg.cluster {
         Some(c) => {
-            let ip = crate::cluster::advertise_address(c).await?.ip();
+            let c = &crate::cluster::resolve(c).await?;
+            let ip = c.advertise_ip();
             let advert = NodeAdvert {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 peer_type: PeerType::Source,
