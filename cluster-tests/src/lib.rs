@@ -245,3 +245,53 @@ pub fn start_prometheus(
         .spawn()?;
     Ok(Spawned(child))
 }
+
+/// Flags every gossiping node of a test shares: Store API and HTTP on
+/// `ip` (any port), gossip on `ip:10900` every 200 ms, joining through
+/// `seed` when given.
+pub fn node_flags(ip: &str, seed: Option<&str>) -> Vec<String> {
+    let mut flags = vec![
+        "--grpc-address".to_string(),
+        format!("{ip}:0"),
+        "--http-address".into(),
+        format!("{ip}:0"),
+        "--cluster.listen-address".into(),
+        format!("{ip}:10900"),
+        "--cluster.gossip-interval".into(),
+        "200ms".into(),
+    ];
+    if let Some(s) = seed {
+        flags.push("--cluster.peers".into());
+        flags.push(s.into());
+    }
+    flags
+}
+
+/// Starts `skein <command>` with [`node_flags`] and `extra`.
+pub fn start_node(
+    name: &str,
+    command: &str,
+    ip: &str,
+    seed: Option<&str>,
+    extra: &[&str],
+) -> anyhow::Result<Process> {
+    let mut args = vec![command.to_string()];
+    args.extend(node_flags(ip, seed));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Process::start(name, &args)
+}
+
+/// Store members a querier reports healthy, and its group count, from
+/// `/api/v1/cluster`.
+pub fn healthy_members(querier_http: SocketAddr) -> Option<(usize, usize)> {
+    let v = get_json(querier_http, "/api/v1/cluster").ok()?;
+    let groups = v["data"]["groups"].as_array()?;
+    let healthy = groups
+        .iter()
+        .filter_map(|g| g["members"].as_array())
+        .flatten()
+        .filter(|m| m["health"] == "healthy")
+        .count();
+    Some((groups.len(), healthy))
+}

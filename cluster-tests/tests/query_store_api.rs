@@ -8,37 +8,22 @@ use std::time::Duration;
 use futures::StreamExt;
 use skein::model::{MatchOp, Matcher};
 use skein::store::{ClientConfig, RemoteStore, SeriesFrame, SeriesRequest, Store};
-use skein_cluster_tests::{get_json, wait_for, Process};
+use skein_cluster_tests::{get_json, healthy_members, start_node, wait_for, Process};
 
 const END: &str = "1700000000";
 const END_MS: i64 = 1_700_000_000_000;
 
 fn synthetic(ip: &str, seed_node: &str, extra: &[&str]) -> Process {
-    let mut args = vec![
+    let mut args = vec!["--targets", "3", "--end", END, "--window", "2h"];
+    args.extend_from_slice(extra);
+    start_node(
+        &format!("synthetic-{ip}"),
         "synthetic",
-        "--grpc-address",
-        &format!("{ip}:0"),
-        "--http-address",
-        &format!("{ip}:0"),
-        "--cluster.listen-address",
-        &format!("{ip}:10900"),
-        "--cluster.peers",
-        seed_node,
-        "--cluster.gossip-interval",
-        "200ms",
-        "--targets",
-        "3",
-        "--end",
-        END,
-        "--window",
-        "2h",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Process::start(&format!("synthetic-{ip}"), &args).unwrap()
+        ip,
+        Some(seed_node),
+        &args,
+    )
+    .unwrap()
 }
 
 async fn frames(store: &RemoteStore, without: &[&str]) -> (Vec<skein::model::Series>, Vec<String>) {
@@ -62,18 +47,12 @@ async fn frames(store: &RemoteStore, without: &[&str]) -> (Vec<skein::model::Ser
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn querier_store_api_deduplicates_and_reports_dead_replicas() {
     let seed = "127.0.2.1:10900";
-    let q = Process::start(
+    let q = start_node(
         "query",
+        "query",
+        "127.0.2.1",
+        None,
         &[
-            "query",
-            "--http-address",
-            "127.0.2.1:0",
-            "--grpc-address",
-            "127.0.2.1:0",
-            "--cluster.listen-address",
-            seed,
-            "--cluster.gossip-interval",
-            "200ms",
             "--store.health-check-interval",
             "500ms",
             "--query.replica-label",
@@ -118,19 +97,9 @@ async fn querier_store_api_deduplicates_and_reports_dead_replicas() {
         ],
     );
     wait_for(
-        "four healthy stores in two groups",
+        "four healthy stores in three groups",
         Duration::from_secs(20),
-        || {
-            get_json(q.http, "/api/v1/cluster").is_ok_and(|v| {
-                let groups = v["data"]["groups"].as_array().cloned().unwrap_or_default();
-                let healthy = groups
-                    .iter()
-                    .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
-                    .filter(|m| m["health"] == "healthy")
-                    .count();
-                groups.len() == 3 && healthy == 4
-            })
-        },
+        || healthy_members(q.http) == Some((3, 4)),
     )
     .unwrap();
 

@@ -6,55 +6,37 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
-use skein_cluster_tests::{get_json, http_get, wait_for, Process};
-
-const GOSSIP_INTERVAL: &str = "200ms";
+use skein_cluster_tests::{get_json, http_get, start_node, wait_for, Process};
 
 fn querier(ip: &str, seed: Option<&str>) -> Process {
-    let mut args = vec![
-        "query".to_string(),
-        "--http-address".into(),
-        format!("{ip}:0"),
-        "--grpc-address".into(),
-        format!("{ip}:10901"),
-        "--cluster.listen-address".into(),
-        format!("{ip}:10900"),
-        "--cluster.gossip-interval".into(),
-        GOSSIP_INTERVAL.into(),
-        "--store.health-check-interval".into(),
-        "500ms".into(),
-    ];
-    if let Some(s) = seed {
-        args.push("--cluster.peers".into());
-        args.push(s.into());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Process::start(&format!("query-{ip}"), &args).unwrap()
+    start_node(
+        &format!("query-{ip}"),
+        "query",
+        ip,
+        seed,
+        &["--store.health-check-interval", "500ms"],
+    )
+    .unwrap()
 }
 
 fn store(ip: &str, seed: &str) -> Process {
-    let args = [
+    start_node(
+        &format!("store-{ip}"),
         "synthetic",
-        "--grpc-address",
-        &format!("{ip}:0"),
-        "--http-address",
-        &format!("{ip}:0"),
-        "--cluster.listen-address",
-        &format!("{ip}:10900"),
-        "--cluster.peers",
-        seed,
-        "--cluster.gossip-interval",
-        GOSSIP_INTERVAL,
-        "--peer-type",
-        "store",
-        "--store-group-id",
-        "bucket-1",
-        "--label",
-        "region=eu",
-        "--targets",
-        "2",
-    ];
-    Process::start(&format!("store-{ip}"), &args).unwrap()
+        ip,
+        Some(seed),
+        &[
+            "--peer-type",
+            "store",
+            "--store-group-id",
+            "bucket-1",
+            "--label",
+            "region=eu",
+            "--targets",
+            "2",
+        ],
+    )
+    .unwrap()
 }
 
 fn store_group(http: SocketAddr) -> Option<Vec<(String, String)>> {

@@ -10,7 +10,9 @@ use futures::StreamExt;
 use skein::model::time::now_ms;
 use skein::model::{MatchOp, Matcher};
 use skein::store::{ClientConfig, RemoteStore, SeriesFrame, SeriesRequest, Store};
-use skein_cluster_tests::{get_json, require_binary, start_prometheus, wait_for, Process};
+use skein_cluster_tests::{
+    healthy_members, require_binary, start_node, start_prometheus, wait_for, Process,
+};
 
 async fn up(q: &RemoteStore, dedup: bool) -> (Vec<String>, Vec<String>) {
     let mut req = SeriesRequest::new(
@@ -59,18 +61,12 @@ async fn sidecars_serve_a_prometheus_pair_through_a_querier() {
     )
     .unwrap();
     let seed = "127.0.3.1:10900";
-    let q = Process::start(
+    let q = start_node(
         "query",
+        "query",
+        "127.0.3.1",
+        None,
         &[
-            "query",
-            "--http-address",
-            "127.0.3.1:0",
-            "--grpc-address",
-            "127.0.3.1:0",
-            "--cluster.listen-address",
-            seed,
-            "--cluster.gossip-interval",
-            "200ms",
             "--store.health-check-interval",
             "500ms",
             "--query.replica-label",
@@ -96,22 +92,14 @@ async fn sidecars_serve_a_prometheus_pair_through_a_querier() {
         );
         let ip = format!("127.0.3.{}", 21 + i);
         sidecars.push(
-            Process::start(
+            start_node(
                 &format!("sidecar-{replica}"),
+                "sidecar",
+                &ip,
+                Some(seed),
                 &[
-                    "sidecar",
                     "--prometheus.url",
                     &format!("http://{prom_addr}"),
-                    "--grpc-address",
-                    &format!("{ip}:0"),
-                    "--http-address",
-                    &format!("{ip}:0"),
-                    "--cluster.listen-address",
-                    &format!("{ip}:10900"),
-                    "--cluster.peers",
-                    seed,
-                    "--cluster.gossip-interval",
-                    "200ms",
                     "--prometheus.refresh-interval",
                     "1s",
                 ],
@@ -122,17 +110,7 @@ async fn sidecars_serve_a_prometheus_pair_through_a_querier() {
     wait_for(
         "both sidecars healthy in the querier",
         Duration::from_secs(60),
-        || {
-            get_json(q.http, "/api/v1/cluster").is_ok_and(|v| {
-                let healthy = v["data"]["groups"].as_array().map_or(0, |g| {
-                    g.iter()
-                        .flat_map(|g| g["members"].as_array().cloned().unwrap_or_default())
-                        .filter(|m| m["health"] == "healthy")
-                        .count()
-                });
-                healthy == 2
-            })
-        },
+        || healthy_members(q.http).is_some_and(|(_, healthy)| healthy == 2),
     )
     .unwrap();
     let querier = RemoteStore::connect_lazy(&q.grpc.to_string(), &ClientConfig::default()).unwrap();
