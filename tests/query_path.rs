@@ -321,6 +321,27 @@ fn replica_data(replica: &str, gaps: Vec<(i64, i64)>) -> Vec<Series> {
     data(9, &[("replica", replica)], gaps)
 }
 
+/// A SOURCE pair: replica "a" and replica "b" (with `b_fault`) served
+/// over gRPC; their addresses.
+async fn replica_pair(
+    a: Vec<Series>,
+    b: Vec<Series>,
+    b_fault: Fault,
+    stop: &CancellationToken,
+) -> (String, String) {
+    let a = serve(
+        a,
+        &[("replica", "a")],
+        PeerType::Source,
+        "",
+        Fault::None,
+        stop,
+    )
+    .await;
+    let b = serve(b, &[("replica", "b")], PeerType::Source, "", b_fault, stop).await;
+    (a, b)
+}
+
 fn samples(s: &Series) -> Vec<Sample> {
     let mut out = Vec::new();
     decode_series(&s.chunks, &mut out).unwrap();
@@ -330,20 +351,9 @@ fn samples(s: &Series) -> Vec<Sample> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_are_deduplicated_into_gap_free_series() {
     let stop = CancellationToken::new();
-    let a = serve(
+    let (a, b) = replica_pair(
         replica_data("a", vec![(END - 40 * 60_000, END - 30 * 60_000)]),
-        &[("replica", "a")],
-        PeerType::Source,
-        "",
-        Fault::None,
-        &stop,
-    )
-    .await;
-    let b = serve(
         replica_data("b", vec![(END - 20 * 60_000, END - 10 * 60_000)]),
-        &[("replica", "b")],
-        PeerType::Source,
-        "",
         Fault::None,
         &stop,
     )
@@ -406,20 +416,9 @@ async fn replicas_are_deduplicated_into_gap_free_series() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_source_replica_gives_a_warning_and_the_other_replicas_data() {
     let stop = CancellationToken::new();
-    let a = serve(
+    let (a, b) = replica_pair(
         replica_data("a", vec![]),
-        &[("replica", "a")],
-        PeerType::Source,
-        "",
-        Fault::None,
-        &stop,
-    )
-    .await;
-    let b = serve(
         replica_data("b", vec![]),
-        &[("replica", "b")],
-        PeerType::Source,
-        "",
         Fault::Fail,
         &stop,
     )
@@ -467,20 +466,9 @@ async fn counters_show_no_false_reset_across_a_replica_switch() {
             chunks: skein::model::Chunk::encode_xor(&samples, 120).unwrap(),
         }]
     };
-    let a = serve(
+    let (a, b) = replica_pair(
         mk("a", 0.0, Some((END - 30 * 60_000, END - 20 * 60_000))),
-        &[("replica", "a")],
-        PeerType::Source,
-        "",
-        Fault::None,
-        &stop,
-    )
-    .await;
-    let b = serve(
         mk("b", 2.0, None),
-        &[("replica", "b")],
-        PeerType::Source,
-        "",
         Fault::None,
         &stop,
     )
