@@ -50,6 +50,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::cluster::metrics::describe();
         crate::actors::metrics::describe();
         crate::query::metrics::describe();
+        crate::promql::metrics_names::describe();
         handle
     })
 }

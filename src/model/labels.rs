@@ -133,6 +133,44 @@ impl Labels {
     }
 }
 
+impl Labels {
+    /// A copy without the metric name.
+    pub fn without_name(&self) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy with only the named labels.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy with `name` set to `value`, or removed when `value` is empty.
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut out = self.0.clone();
+        match out.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                out.remove(i);
+            }
+            Ok(i) => out[i].value = value.to_string(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => out.insert(i, Label::new(name, value)),
+        }
+        Labels(out)
+    }
+}
+
 impl Ord for Labels {
     /// Prometheus order: label by label, name first, then value; a shorter set
     /// that is a prefix of a longer one sorts first.

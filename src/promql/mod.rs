@@ -2,16 +2,24 @@
 //! evaluated here, with Prometheus 2.42's semantics, on the series the query
 //! path returns (merged and deduplicated across stores).
 
+mod aggr;
+mod binop;
+mod eval;
+mod funcs;
+mod plan;
 pub mod source;
 pub mod value;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 use crate::error::ErrorCode;
 use crate::query::SeriesOptions;
+use eval::{Evaluator, Grid, Limits};
+use metrics_names::{QUERIES_TOTAL, QUERY_DURATION_SECONDS};
 pub use source::Source;
 pub use value::{QueryOutput, RangeSeries, Value, VectorSample};
 
@@ -106,15 +114,140 @@ impl Engine {
         step_ms: i64,
         opts: SeriesOptions,
     ) -> Result<QueryOutput, PromqlError> {
-        let _ = (
-            &self.source,
-            &self.gate,
-            query,
-            start_ms,
-            end_ms,
-            step_ms,
-            opts,
+        let started = Instant::now();
+        let deadline = started + self.cfg.timeout;
+        let kind = if step_ms == 0 { "instant" } else { "range" };
+        let result = self
+            .run(query, start_ms, end_ms, step_ms, opts, deadline)
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.as_str(),
+        };
+        ::metrics::counter!(QUERIES_TOTAL, "kind" => kind, "result" => outcome).increment(1);
+        ::metrics::histogram!(QUERY_DURATION_SECONDS, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn run(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: SeriesOptions,
+        deadline: Instant,
+    ) -> Result<QueryOutput, PromqlError> {
+        // Parse and check before waiting for a slot: bad queries fail fast.
+        let expr = Arc::new(plan::parse(query)?);
+        let range_query = step_ms > 0;
+        if range_query {
+            plan::check_range_type(&expr)?;
+        }
+        let (grid, end_ms) = if range_query {
+            let n = ((end_ms - start_ms) / step_ms + 1) as usize;
+            (
+                Grid {
+                    start: start_ms,
+                    step: step_ms,
+                    n,
+                },
+                end_ms,
+            )
+        } else {
+            (
+                Grid {
+                    start: start_ms,
+                    step: 0,
+                    n: 1,
+                },
+                start_ms,
+            )
+        };
+        let timed_out = || PromqlError {
+            code: ErrorCode::Timeout,
+            message: "query timed out in query execution".into(),
+        };
+        let _permit = tokio::time::timeout_at(deadline.into(), self.gate.clone().acquire_owned())
+            .await
+            .map_err(|_| PromqlError {
+                code: ErrorCode::Timeout,
+                message: "query timed out waiting for a free query slot (--query.max-concurrent)"
+                    .into(),
+            })?
+            .map_err(|_| PromqlError::execution("query engine is shutting down"))?;
+
+        let ctx = plan::Ctx {
+            start: start_ms,
+            end: end_ms,
+            lookback: self.cfg.lookback_delta_ms,
+            default_step: DEFAULT_SUBQUERY_STEP_MS,
+        };
+        let selectors = plan::selectors(&expr, grid, &ctx)?;
+        let fetched = tokio::time::timeout_at(
+            deadline.into(),
+            plan::fetch(self.source.as_ref(), selectors, &opts),
+        )
+        .await
+        .map_err(|_| timed_out())??;
+        let warnings = fetched.warnings;
+        let data = fetched.series;
+
+        // Evaluation is CPU work: off the async threads, and stopped when
+        // the caller goes away.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _guard = CancelOnDrop(cancel.clone());
+        let max_samples = self.cfg.max_samples;
+        let lookback = self.cfg.lookback_delta_ms;
+        let value = tokio::task::spawn_blocking(move || {
+            let mut ev = Evaluator {
+                data: &data,
+                lookback,
+                start: start_ms,
+                end: end_ms,
+                default_step: DEFAULT_SUBQUERY_STEP_MS,
+                limits: Limits {
+                    max_samples,
+                    held: 0,
+                    deadline,
+                    cancel: &cancel,
+                },
+                buf: Vec::new(),
+            };
+            let v = ev.eval(&expr, grid)?;
+            Ok::<_, PromqlError>(plan::to_value(v, grid, range_query))
+        })
+        .await
+        .map_err(|e| PromqlError::execution(format!("query evaluation failed: {e}")))??;
+        Ok(QueryOutput { value, warnings })
+    }
+}
+
+/// Step of subqueries without one: Prometheus' default evaluation interval.
+const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub mod metrics_names {
+    pub const QUERIES_TOTAL: &str = "skein_promql_queries_total";
+    pub const QUERY_DURATION_SECONDS: &str = "skein_promql_query_duration_seconds";
+
+    pub fn describe() {
+        metrics::describe_counter!(
+            QUERIES_TOTAL,
+            "PromQL queries evaluated, by kind (instant, range) and result."
         );
-        Err(PromqlError::execution("the PromQL engine is not built yet"))
+        metrics::describe_histogram!(
+            QUERY_DURATION_SECONDS,
+            metrics::Unit::Seconds,
+            "Time to evaluate a PromQL query, from parsing to the last value."
+        );
     }
 }

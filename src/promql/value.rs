@@ -46,3 +46,17 @@ pub struct QueryOutput {
     pub value: Value,
     pub warnings: Vec<String>,
 }
+
+/// A float as Prometheus writes it: the shortest decimal that reads back
+/// as the same value, never in exponent form; `NaN`, `+Inf`, `-Inf`.
+pub fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}

@@ -1,0 +1,322 @@
+//! Aggregation operators. Series are assigned to groups once; values are
+//! then folded per group and step into flat accumulators, with no
+//! allocation per sample.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
+    T_STDVAR, T_SUM, T_TOPK,
+};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use super::eval::{merge_same_labels, Evaluator, Grid, Points, StepSeries, Val};
+use super::funcs::quantile;
+use super::value::format_float;
+use super::PromqlError;
+use crate::model::Labels;
+
+/// The grouping of an aggregation: `by` keeps the listed labels, `without`
+/// drops them and the metric name.
+pub(crate) fn group_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(by)) => labels.keep(&by.labels),
+        Some(LabelModifier::Exclude(without)) => labels.without(&without.labels).without_name(),
+    }
+}
+
+pub(crate) fn eval(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    grid: Grid,
+) -> Result<Val, PromqlError> {
+    let op = a.op.id();
+    let param = match (&a.param, op) {
+        (Some(p), T_TOPK | T_BOTTOMK | T_QUANTILE) => Some(ev.eval_scalar(p, grid)?),
+        _ => None,
+    };
+    let value_label = match (&a.param, op) {
+        (Some(p), T_COUNT_VALUES) => {
+            let l = ev.eval_string(p)?;
+            if !valid_label(&l) {
+                return Err(PromqlError::execution(format!("invalid label name {l:?}")));
+            }
+            Some(l)
+        }
+        _ => None,
+    };
+    if !matches!(
+        op,
+        T_SUM
+            | T_AVG
+            | T_COUNT
+            | T_MIN
+            | T_MAX
+            | T_GROUP
+            | T_STDDEV
+            | T_STDVAR
+            | T_TOPK
+            | T_BOTTOMK
+            | T_QUANTILE
+            | T_COUNT_VALUES
+    ) {
+        return Err(PromqlError::bad_data(format!(
+            "unknown aggregation operator {}",
+            a.op
+        )));
+    }
+    let series = ev.eval_vector(&a.expr, grid)?;
+
+    // Group of every series.
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut keys: Vec<Labels> = Vec::new();
+    let group_of: Vec<usize> = series
+        .iter()
+        .map(|s| {
+            let k = group_labels(&s.labels, &a.modifier);
+            *index.entry(k).or_insert_with_key(|k| {
+                keys.push(k.clone());
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let groups = keys.len();
+    let n = grid.n;
+
+    match op {
+        T_TOPK | T_BOTTOMK => {
+            let k = param.unwrap_or_default();
+            return Ok(Val::Vector(top_k(
+                series,
+                &group_of,
+                groups,
+                &k,
+                op == T_TOPK,
+                n,
+            )));
+        }
+        T_QUANTILE => {
+            let q = param.unwrap_or_default();
+            let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+            for (i, g) in group_of.iter().enumerate() {
+                members[*g].push(i);
+            }
+            let mut vals = Vec::new();
+            let mut out = Vec::with_capacity(groups);
+            for (g, m) in members.iter().enumerate() {
+                let mut points: Points = vec![None; n];
+                for (i, p) in points.iter_mut().enumerate() {
+                    vals.clear();
+                    vals.extend(m.iter().filter_map(|&s| series[s].vals[i]));
+                    if !vals.is_empty() {
+                        *p = Some(quantile(q[i], &mut vals));
+                    }
+                }
+                out.push(StepSeries {
+                    labels: keys[g].clone(),
+                    vals: points,
+                });
+            }
+            return Ok(Val::Vector(out));
+        }
+        T_COUNT_VALUES => {
+            let dst = value_label.unwrap_or_default();
+            let mut index: HashMap<(usize, String), usize> = HashMap::new();
+            let mut out: Vec<StepSeries> = Vec::new();
+            for (s, g) in series.iter().zip(&group_of) {
+                for (i, v) in s.vals.iter().enumerate() {
+                    let Some(v) = v else { continue };
+                    let slot = *index
+                        .entry((*g, format_float(*v)))
+                        .or_insert_with_key(|(g, v)| {
+                            out.push(StepSeries {
+                                labels: keys[*g].with(&dst, v),
+                                vals: vec![None; n],
+                            });
+                            out.len() - 1
+                        });
+                    let c = &mut out[slot].vals[i];
+                    *c = Some(c.unwrap_or(0.0) + 1.0);
+                }
+            }
+            return Ok(Val::Vector(merge_same_labels(out)?));
+        }
+        _ => {}
+    }
+
+    // Flat accumulators: [group * n + step].
+    let mut value = vec![0.0f64; groups * n];
+    let mut mean = vec![
+        0.0f64;
+        if matches!(op, T_AVG | T_STDDEV | T_STDVAR) {
+            groups * n
+        } else {
+            0
+        }
+    ];
+    let mut count = vec![0u32; groups * n];
+    for (s, &g) in series.iter().zip(&group_of) {
+        let base = g * n;
+        for (i, v) in s.vals.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            let at = base + i;
+            let c = count[at];
+            count[at] = c + 1;
+            if c == 0 {
+                match op {
+                    T_AVG => mean[at] = v,
+                    T_STDDEV | T_STDVAR => {
+                        mean[at] = v;
+                        value[at] = 0.0;
+                    }
+                    T_GROUP | T_COUNT => {}
+                    _ => value[at] = v,
+                }
+                continue;
+            }
+            match op {
+                T_SUM => value[at] += v,
+                T_MIN if value[at] > v || value[at].is_nan() => value[at] = v,
+                T_MAX if value[at] < v || value[at].is_nan() => value[at] = v,
+                T_AVG => {
+                    let m = mean[at];
+                    let cnt = (c + 1) as f64;
+                    if m.is_infinite() {
+                        if v.is_infinite() && (m > 0.0) == (v > 0.0) {
+                            continue;
+                        }
+                        if !v.is_infinite() && !v.is_nan() {
+                            continue;
+                        }
+                    }
+                    mean[at] = m + (v / cnt - m / cnt);
+                }
+                T_STDDEV | T_STDVAR => {
+                    let cnt = (c + 1) as f64;
+                    let delta = v - mean[at];
+                    mean[at] += delta / cnt;
+                    value[at] += delta * (v - mean[at]);
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(groups);
+    for (g, labels) in keys.into_iter().enumerate() {
+        let base = g * n;
+        let vals: Points = (0..n)
+            .map(|i| {
+                let at = base + i;
+                let c = count[at];
+                (c > 0).then(|| match op {
+                    T_COUNT => c as f64,
+                    T_GROUP => 1.0,
+                    T_AVG => mean[at],
+                    T_STDVAR => value[at] / c as f64,
+                    T_STDDEV => (value[at] / c as f64).sqrt(),
+                    _ => value[at],
+                })
+            })
+            .collect();
+        out.push(StepSeries { labels, vals });
+    }
+    Ok(Val::Vector(out))
+}
+
+fn valid_label(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `topk`/`bottomk`: per group and step, the k largest (smallest) values;
+/// earlier series win ties; NaN ranks below every number.
+fn top_k(
+    series: Vec<StepSeries>,
+    group_of: &[usize],
+    groups: usize,
+    k: &[f64],
+    top: bool,
+    n: usize,
+) -> Vec<StepSeries> {
+    let mut keep: Vec<Points> = vec![vec![None; n]; series.len()];
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (i, g) in group_of.iter().enumerate() {
+        members[*g].push(i);
+    }
+    // `a` ranks below `b` (is the first to be replaced).
+    let below = |a: f64, b: f64| -> bool {
+        if a.is_nan() {
+            return !b.is_nan();
+        }
+        if top {
+            a < b
+        } else {
+            a > b
+        }
+    };
+    let mut chosen: Vec<(f64, usize)> = Vec::new();
+    #[allow(clippy::needless_range_loop)]
+    for step in 0..n {
+        let kf = k.get(step).copied().unwrap_or(0.0);
+        let kk = if kf.is_nan() || kf < 1.0 {
+            continue;
+        } else if kf >= usize::MAX as f64 {
+            usize::MAX
+        } else {
+            kf as usize
+        };
+        for m in &members {
+            chosen.clear();
+            for &s in m {
+                let Some(v) = series[s].vals[step] else {
+                    continue;
+                };
+                if chosen.len() < kk {
+                    chosen.push((v, s));
+                    continue;
+                }
+                // The lowest ranked chosen value.
+                let mut low = 0;
+                for (j, c) in chosen.iter().enumerate().skip(1) {
+                    if below(c.0, chosen[low].0) {
+                        low = j;
+                    }
+                }
+                if below(chosen[low].0, v) {
+                    chosen[low] = (v, s);
+                }
+            }
+            for &(v, s) in &chosen {
+                keep[s][step] = Some(v);
+            }
+        }
+    }
+    let mut ranked: Vec<(StepSeries, f64)> = series
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(s, vals)| {
+            let first = vals.iter().flatten().next().copied()?;
+            Some((
+                StepSeries {
+                    labels: s.labels,
+                    vals,
+                },
+                first,
+            ))
+        })
+        .collect();
+    if n == 1 {
+        // Instant queries list each group's choice best first.
+        ranked.sort_by(|a, b| {
+            let o = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
+            if top {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    ranked.into_iter().map(|(s, _)| s).collect()
+}

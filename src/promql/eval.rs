@@ -1,0 +1,528 @@
+//! The evaluator. Every node is evaluated once over all steps of its grid
+//! (the query's steps, or a subquery's), so chunks are decoded once per
+//! series and windows slide over the samples instead of being re-scanned per
+//! step. Series of a selector are decoded one at a time into a reused
+//! buffer; the rest stays compressed until the evaluator reaches it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+
+use super::value::RangeSeries;
+use super::{aggr, binop, funcs, PromqlError};
+use crate::error::ErrorCode;
+use crate::model::{Labels, Sample, Series};
+use crate::query::merge::decode_series;
+
+/// Values of one series over the steps of a grid; `None` where it has none.
+pub(crate) type Points = Vec<Option<f64>>;
+
+#[derive(Debug, Clone)]
+pub(crate) struct StepSeries {
+    pub labels: Labels,
+    pub vals: Points,
+}
+
+impl StepSeries {
+    pub fn is_empty(&self) -> bool {
+        self.vals.iter().all(Option::is_none)
+    }
+}
+
+/// The value of a node over its grid.
+#[derive(Debug)]
+pub(crate) enum Val {
+    Scalar(Vec<f64>),
+    Vector(Vec<StepSeries>),
+    String(String),
+    /// Raw samples of a range vector: only as the result of an instant query.
+    Matrix(Vec<RangeSeries>),
+}
+
+impl Val {
+    fn points(&self) -> usize {
+        match self {
+            Val::Scalar(v) => v.len(),
+            Val::Vector(s) => s
+                .iter()
+                .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+                .sum(),
+            Val::String(_) => 1,
+            Val::Matrix(m) => m.iter().map(|s| s.points.len()).sum(),
+        }
+    }
+}
+
+/// Evaluation times: `start + i * step` for `i` in `0..n`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Grid {
+    pub fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    pub fn end(&self) -> i64 {
+        self.ts(self.n.saturating_sub(1))
+    }
+}
+
+/// Identifies a selector node of the parsed query (the AST does not move
+/// while a query runs).
+pub(crate) fn selector_key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// `@` of a node: a fixed evaluation time, or `None` to follow the steps.
+pub(crate) fn at_ms(at: &Option<AtModifier>, start: i64, end: i64) -> Option<i64> {
+    match at {
+        None => None,
+        Some(AtModifier::Start) => Some(start),
+        Some(AtModifier::End) => Some(end),
+        Some(AtModifier::At(t)) => Some(system_time_ms(*t)),
+    }
+}
+
+/// Removes parentheses around an expression.
+pub(crate) fn unparen(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+pub(crate) fn same_labelset_error() -> PromqlError {
+    PromqlError::execution("vector cannot contain metrics with the same labelset")
+}
+
+/// Merges series with equal label sets; two values at one step are an error.
+pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, PromqlError> {
+    let mut seen: HashSet<&Labels> = HashSet::with_capacity(series.len());
+    if series.iter().all(|s| seen.insert(&s.labels)) {
+        return Ok(series);
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    for s in series {
+        match index.get(&s.labels) {
+            Some(&i) => {
+                let dst = &mut out[i].vals;
+                for (d, v) in dst.iter_mut().zip(s.vals) {
+                    if v.is_some() {
+                        if d.is_some() {
+                            return Err(same_labelset_error());
+                        }
+                        *d = v;
+                    }
+                }
+            }
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fails on two series with one label set.
+pub(crate) fn check_unique(series: &[StepSeries]) -> Result<(), PromqlError> {
+    let mut seen: HashSet<&Labels> = HashSet::with_capacity(series.len());
+    if series.iter().all(|s| seen.insert(&s.labels)) {
+        Ok(())
+    } else {
+        Err(same_labelset_error())
+    }
+}
+
+/// Samples held, time and cancellation.
+pub(crate) struct Limits<'a> {
+    pub max_samples: usize,
+    pub held: usize,
+    pub deadline: Instant,
+    pub cancel: &'a AtomicBool,
+}
+
+impl Limits<'_> {
+    pub fn take(&mut self, n: usize) -> Result<(), PromqlError> {
+        self.held += n;
+        if self.max_samples > 0 && self.held > self.max_samples {
+            return Err(PromqlError::execution(
+                "query processing would load too many samples into memory in query execution",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn give(&mut self, n: usize) {
+        self.held = self.held.saturating_sub(n);
+    }
+
+    pub fn check(&self) -> Result<(), PromqlError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(PromqlError {
+                code: ErrorCode::Canceled,
+                message: "query was canceled in expression evaluation".into(),
+            });
+        }
+        if Instant::now() >= self.deadline {
+            return Err(PromqlError {
+                code: ErrorCode::Timeout,
+                message: "query timed out in expression evaluation".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The window of a range-vector argument, relative to each step.
+pub(crate) struct MatrixArg<'e> {
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+    pub source: MatrixSource<'e>,
+}
+
+pub(crate) enum MatrixSource<'e> {
+    Selector(&'e VectorSelector),
+    /// A subquery's inner expression, evaluated on its own grid.
+    Subquery {
+        expr: &'e Expr,
+        step: i64,
+    },
+}
+
+pub(crate) struct Evaluator<'a> {
+    pub data: &'a HashMap<usize, Vec<Series>>,
+    pub lookback: i64,
+    /// The query's start and end, for `@ start()` / `@ end()`.
+    pub start: i64,
+    pub end: i64,
+    /// Step of subqueries that give none.
+    pub default_step: i64,
+    pub limits: Limits<'a>,
+    pub buf: Vec<Sample>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn at(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at_ms(at, self.start, self.end)
+    }
+
+    pub fn eval(&mut self, expr: &Expr, grid: Grid) -> Result<Val, PromqlError> {
+        self.limits.check()?;
+        let v = match expr {
+            Expr::NumberLiteral(n) => Val::Scalar(vec![n.val; grid.n]),
+            Expr::StringLiteral(s) => Val::String(s.val.clone()),
+            Expr::Paren(p) => return self.eval(&p.expr, grid),
+            Expr::Unary(u) => match self.eval(&u.expr, grid)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Val::Scalar(v)
+                }
+                Val::Vector(mut series) => {
+                    for s in &mut series {
+                        s.labels = s.labels.without_name();
+                        s.vals.iter_mut().flatten().for_each(|x| *x = -*x);
+                    }
+                    check_unique(&series)?;
+                    Val::Vector(series)
+                }
+                _ => {
+                    return Err(PromqlError::bad_data(
+                        "unary expression only allowed on expressions of type scalar or vector",
+                    ))
+                }
+            },
+            Expr::VectorSelector(vs) => Val::Vector(self.vector_selector(vs, grid, false)?),
+            Expr::MatrixSelector(ms) => {
+                let arg = MatrixArg {
+                    range: ms.range.as_millis() as i64,
+                    offset: offset_ms(&ms.vs.offset),
+                    at: self.at(&ms.vs.at),
+                    source: MatrixSource::Selector(&ms.vs),
+                };
+                Val::Matrix(self.raw_matrix(&arg, grid)?)
+            }
+            Expr::Subquery(sq) => {
+                let arg = self.subquery_arg(sq);
+                Val::Matrix(self.raw_matrix(&arg, grid)?)
+            }
+            Expr::Call(call) => funcs::call(self, call, grid)?,
+            Expr::Aggregate(a) => aggr::eval(self, a, grid)?,
+            Expr::Binary(b) => binop::eval(self, b, grid)?,
+            Expr::Extension(_) => {
+                return Err(PromqlError::bad_data("unsupported expression"));
+            }
+        };
+        self.limits.take(v.points())?;
+        Ok(v)
+    }
+
+    /// Releases the sample budget of a consumed child value.
+    pub fn release(&mut self, v: &Val) {
+        self.limits.give(v.points());
+    }
+
+    pub fn eval_vector(&mut self, expr: &Expr, grid: Grid) -> Result<Vec<StepSeries>, PromqlError> {
+        match self.eval(expr, grid)? {
+            Val::Vector(v) => {
+                let n = v.iter().map(|s| s.vals.iter().flatten().count()).sum();
+                self.limits.give(n);
+                Ok(v)
+            }
+            other => Err(PromqlError::bad_data(format!(
+                "expected instant vector, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    pub fn eval_scalar(&mut self, expr: &Expr, grid: Grid) -> Result<Vec<f64>, PromqlError> {
+        match self.eval(expr, grid)? {
+            Val::Scalar(v) => {
+                self.limits.give(v.len());
+                Ok(v)
+            }
+            other => Err(PromqlError::bad_data(format!(
+                "expected scalar, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    pub fn eval_string(&mut self, expr: &Expr) -> Result<String, PromqlError> {
+        match unparen(expr) {
+            Expr::StringLiteral(s) => Ok(s.val.clone()),
+            _ => Err(PromqlError::bad_data("expected string literal")),
+        }
+    }
+
+    fn decode(&mut self, s: &Series) -> Result<(), PromqlError> {
+        self.buf.clear();
+        decode_series(&s.chunks, &mut self.buf)
+            .map_err(|e| PromqlError::execution(format!("series {}: {e}", s.labels)))
+    }
+
+    fn selected(&self, vs: &VectorSelector) -> Result<&'a [Series], PromqlError> {
+        self.data
+            .get(&selector_key(vs))
+            .map(Vec::as_slice)
+            .ok_or_else(|| PromqlError::execution("selector was not planned"))
+    }
+
+    /// An instant vector selector at every step: the newest sample within
+    /// the lookback window, unless it is a staleness marker. With
+    /// `timestamps`, the sample's time in seconds instead of its value.
+    pub fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        grid: Grid,
+        timestamps: bool,
+    ) -> Result<Vec<StepSeries>, PromqlError> {
+        let series = self.selected(vs)?;
+        let at = self.at(&vs.at);
+        let off = offset_ms(&vs.offset);
+        let mut out = Vec::new();
+        for s in series {
+            self.limits.check()?;
+            self.decode(s)?;
+            let buf = &self.buf;
+            let mut vals: Points = vec![None; grid.n];
+            let mut any = false;
+            let mut j = 0;
+            for (i, slot) in vals.iter_mut().enumerate() {
+                let r = at.unwrap_or_else(|| grid.ts(i)) - off;
+                while j < buf.len() && buf[j].t <= r {
+                    j += 1;
+                }
+                if j > 0 {
+                    let smp = buf[j - 1];
+                    if smp.t >= r - self.lookback && !smp.is_stale() {
+                        *slot = Some(if timestamps {
+                            smp.t as f64 / 1000.0
+                        } else {
+                            smp.v
+                        });
+                        any = true;
+                    }
+                }
+            }
+            if any {
+                out.push(StepSeries {
+                    labels: s.labels.clone(),
+                    vals,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn subquery_arg<'e>(&self, sq: &'e promql_parser::parser::SubqueryExpr) -> MatrixArg<'e> {
+        let step = sq
+            .step
+            .map(|d| d.as_millis() as i64)
+            .filter(|s| *s > 0)
+            .unwrap_or(self.default_step);
+        MatrixArg {
+            range: sq.range.as_millis() as i64,
+            offset: offset_ms(&sq.offset),
+            at: self.at(&sq.at),
+            source: MatrixSource::Subquery {
+                expr: &sq.expr,
+                step,
+            },
+        }
+    }
+
+    /// Calls `f` with each series of a range-vector argument: its labels and
+    /// its samples (staleness markers removed), sorted by time and covering
+    /// every window of `grid`.
+    pub fn for_each_matrix_series(
+        &mut self,
+        arg: &MatrixArg<'_>,
+        grid: Grid,
+        mut f: impl FnMut(&mut Limits<'a>, &Labels, &[Sample]) -> Result<(), PromqlError>,
+    ) -> Result<(), PromqlError> {
+        match &arg.source {
+            MatrixSource::Selector(vs) => {
+                let series = self.selected(vs)?;
+                for s in series {
+                    self.limits.check()?;
+                    self.decode(s)?;
+                    self.buf.retain(|s| !s.is_stale());
+                    f(&mut self.limits, &s.labels, &self.buf)?;
+                }
+            }
+            MatrixSource::Subquery { expr, step } => {
+                let refs = (0..grid.n).map(|i| arg.at.unwrap_or_else(|| grid.ts(i)) - arg.offset);
+                let (lo, hi) = refs.fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r), b.max(r)));
+                if grid.n == 0 {
+                    return Ok(());
+                }
+                let inner = subquery_grid(lo - arg.range, hi, *step);
+                let series = self.eval_vector(expr, inner)?;
+                let mut samples = Vec::new();
+                for s in &series {
+                    samples.clear();
+                    samples.extend(
+                        s.vals
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, v)| v.map(|v| Sample { t: inner.ts(i), v })),
+                    );
+                    f(&mut self.limits, &s.labels, &samples)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A range vector as the result of an instant query: the samples of
+    /// each series in the window.
+    fn raw_matrix(
+        &mut self,
+        arg: &MatrixArg<'_>,
+        grid: Grid,
+    ) -> Result<Vec<RangeSeries>, PromqlError> {
+        if grid.n != 1 {
+            return Err(PromqlError::bad_data(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector",
+            ));
+        }
+        let r = arg.at.unwrap_or(grid.start) - arg.offset;
+        let lo = r - arg.range;
+        let mut out = Vec::new();
+        self.for_each_matrix_series(arg, grid, |_, labels, samples| {
+            let points: Vec<(i64, f64)> = samples
+                .iter()
+                .filter(|s| s.t >= lo && s.t <= r)
+                .map(|s| (s.t, s.v))
+                .collect();
+            if !points.is_empty() {
+                out.push(RangeSeries {
+                    labels: labels.clone(),
+                    points,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// The inner grid of a subquery covering `[from, to]`: steps at multiples
+/// of `step` since the epoch.
+pub(crate) fn subquery_grid(from: i64, to: i64, step: i64) -> Grid {
+    let mut start = step * from.div_euclid(step);
+    if start < from {
+        start += step;
+    }
+    let n = if to < start {
+        0
+    } else {
+        ((to - start) / step + 1) as usize
+    };
+    Grid { start, step, n }
+}
+
+pub(crate) fn type_name(v: &Val) -> &'static str {
+    match v {
+        Val::Scalar(_) => "scalar",
+        Val::Vector(_) => "instant vector",
+        Val::String(_) => "string",
+        Val::Matrix(_) => "range vector",
+    }
+}
+
+/// For each step, the window `[ref - range, ref]` of `samples` as index
+/// bounds, where `ref` is the step's time (or `@`) minus the offset.
+pub(crate) struct Windows<'s> {
+    samples: &'s [Sample],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'s> Windows<'s> {
+    pub fn new(samples: &'s [Sample]) -> Self {
+        Self {
+            samples,
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// The samples in `[from, to]`; `from` and `to` must not decrease
+    /// between calls.
+    pub fn window(&mut self, from: i64, to: i64) -> &'s [Sample] {
+        let s = self.samples;
+        while self.hi < s.len() && s[self.hi].t <= to {
+            self.hi += 1;
+        }
+        while self.lo < self.hi && s[self.lo].t < from {
+            self.lo += 1;
+        }
+        &s[self.lo..self.hi]
+    }
+}

@@ -1,0 +1,295 @@
+//! The PromQL engine over an in-memory store, with results worked out by
+//! hand. The differential suite (cluster-tests/tests/promql_diff.rs)
+//! compares against real Prometheus; these pin the rules it relies on.
+
+use std::sync::Arc;
+
+use skein::error::ErrorCode;
+use skein::model::{Chunk, Labels, Sample, Series, STALE_NAN_BITS};
+use skein::promql::source::StoreSource;
+use skein::promql::{Engine, EngineConfig, Value};
+use skein::query::SeriesOptions;
+use skein::store::MemStore;
+use skein::store::{PeerType, StoreInfo};
+
+const S: i64 = 1000;
+
+fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
+    let samples: Vec<Sample> = points
+        .iter()
+        .map(|&(t, v)| Sample { t: t * S, v })
+        .collect();
+    Series {
+        labels: Labels::from_pairs(labels.iter().copied()).unwrap(),
+        chunks: Chunk::encode_xor(&samples, 120).unwrap(),
+    }
+}
+
+/// Every 15 s from 0 to `end` seconds.
+fn every15(end: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
+    (0..=end / 15).map(|i| (i * 15, f(i * 15))).collect()
+}
+
+fn engine_with(data: Vec<Series>, cfg: EngineConfig) -> Engine {
+    let info = StoreInfo {
+        label_sets: vec![],
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        peer_type: PeerType::Store,
+        store_group_id: String::new(),
+        component: "store".into(),
+        supports_without_replica_labels: true,
+    };
+    let store = MemStore::new(info, data).unwrap();
+    Engine::new(Arc::new(StoreSource(Arc::new(store))), cfg)
+}
+
+fn engine() -> Engine {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let mut stopped = every15(60, |t| (t / 15 + 1) as f64);
+    stopped.push((75, stale));
+    engine_with(
+        vec![
+            series(
+                &[("__name__", "reqs"), ("job", "api"), ("code", "200")],
+                &every15(600, |t| (t / 15) as f64),
+            ),
+            series(
+                &[("__name__", "reqs"), ("job", "api"), ("code", "500")],
+                // Resets to 0 at 300 s.
+                &every15(600, |t| ((t % 300) / 15) as f64 * 2.0),
+            ),
+            series(
+                &[("__name__", "reqs"), ("job", "web"), ("code", "200")],
+                &every15(600, |_| 7.0),
+            ),
+            series(&[("__name__", "stopped")], &stopped),
+            series(&[("__name__", "ends")], &every15(60, |_| 1.0)),
+            series(
+                &[("__name__", "info"), ("job", "api"), ("team", "a")],
+                &every15(600, |_| 1.0),
+            ),
+            series(
+                &[("__name__", "lat_bucket"), ("le", "0.1")],
+                &every15(600, |_| 10.0),
+            ),
+            series(
+                &[("__name__", "lat_bucket"), ("le", "1")],
+                &every15(600, |_| 20.0),
+            ),
+            series(
+                &[("__name__", "lat_bucket"), ("le", "+Inf")],
+                &every15(600, |_| 20.0),
+            ),
+        ],
+        EngineConfig::default(),
+    )
+}
+
+fn opts() -> SeriesOptions {
+    SeriesOptions {
+        dedup: false,
+        replica_labels: vec![],
+        partial_response: true,
+        counter: false,
+    }
+}
+
+async fn instant(e: &Engine, q: &str, t: i64) -> Vec<(String, f64)> {
+    match e.instant(q, t * S, opts()).await.unwrap().value {
+        Value::Vector(v) => {
+            let mut out: Vec<(String, f64)> =
+                v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        Value::Scalar { v, .. } => vec![("scalar".into(), v)],
+        other => panic!("{q}: unexpected {other:?}"),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0) || (a.is_nan() && b.is_nan())
+}
+
+fn assert_values(q: &str, got: &[(String, f64)], want: &[(&str, f64)]) {
+    assert_eq!(got.len(), want.len(), "{q}: got {got:?}");
+    for ((gl, gv), (wl, wv)) in got.iter().zip(want) {
+        assert_eq!(gl, wl, "{q}");
+        assert!(close(*gv, *wv), "{q}: {gl} = {gv}, want {wv}");
+    }
+}
+
+#[tokio::test]
+async fn selectors_follow_lookback_and_staleness() {
+    let e = engine();
+    assert_values(
+        "stopped",
+        &instant(&e, "stopped", 70).await,
+        &[(r#"{__name__="stopped"}"#, 5.0)],
+    );
+    // The staleness marker at 75 s ends the series at once.
+    assert!(instant(&e, "stopped", 80).await.is_empty());
+    // Without a marker, the last sample is seen for five minutes.
+    assert_eq!(instant(&e, "ends", 360).await.len(), 1);
+    assert!(instant(&e, "ends", 361).await.is_empty());
+    assert_values(
+        "offset",
+        &instant(&e, r#"reqs{code="200",job="api"} offset 1m"#, 600).await,
+        &[(r#"{__name__="reqs", code="200", job="api"}"#, 36.0)],
+    );
+    assert_values(
+        "@",
+        &instant(&e, r#"reqs{code="200",job="api"} @ 150"#, 600).await,
+        &[(r#"{__name__="reqs", code="200", job="api"}"#, 10.0)],
+    );
+}
+
+#[tokio::test]
+async fn rates_extrapolate_and_handle_resets() {
+    let e = engine();
+    // 1 per 15 s, window fully covered: 4 per minute.
+    assert_values(
+        "rate",
+        &instant(&e, r#"rate(reqs{code="200",job="api"}[1m])"#, 600).await,
+        &[(r#"{code="200", job="api"}"#, 4.0 / 60.0)],
+    );
+    // The reset at 300 s does not count as a drop.
+    assert_values(
+        "increase",
+        &instant(&e, r#"increase(reqs{code="500"}[1m])"#, 330).await,
+        // 36 -> 38, reset, 0 -> 2 -> 4.
+        &[(r#"{code="500", job="api"}"#, 6.0)],
+    );
+    assert_values(
+        "resets",
+        &instant(&e, r#"resets(reqs{code="500"}[10m])"#, 600).await,
+        &[(r#"{code="500", job="api"}"#, 2.0)],
+    );
+    assert_values(
+        "last_over_time keeps the name",
+        &instant(&e, r#"last_over_time(reqs{job="web"}[1m])"#, 600).await,
+        &[(r#"{__name__="reqs", code="200", job="web"}"#, 7.0)],
+    );
+}
+
+#[tokio::test]
+async fn aggregations_and_matching() {
+    let e = engine();
+    assert_values(
+        "sum by",
+        &instant(&e, "sum by (job) (reqs)", 600).await,
+        &[(r#"{job="api"}"#, 40.0 + 0.0), (r#"{job="web"}"#, 7.0)],
+    );
+    assert_values(
+        "count without",
+        &instant(&e, "count without (code) (reqs)", 600).await,
+        &[(r#"{job="api"}"#, 2.0), (r#"{job="web"}"#, 1.0)],
+    );
+    assert_values(
+        "topk",
+        &instant(&e, "topk(1, reqs)", 600).await,
+        &[(r#"{__name__="reqs", code="200", job="api"}"#, 40.0)],
+    );
+    assert_values(
+        "group_left",
+        &instant(&e, "reqs * on (job) group_left (team) info", 600).await,
+        &[
+            (r#"{code="200", job="api", team="a"}"#, 40.0),
+            (r#"{code="500", job="api", team="a"}"#, 0.0),
+        ],
+    );
+    assert_values(
+        "unless",
+        &instant(&e, "reqs unless on (job) info", 600).await,
+        &[(r#"{__name__="reqs", code="200", job="web"}"#, 7.0)],
+    );
+    assert_values(
+        "bool",
+        &instant(&e, r#"reqs{job="web"} > bool 5"#, 600).await,
+        &[(r#"{code="200", job="web"}"#, 1.0)],
+    );
+    assert_values(
+        "absent",
+        &instant(&e, r#"absent(nothing{job="x", a=~"b"})"#, 600).await,
+        &[(r#"{job="x"}"#, 1.0)],
+    );
+    assert_values(
+        "histogram_quantile",
+        &instant(&e, "histogram_quantile(0.75, lat_bucket)", 600).await,
+        &[("{}", 0.55)],
+    );
+    assert_values(
+        "subquery",
+        &instant(
+            &e,
+            r#"max_over_time(reqs{code="200",job="api"}[2m:30s])"#,
+            600,
+        )
+        .await,
+        &[(r#"{code="200", job="api"}"#, 40.0)],
+    );
+    assert_values(
+        "scalar",
+        &instant(&e, "2 ^ 3 + 1", 0).await,
+        &[("scalar", 9.0)],
+    );
+}
+
+#[tokio::test]
+async fn range_queries_return_sorted_matrices() {
+    let e = engine();
+    let out = e
+        .range("sum by (code) (reqs)", 0, 600 * S, 60 * S, opts())
+        .await
+        .unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!("not a matrix")
+    };
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].labels.to_string(), r#"{code="200"}"#);
+    assert_eq!(m[0].points.len(), 11);
+    assert_eq!(m[0].points[10], (600 * S, 47.0));
+    let out = e.range("time()", 0, 120 * S, 60 * S, opts()).await.unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!("not a matrix")
+    };
+    assert_eq!(
+        m[0].points,
+        vec![(0, 0.0), (60 * S, 60.0), (120 * S, 120.0)]
+    );
+}
+
+#[tokio::test]
+async fn errors_have_prometheus_types() {
+    let e = engine();
+    for (q, code) in [
+        ("sum(", ErrorCode::BadData),
+        ("nope(reqs)", ErrorCode::BadData),
+        ("rate(reqs[5x])", ErrorCode::BadData),
+        (r#"{__name__=~".*"}"#, ErrorCode::BadData),
+        ("reqs + on (job) reqs", ErrorCode::Execution),
+    ] {
+        let err = e.instant(q, 600 * S, opts()).await.unwrap_err();
+        assert_eq!(err.code, code, "{q}: {err}");
+    }
+    let err = e
+        .range(r#""text""#, 0, 60 * S, 15 * S, opts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadData);
+
+    let small = engine_with(
+        vec![series(&[("__name__", "x")], &every15(600, |t| t as f64))],
+        EngineConfig {
+            max_samples: 10,
+            ..EngineConfig::default()
+        },
+    );
+    let err = small
+        .range("x", 0, 600 * S, 15 * S, opts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Execution);
+    assert!(err.message.contains("too many samples"), "{err}");
+}
