@@ -22,7 +22,7 @@ fn is_comparison(op: TokenId) -> bool {
 }
 
 fn drops_name(op: TokenId) -> bool {
-    matches!(op, T_ADD | T_SUB | T_MUL | T_DIV | T_MOD | T_POW | T_ATAN2)
+    matches!(op, T_ADD | T_SUB | T_MUL | T_DIV | T_MOD | T_POW)
 }
 
 /// The value of `l op r` and whether a comparison keeps the element.
@@ -328,7 +328,7 @@ fn vector_vector(
                 return Err(PromqlError::execution(if one_to_one {
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
                 } else {
-                    "multiple matches for labels: grouping labels must ensure unique results"
+                    "multiple matches for labels: grouping labels must ensure unique matches"
                 }));
             }
             *dst = Some(value);
