@@ -233,6 +233,41 @@ pub fn parse_prom_duration(s: &str) -> Option<i64> {
     total_ms.checked_mul(1_000_000)
 }
 
+/// A duration in milliseconds in Prometheus' syntax, as Prometheus prints
+/// its flags: `5m`, `1h30m`, `2w`; years and weeks only when they divide
+/// the duration exactly (`90d`, not `12w6d`).
+pub fn format_duration(ms: i64) -> String {
+    const DAY: i64 = 86_400_000;
+    if ms <= 0 {
+        return if ms == 0 {
+            "0s".into()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, size, exact) in [
+        ("y", 365 * DAY, true),
+        ("w", 7 * DAY, true),
+        ("d", DAY, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1_000, false),
+        ("ms", 1, false),
+    ] {
+        if exact && rest % size != 0 {
+            continue;
+        }
+        let n = rest / size;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            rest -= n * size;
+        }
+    }
+    out
+}
+
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s {
@@ -461,6 +496,25 @@ mod tests {
         assert_eq!(parse_prom_duration("5m"), Some(300 * S));
         assert_eq!(parse_prom_duration("0ms"), Some(0));
         assert_eq!(parse_prom_duration(""), None);
+    }
+
+    #[test]
+    fn formatted_durations() {
+        for (ms, want) in [
+            (0, "0s"),
+            (300_000, "5m"),
+            (120_000, "2m"),
+            (5_400_000, "1h30m"),
+            (1_500, "1s500ms"),
+            (90 * 86_400_000, "90d"),
+            (14 * 86_400_000, "2w"),
+            (365 * 86_400_000, "1y"),
+        ] {
+            assert_eq!(format_duration(ms), want);
+            if ms > 0 {
+                assert_eq!(parse_prom_duration(want), Some(ms * 1_000_000), "{want}");
+            }
+        }
     }
 
     #[test]
