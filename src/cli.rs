@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn query_engine_flags() {
-        let parse = |args: &[&str]| {
+        let parse = |args: &[&str]| -> Result<EngineConfig, clap::Error> {
             let mut all = vec!["skein", "query"];
             all.extend_from_slice(args);
             match Cli::try_parse_from(all)?.command {

@@ -69,7 +69,8 @@ pub fn write_float_exp(out: &mut Vec<u8>, v: f64) {
 pub fn write_sample_value(out: &mut Vec<u8>, v: f64) {
     out.push(b'"');
     let abs = v.abs();
-    if abs != 0.0 && (abs < 1e-6 || abs >= 1e21) {
+    // NaN falls in the first branch too, and prints the same either way.
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         write_float_exp(out, v);
     } else {
         write_float_plain(out, v);

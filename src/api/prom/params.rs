@@ -68,7 +68,10 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         let whole = t.trunc();
         let frac = ((t - whole) * 1000.0).round() / 1000.0;
         let nanos = (frac * 1e9) as i64;
-        return Ok(whole as i64 * 1000 + nanos.div_euclid(1_000_000));
+        return (whole as i64)
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(nanos.div_euclid(1_000_000)))
+            .ok_or_else(bad);
     }
     if let Some(ms) = parse_rfc3339(s) {
         return Ok(ms);
@@ -439,6 +442,8 @@ mod tests {
             "NaN",
             "Inf",
             "1e300",
+            "9223372036854775.807",
+            "-9223372036854775.808",
             "2023-11-14T22:13:20",
             "2023-11-14 22:13:20Z",
             "2023-11-14t22:13:20z",
