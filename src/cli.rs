@@ -12,6 +12,7 @@ use crate::actors::RegistryConfig;
 use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
 use crate::model::Labels;
+use crate::promql::EngineConfig;
 use crate::querier::QuerierConfig;
 use crate::query::{DedupFunc, HedgeMode, QueryConfig, RouteConfig};
 use crate::store::ClientConfig;
@@ -292,6 +293,30 @@ pub struct QueryArgs {
     )]
     pub dedup_func: DedupFunc,
 
+    /// How far back PromQL looks for a series' latest sample.
+    #[arg(long = "query.lookback-delta", env = "SKEIN_QUERY_LOOKBACK_DELTA",
+          default_value = "5m", value_parser = parse_positive_duration)]
+    pub lookback_delta: Duration,
+
+    /// Longest a PromQL query may run; a request's `timeout` parameter can
+    /// only shorten it.
+    #[arg(long = "query.timeout", env = "SKEIN_QUERY_TIMEOUT",
+          default_value = "2m", value_parser = parse_positive_duration)]
+    pub query_timeout: Duration,
+
+    /// Most samples one query may hold in memory at once; 0 for no limit.
+    #[arg(
+        long = "query.max-samples",
+        env = "SKEIN_QUERY_MAX_SAMPLES",
+        default_value_t = 50_000_000
+    )]
+    pub max_samples: usize,
+
+    /// PromQL queries evaluated at once; more wait for a slot.
+    #[arg(long = "query.max-concurrent", env = "SKEIN_QUERY_MAX_CONCURRENT",
+          default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: u32,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -303,6 +328,8 @@ impl QueryArgs {
                 anyhow::bail!("invalid --endpoint {e:?}: expected host:port");
             }
         }
+        let lookback_delta_ms = i64::try_from(self.lookback_delta.as_millis())
+            .map_err(|_| anyhow::anyhow!("--query.lookback-delta is too large"))?;
         Ok(QuerierConfig {
             http_address: self.listen.http_address,
             grpc_address: self.listen.grpc_address,
@@ -329,6 +356,12 @@ impl QueryArgs {
                 replica_labels: self.replica_labels,
                 dedup_func: self.dedup_func,
                 partial_response: self.partial_response,
+            },
+            engine: EngineConfig {
+                lookback_delta_ms,
+                max_samples: self.max_samples,
+                timeout: self.query_timeout,
+                max_concurrent: self.max_concurrent as usize,
             },
         })
     }
@@ -539,6 +572,40 @@ mod tests {
         assert!(parse_gap("-10m..-5m").is_ok());
         assert!(parse_gap("-5m..-10m").is_err());
         assert!(parse_gap("-5m").is_err());
+    }
+
+    #[test]
+    fn query_engine_flags() {
+        let parse = |args: &[&str]| -> Result<EngineConfig, clap::Error> {
+            let mut all = vec!["skein", "query"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all)?.command {
+                Command::Query(q) => Ok(q.into_config().unwrap().engine),
+                _ => panic!("parsed another command"),
+            }
+        };
+        let d = parse(&[]).unwrap();
+        assert_eq!(d.lookback_delta_ms, 300_000);
+        assert_eq!(d.timeout, Duration::from_secs(120));
+        assert_eq!((d.max_samples, d.max_concurrent), (50_000_000, 20));
+        let c = parse(&[
+            "--query.lookback-delta=1m30s",
+            "--query.timeout=10s",
+            "--query.max-samples=0",
+            "--query.max-concurrent=4",
+        ])
+        .unwrap();
+        assert_eq!(c.lookback_delta_ms, 90_000);
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!((c.max_samples, c.max_concurrent), (0, 4));
+        for bad in [
+            "--query.lookback-delta=0s",
+            "--query.timeout=soon",
+            "--query.max-samples=-1",
+            "--query.max-concurrent=0",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

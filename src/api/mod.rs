@@ -2,6 +2,7 @@
 //! the cluster views of queriers.
 
 pub mod cluster;
+pub mod prom;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,9 +1,11 @@
 //! `skein query`: a querier node. It joins the cluster, learns every store
 //! from gossip and `--endpoint`, checks their health, groups them, and
-//! serves the cluster views over HTTP and the cluster's data over the Store
-//! API (as a QUERY peer, so queriers stack).
+//! serves the cluster views and the Prometheus HTTP API over HTTP and the
+//! cluster's data over the Store API (as a QUERY peer, so queriers stack).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -15,10 +17,13 @@ use crate::actors::registry::GetRegistry;
 use crate::actors::system::ActorSystem;
 use crate::actors::{RegistryConfig, StoreRegistry};
 use crate::api::cluster::ClusterState;
+use crate::api::prom::params::format_duration;
+use crate::api::prom::PromApi;
 use crate::api::{self, Readiness};
 use crate::cluster::membership::{GetMembership, Subscribe};
 use crate::cluster::{advertised, Cluster, ClusterConfig, Membership, NodeAdvert};
 use crate::model::time::{MAX_TIME, MIN_TIME};
+use crate::promql::{Engine, EngineConfig};
 use crate::query::{Querier, QueryConfig};
 use crate::store::{PeerType, Store};
 
@@ -29,6 +34,38 @@ pub struct QuerierConfig {
     pub cluster: Option<ClusterConfig>,
     pub registry: RegistryConfig,
     pub query: QueryConfig,
+    /// PromQL evaluation limits of the Prometheus HTTP API.
+    pub engine: EngineConfig,
+}
+
+impl QuerierConfig {
+    /// The flags `/api/v1/status/flags` reports: those that shape answers.
+    pub fn flags(&self) -> BTreeMap<String, String> {
+        let q = &self.query;
+        let e = &self.engine;
+        let ms = |d: Duration| format_duration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        [
+            ("http-address", self.http_address.clone()),
+            ("grpc-address", self.grpc_address.clone()),
+            ("endpoint", self.registry.endpoints.join(",")),
+            ("endpoint-strict", self.registry.strict_endpoints.join(",")),
+            ("query.replica-label", q.replica_labels.join(",")),
+            ("query.partial-response", q.partial_response.to_string()),
+            ("query.hedge", format!("{:?}", q.route.hedge).to_lowercase()),
+            ("store.response-timeout", ms(q.route.response_timeout)),
+            (
+                "deduplication.func",
+                format!("{:?}", q.dedup_func).to_lowercase(),
+            ),
+            ("query.lookback-delta", format_duration(e.lookback_delta_ms)),
+            ("query.timeout", ms(e.timeout)),
+            ("query.max-samples", e.max_samples.to_string()),
+            ("query.max-concurrent", e.max_concurrent.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
 }
 
 /// Addresses a running querier listens on.
@@ -107,15 +144,19 @@ pub async fn run(
         actor_system.arbiter(),
         cfg.query.clone(),
     );
+    let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
+    let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
     let grpc_stop = CancellationToken::new();
-    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(querier.clone());
+    let store: Arc<dyn Store> = Arc::new(querier.clone());
     let grpc_task = tokio::spawn(crate::store::serve(grpc, store, grpc_stop.clone()));
 
     let readiness = Readiness::default();
-    let router = api::base_router(readiness.clone()).merge(api::cluster::router(ClusterState {
-        registry: actors.registry.clone(),
-        membership: actors.membership.clone(),
-    }));
+    let router = api::base_router(readiness.clone())
+        .merge(api::cluster::router(ClusterState {
+            registry: actors.registry.clone(),
+            membership: actors.membership.clone(),
+        }))
+        .merge(prom.router());
     let http_stop = CancellationToken::new();
     let http_task = tokio::spawn(api::serve(http, router, http_stop.clone()));
     let bound = Bound {
