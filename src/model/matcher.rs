@@ -140,13 +140,66 @@ impl Matcher {
     }
 }
 
+/// Go's regexp reads a `{` that does not start a repetition (`a{b}`) as a
+/// literal; the regex crate refuses it. Escape such braces.
+pub fn go_compatible(re: &str) -> std::borrow::Cow<'_, str> {
+    if !re.contains('{') {
+        return std::borrow::Cow::Borrowed(re);
+    }
+    let b = re.as_bytes();
+    let mut out = String::with_capacity(re.len() + 4);
+    let (mut i, mut class) = (0, false);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                let end = (i + 2).min(b.len());
+                let end = (end..=b.len())
+                    .find(|&e| re.is_char_boundary(e))
+                    .unwrap_or(b.len());
+                out.push_str(&re[i..end]);
+                i = end;
+                continue;
+            }
+            b'[' if !class => class = true,
+            b']' if class => class = false,
+            b'{' if !class && !is_repetition(&b[i..]) => {
+                out.push_str("\\{");
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let end = (i + 1..=b.len())
+            .find(|&e| re.is_char_boundary(e))
+            .unwrap_or(b.len());
+        out.push_str(&re[i..end]);
+        i = end;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `{n}`, `{n,}` or `{n,m}` at the start of `b`.
+fn is_repetition(b: &[u8]) -> bool {
+    let Some(close) = b.iter().position(|&c| c == b'}') else {
+        return false;
+    };
+    let inner = &b[1..close];
+    let mut parts = inner.splitn(2, |&c| c == b',');
+    let first = parts.next().unwrap_or_default();
+    let digits = |p: &[u8]| p.iter().all(u8::is_ascii_digit);
+    !first.is_empty() && digits(first) && parts.next().is_none_or(|second| digits(second))
+}
+
 fn compile(name: &str, value: &str) -> Result<Pattern, MatcherError> {
     // Compile first so that an invalid pattern is always an error, even one
     // a fast path below would have accepted.
-    let re = Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError::BadRegex {
-        name: name.to_string(),
-        pattern: value.to_string(),
-        source: Box::new(e),
+    let re = Regex::new(&format!("^(?:{})$", go_compatible(value))).map_err(|e| {
+        MatcherError::BadRegex {
+            name: name.to_string(),
+            pattern: value.to_string(),
+            source: Box::new(e),
+        }
     })?;
     Ok(match value {
         ".*" => Pattern::Any,
@@ -178,6 +231,16 @@ mod tests {
 
     fn m(op: MatchOp, name: &str, v: &str) -> Matcher {
         Matcher::new(op, name, v).unwrap()
+    }
+
+    #[test]
+    fn go_literal_braces() {
+        assert_eq!(go_compatible("a{b}"), "a\\{b}");
+        assert_eq!(go_compatible("a{2}"), "a{2}");
+        assert_eq!(go_compatible("a{2,}x{1,3}"), "a{2,}x{1,3}");
+        assert_eq!(go_compatible("[{]"), "[{]");
+        assert_eq!(go_compatible("\\{x"), "\\{x");
+        assert!(m(MatchOp::Regex, "a", "x{y}").matches("x{y}"));
     }
 
     #[test]

@@ -869,7 +869,11 @@ fn label_replace(
     let repl = ev.eval_string(arg(args, 2, name)?)?;
     let src = ev.eval_string(arg(args, 3, name)?)?;
     let re = ev.eval_string(arg(args, 4, name)?)?;
-    let re = regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+    let re = regex::Regex::new(&format!(
+        "^(?:{})$",
+        crate::model::matcher::go_compatible(&re)
+    ))
+    .map_err(|e| {
         PromqlError::execution(format!(
             "invalid regular expression in label_replace(): {e}"
         ))
