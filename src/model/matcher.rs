@@ -188,7 +188,7 @@ fn is_repetition(b: &[u8]) -> bool {
     let mut parts = inner.splitn(2, |&c| c == b',');
     let first = parts.next().unwrap_or_default();
     let digits = |p: &[u8]| p.iter().all(u8::is_ascii_digit);
-    !first.is_empty() && digits(first) && parts.next().is_none_or(|second| digits(second))
+    !first.is_empty() && digits(first) && parts.next().is_none_or(digits)
 }
 
 fn compile(name: &str, value: &str) -> Result<Pattern, MatcherError> {
