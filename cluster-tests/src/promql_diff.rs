@@ -92,6 +92,9 @@ fn cut(s: &str, n: usize) -> String {
 
 /// Decodes an HTTP answer of `/api/v1/query` or `/api/v1/query_range`.
 pub fn parse_answer(status: u16, body: &[u8]) -> Outcome {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Outcome::Invalid(format!("HTTP {status}, empty body"));
+    }
     let v: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -269,6 +272,44 @@ fn closing(s: &str, open: usize) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// A short name for the kind of disagreement, to count alike failures:
+/// e.g. `skein: no valid answer (HTTP 404)`, `skein errors (execution)
+/// where prometheus answers vector`, `values or series differ (matrix)`.
+pub fn classify(reference: &Outcome, candidate: &Outcome, (rn, cn): (&str, &str)) -> String {
+    fn invalid(name: &str, why: &str) -> String {
+        let status = why
+            .strip_prefix("HTTP ")
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .map(|s| format!("HTTP {s}"))
+            .unwrap_or_else(|| cut(why, 40));
+        format!("{name}: no valid answer ({status})")
+    }
+    match (reference, candidate) {
+        (Outcome::Invalid(why), _) => invalid(rn, why),
+        (_, Outcome::Invalid(why)) => invalid(cn, why),
+        (Outcome::Error { error_type: a, .. }, Outcome::Error { error_type: b, .. }) => {
+            if a == b {
+                format!("same error type ({a}), other HTTP status")
+            } else {
+                format!("{rn} errors ({a}), {cn} errors ({b})")
+            }
+        }
+        (Outcome::Error { error_type, .. }, Outcome::Success { data, .. }) => {
+            format!("{rn} errors ({error_type}) where {cn} answers {}", data.kind())
+        }
+        (Outcome::Success { data, .. }, Outcome::Error { error_type, .. }) => {
+            format!("{cn} errors ({error_type}) where {rn} answers {}", data.kind())
+        }
+        (Outcome::Success { data: a, .. }, Outcome::Success { data: b, .. }) => {
+            if a.kind() != b.kind() {
+                format!("result type: {rn} {}, {cn} {}", a.kind(), b.kind())
+            } else {
+                format!("values or series differ ({})", a.kind())
+            }
+        }
+    }
 }
 
 /// Differences between `reference` (Prometheus) and `candidate`, at most
@@ -645,6 +686,14 @@ mod tests {
         let g = parse_answer(404, b"404 page not found");
         assert!(matches!(g, Outcome::Invalid(_)));
         assert_eq!(compare(&a, &g, false, ("p", "s"), 10).len(), 2);
+        assert_eq!(classify(&a, &g, ("p", "s")), "s: no valid answer (HTTP 404)");
+        let h = parse_answer(404, b"");
+        assert_eq!(h, Outcome::Invalid("HTTP 404, empty body".into()));
+        assert_eq!(
+            classify(&a, &f, ("p", "s")),
+            "s errors (execution) where p answers vector"
+        );
+        assert_eq!(classify(&a, &b, ("p", "s")), "values or series differ (vector)");
         assert!(compare(&a, &a, false, ("p", "s"), 10).is_empty());
     }
 

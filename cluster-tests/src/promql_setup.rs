@@ -132,8 +132,6 @@ impl PromqlCluster {
                         "--http-address",
                         &sidecar_ip,
                         "--cluster.disable",
-                        "--log.level",
-                        "warn",
                     ],
                 )?;
                 let sidecar_grpc = sidecar.grpc.to_string();
@@ -153,8 +151,6 @@ impl PromqlCluster {
                         "replica",
                         "--store.health-check-interval",
                         "500ms",
-                        "--log.level",
-                        "warn",
                     ],
                 )?;
                 let http = querier.http;

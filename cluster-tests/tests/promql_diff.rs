@@ -7,6 +7,7 @@
 //! of the data in the querier's place, to check the harness itself; that
 //! mode must agree on every query.
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use skein_cluster_tests::openmetrics::format_ts;
 use skein_cluster_tests::promql_data::{write_diff_dataset, DIFF_SPAN, T0};
 use skein_cluster_tests::promql_diff::{
-    compare, fmt_t, ordered_by_value, parse_answer, parse_queries, Outcome,
+    classify, compare, fmt_t, ordered_by_value, parse_answer, parse_queries, same_value, Outcome,
 };
 use skein_cluster_tests::promql_setup::{instant, range, PromqlCluster, Target};
 use skein_cluster_tests::require_binary;
@@ -27,6 +28,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Queries not started within this budget count as failed.
 const BUDGET: Duration = Duration::from_secs(150);
 const LINES_PER_QUERY: usize = 8;
+/// Differing queries shown in the failure message; all are in the file.
+const SHOWN_QUERIES: usize = 40;
 
 const S: i64 = 1000;
 const M: i64 = 60 * S;
@@ -138,17 +141,22 @@ fn promql_answers_match_prometheus() {
         dump_reference(std::path::Path::new(&path), &queries, &cases, &results);
     }
 
-    let mut report = String::new();
+    // One block of lines per differing query.
+    let mut blocks: Vec<String> = Vec::new();
     let (mut agreeing_queries, mut agreeing_evals, mut not_run) = (0, 0, 0);
     let (mut invalid_ref, mut invalid_target) = (0, 0);
     let mut reference_errors = 0;
+    // Kind of disagreement -> (evaluations, first query).
+    let mut kinds: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (q, query) in queries.iter().enumerate() {
         let ordered = ordered_by_value(query);
         let mut lines = Vec::new();
+        let mut also = Vec::new();
         for (c, case) in cases.iter().enumerate() {
             let Some((r, t)) = &results[q * cases.len() + c] else {
                 not_run += 1;
-                lines.push(format!("  {}: not run (time budget spent)", case.describe()));
+                kinds.entry("not run (time budget spent)".into()).or_insert((0, q)).0 += 1;
+                also.push(case.describe());
                 continue;
             };
             if matches!(r, Outcome::Invalid(_)) {
@@ -166,21 +174,36 @@ fn promql_answers_match_prometheus() {
                 agreeing_evals += 1;
                 continue;
             }
-            lines.push(format!("  {}:", case.describe()));
-            lines.extend(diff.into_iter().map(|l| format!("    {l}")));
+            kinds.entry(classify(r, t, names)).or_insert((0, q)).0 += 1;
+            // The first differing cases in full, the others by name.
+            if lines.len() + diff.len() < LINES_PER_QUERY || lines.is_empty() {
+                lines.push(format!("  {}:", case.describe()));
+                lines.extend(diff.into_iter().map(|l| format!("    {l}")));
+            } else {
+                also.push(case.describe());
+            }
         }
-        if lines.is_empty() {
+        if lines.is_empty() && also.is_empty() {
             agreeing_queries += 1;
-        } else {
-            let shown = lines.len().min(LINES_PER_QUERY);
-            report.push_str(&format!("[{}] {query}\n", q + 1));
-            for l in &lines[..shown] {
-                report.push_str(l);
-                report.push('\n');
-            }
-            if lines.len() > shown {
-                report.push_str(&format!("  ({} more lines)\n", lines.len() - shown));
-            }
+            continue;
+        }
+        let mut block = format!("[{}] {query}\n", q + 1);
+        for l in &lines {
+            block.push_str(l);
+            block.push('\n');
+        }
+        if !also.is_empty() {
+            block.push_str(&format!("  also differs: {}\n", also.join("; ")));
+        }
+        blocks.push(block);
+    }
+    let mut report = String::new();
+    if !kinds.is_empty() {
+        let mut kinds: Vec<_> = kinds.into_iter().collect();
+        kinds.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        report.push_str("kinds of disagreement (evaluations, first query):\n");
+        for (kind, (n, q)) in kinds {
+            report.push_str(&format!("  {n:>5}  {kind}  [{}] {}\n", q + 1, queries[q]));
         }
     }
     let evals = queries.len() * cases.len();
@@ -192,12 +215,19 @@ fn promql_answers_match_prometheus() {
         queries.len()
     );
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("promql_diff_report.txt");
-    let _ = std::fs::write(&file, format!("{report}{summary}\n"));
+    let _ = std::fs::write(&file, format!("{}{report}{summary}\n", blocks.concat()));
     println!("{summary}");
     if agreeing_queries != queries.len() {
+        let shown = blocks.len().min(SHOWN_QUERIES);
+        let more = if blocks.len() > shown {
+            format!("({} more differing queries in the report file)\n", blocks.len() - shown)
+        } else {
+            String::new()
+        };
         panic!(
-            "PromQL answers differ from Prometheus (full report in {}):\n{report}{summary}",
-            file.display()
+            "PromQL answers differ from Prometheus (full report in {}):\n{}{more}{report}{summary}",
+            file.display(),
+            blocks[..shown].concat()
         );
     }
 }
@@ -251,10 +281,38 @@ fn dump_reference(
 }
 
 /// Output of one promtool command, as compared.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct ToolOutput {
     success: bool,
     stdout: String,
+    stderr: String,
+    /// For a failed query, what promtool says failed before the message,
+    /// e.g. `bad_data` in `query error: bad_data: parse error ...`.
+    error_kind: String,
+    /// Records of stdout: a line with `=>` starts one (a sample, or a
+    /// series whose points follow on lines of their own); other lines are
+    /// records by themselves unless they follow such a series.
+    records: Vec<String>,
+}
+
+impl ToolOutput {
+    /// Same exit status and the same records, where numbers may differ
+    /// within the diff's tolerance (float sums depend on the order of
+    /// addition).
+    fn agrees_with(&self, other: &ToolOutput) -> bool {
+        let same_token = |a: &str, b: &str| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => same_value(x, y),
+            _ => a == b,
+        };
+        self.success == other.success
+            && self.error_kind == other.error_kind
+            && self.records.len() == other.records.len()
+            && self.records.iter().zip(&other.records).all(|(a, b)| {
+                let (ta, tb): (Vec<&str>, Vec<&str>) =
+                    (a.split_whitespace().collect(), b.split_whitespace().collect());
+                ta.len() == tb.len() && ta.iter().zip(&tb).all(|(x, y)| same_token(x, y))
+            })
+    }
 }
 
 fn promtool(bin: &std::path::Path, args: &[String], sorted: bool) -> ToolOutput {
@@ -262,15 +320,37 @@ fn promtool(bin: &std::path::Path, args: &[String], sorted: bool) -> ToolOutput 
         .args(args)
         .output()
         .expect("running promtool");
-    let mut stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    if sorted {
-        let mut lines: Vec<&str> = stdout.lines().collect();
-        lines.sort_unstable();
-        stdout = lines.join("\n");
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut records: Vec<String> = Vec::new();
+    let mut in_series = false;
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        if line.contains("=>") {
+            in_series = line.trim_end().ends_with("=>");
+            records.push(line.to_string());
+        } else if in_series {
+            let last = records.last_mut().expect("a series record");
+            last.push('\n');
+            last.push_str(line);
+        } else {
+            records.push(line.to_string());
+        }
     }
+    if sorted {
+        records.sort();
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let error_kind = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("query error: "))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default()
+        .to_string();
     ToolOutput {
         success: o.status.success(),
         stdout,
+        stderr,
+        error_kind,
+        records,
     }
 }
 
@@ -354,6 +434,7 @@ fn promtool_queries_match_prometheus() {
     let target_url = format!("http://{}", cluster.target);
     let target = cluster.target_kind.name();
     let mut report = String::new();
+    let mut dump = String::new();
     let mut agree = 0;
     for (args, sorted) in &commands {
         let with = |url: &str| -> Vec<String> {
@@ -363,7 +444,13 @@ fn promtool_queries_match_prometheus() {
         };
         let p = promtool(&promtool_bin, &with(&prom_url), *sorted);
         let s = promtool(&promtool_bin, &with(&target_url), *sorted);
-        if p == s {
+        dump.push_str(&format!(
+            "$ promtool {}\n{}\n[{}]\n",
+            args.join(" "),
+            p.stdout,
+            if p.success { "ok" } else { "failed" }
+        ));
+        if p.agrees_with(&s) {
             agree += 1;
             continue;
         }
@@ -375,6 +462,7 @@ fn promtool_queries_match_prometheus() {
         report.push_str(&format!("promtool {}\n", shown.join(" ")));
         for (name, o) in [("prometheus", &p), (target, &s)] {
             let mut out: Vec<&str> = o.stdout.lines().take(6).collect();
+            out.extend(o.stderr.lines().take(2));
             if out.is_empty() {
                 out.push("<no output>");
             }
@@ -384,6 +472,11 @@ fn promtool_queries_match_prometheus() {
                 out.join("\n    ")
             ));
         }
+    }
+    if let Some(path) = std::env::var_os("SKEIN_PROMQL_DIFF_DUMP") {
+        let mut path = std::path::PathBuf::from(path);
+        path.as_mut_os_string().push(".promtool");
+        std::fs::write(path, dump).expect("writing the dump");
     }
     let summary = format!(
         "promtool diff: {agree}/{} commands agree (prometheus vs {target})",
