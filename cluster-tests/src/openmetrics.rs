@@ -209,13 +209,20 @@ mod tests {
         let mut out = Vec::new();
         let mut w = OpenMetricsWriter::new(&mut out);
         w.family("c", "counter", "c").unwrap();
-        w.series("c_total", &[("b", "2"), ("a", "1")], &[(1000, 1.0), (16_500, 2.0)])
-            .unwrap();
+        w.series(
+            "c_total",
+            &[("b", "2"), ("a", "1")],
+            &[(1000, 1.0), (16_500, 2.0)],
+        )
+        .unwrap();
         let d = w.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "# TYPE c counter\n# HELP c c\nc_total{a=\"1\",b=\"2\"} 1 1.000\nc_total{a=\"1\",b=\"2\"} 2 16.500\n# EOF\n"
         );
-        assert_eq!((d.series, d.samples, d.start_ms, d.end_ms), (1, 2, 1000, 16_500));
+        assert_eq!(
+            (d.series, d.samples, d.start_ms, d.end_ms),
+            (1, 2, 1000, 16_500)
+        );
     }
 }

@@ -150,7 +150,11 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
         .iter()
         .enumerate()
     {
-        for (sensor, base, amp) in [("cpu", 55.0, 10.0), ("ambient", 21.0, 3.0), ("freezer", -5.0, 12.0)] {
+        for (sensor, base, amp) in [
+            ("cpu", 55.0, 10.0),
+            ("ambient", 21.0, 3.0),
+            ("freezer", -5.0, 12.0),
+        ] {
             let pts: Points = grid(T0 + n as i64 * 5 * S, end, 15 * S)
                 .map(|t| {
                     let x = (t - T0) as f64 / (40.0 * M as f64) * 2.0 * PI + n as f64;
@@ -189,10 +193,20 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
     }
 
     // NaN, infinities, zero, negative, tiny and huge values.
-    w.family("special_values", "gauge", "Values PromQL must carry through.")?;
+    w.family(
+        "special_values",
+        "gauge",
+        "Values PromQL must carry through.",
+    )?;
     let kinds: [(&str, fn(usize) -> f64); 8] = [
         ("nan", |_| f64::NAN),
-        ("pos_inf", |k| if k % 10 == 3 { f64::INFINITY } else { k as f64 }),
+        ("pos_inf", |k| {
+            if k % 10 == 3 {
+                f64::INFINITY
+            } else {
+                k as f64
+            }
+        }),
         ("neg_inf", |k| {
             if k % 10 == 7 {
                 f64::NEG_INFINITY
@@ -234,7 +248,11 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
     .into_iter()
     .enumerate()
     {
-        let first = if handler == "/orders" { T0 + 30 * M } else { T0 };
+        let first = if handler == "/orders" {
+            T0 + 30 * M
+        } else {
+            T0
+        };
         let times: Vec<i64> = grid(first + n as i64 * 3 * S + 250, end, 15 * S).collect();
         let mut counts = vec![0f64; les.len()];
         let mut sum = 0.0;
@@ -272,7 +290,10 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
             &[("job", job), ("handler", handler)],
             &pts,
         )?;
-        let pts: Points = rows.iter().map(|(t, c, _)| (*t, c[les.len() - 1])).collect();
+        let pts: Points = rows
+            .iter()
+            .map(|(t, c, _)| (*t, c[les.len() - 1]))
+            .collect();
         w.series(
             "http_request_duration_seconds_count",
             &[("job", job), ("handler", handler)],
@@ -282,7 +303,11 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
 
     // Histograms histogram_quantile must cope with: buckets that are not
     // monotonic, no +Inf bucket, only the +Inf bucket.
-    w.family("rpc_latency_seconds", "histogram", "RPC latency, partly broken.")?;
+    w.family(
+        "rpc_latency_seconds",
+        "histogram",
+        "RPC latency, partly broken.",
+    )?;
     let rpc_les = ["0.1", "1", "10", "+Inf"];
     for service in ["ok", "nonmono", "noinf", "onlyinf"] {
         for (b, le) in rpc_les.iter().enumerate() {
@@ -393,7 +418,12 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
     // Label values for label_replace and label_join.
     w.family("service_info", "gauge", "Service metadata.")?;
     for (service, version, pod, namespace) in [
-        ("checkout-eu-west-1", "v1.2.3", "checkout-7f9c6d-x2abc", "prod"),
+        (
+            "checkout-eu-west-1",
+            "v1.2.3",
+            "checkout-7f9c6d-x2abc",
+            "prod",
+        ),
         ("cart-us-east-2", "v1.10.0", "cart-55d4b-qq9zt", "prod"),
         ("search", "2.0.0-rc.1", "search-0", "staging"),
         ("legacy_api-ap-south-1", "v0.9", "legacy-1", "staging"),
@@ -428,9 +458,7 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
                         && instance == "10.0.1.7:9090"
                         && t >= T0 + H
                         && t < T0 + 80 * M)
-                        || (instance == "node-c:9100"
-                            && t >= T0 + 88 * M
-                            && t < T0 + 90 * M);
+                        || (instance == "node-c:9100" && t >= T0 + 88 * M && t < T0 + 90 * M);
                     (t, if down { 0.0 } else { 1.0 })
                 })
                 .collect();
@@ -556,14 +584,21 @@ pub fn write_bench_dataset(path: &Path, instances: usize) -> anyhow::Result<Data
     let file = std::fs::File::create(path)?;
     let mut w = OpenMetricsWriter::new(BufWriter::with_capacity(1 << 20, file));
     let end = T0 + BENCH_SPAN;
-    let names: Vec<String> = (0..instances).map(|n| format!("host-{n:03}:9100")).collect();
+    let names: Vec<String> = (0..instances)
+        .map(|n| format!("host-{n:03}:9100"))
+        .collect();
     let job = |n: usize| ["api", "web", "db", "cache"][n % 4];
 
     w.family("bench_requests", "counter", "Requests.")?;
     for (n, instance) in names.iter().enumerate() {
         for method in ["GET", "POST", "PUT", "DELETE"] {
             for code in ["200", "201", "404", "500", "503"] {
-                let id = mix(n as u64, u64::from(method.as_bytes()[0]) * 1000 + code.len() as u64 + u64::from(code.as_bytes()[2]));
+                let id = mix(
+                    n as u64,
+                    u64::from(method.as_bytes()[0]) * 1000
+                        + code.len() as u64
+                        + u64::from(code.as_bytes()[2]),
+                );
                 let pts = counter(
                     grid(T0 + (id % 30_000) as i64, end, 30 * S),
                     0.0,
@@ -586,8 +621,13 @@ pub fn write_bench_dataset(path: &Path, instances: usize) -> anyhow::Result<Data
 
     w.family("bench_cpu_seconds", "counter", "CPU time.")?;
     for (n, instance) in names.iter().enumerate() {
-        for mode in ["idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice"] {
-            let id = mix(n as u64 + 10_000, u64::from(mode.as_bytes()[0]) + mode.len() as u64);
+        for mode in [
+            "idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice",
+        ] {
+            let id = mix(
+                n as u64 + 10_000,
+                u64::from(mode.as_bytes()[0]) + mode.len() as u64,
+            );
             let pts = counter(
                 grid(T0 + (id % 30_000) as i64, end, 30 * S),
                 0.0,
@@ -603,8 +643,21 @@ pub fn write_bench_dataset(path: &Path, instances: usize) -> anyhow::Result<Data
     }
 
     w.family("bench_latency_seconds", "histogram", "Latency.")?;
-    let les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
-    let bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, f64::INFINITY];
+    let les = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf",
+    ];
+    let bounds = [
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        f64::INFINITY,
+    ];
     for (n, instance) in names.iter().enumerate() {
         for handler in ["/a", "/b"] {
             let id = mix(n as u64 + 20_000, handler.as_bytes()[1] as u64);
@@ -653,4 +706,3 @@ pub fn write_bench_dataset(path: &Path, instances: usize) -> anyhow::Result<Data
     }
     Ok(w.finish()?)
 }
-

@@ -73,10 +73,7 @@ impl Outcome {
                 status,
                 error_type,
                 message,
-            } => format!(
-                "error {error_type} (HTTP {status}): {}",
-                cut(message, 160)
-            ),
+            } => format!("error {error_type} (HTTP {status}): {}", cut(message, 160)),
             Outcome::Invalid(why) => format!("no valid answer: {}", cut(why, 200)),
         }
     }
@@ -156,7 +153,9 @@ fn parse_data(d: &serde_json::Value) -> Result<Data, String> {
                     return Err("native histogram samples are not compared".into());
                 }
                 let labels = parse_labels(&s["metric"])?;
-                let values = s["values"].as_array().ok_or("matrix series without values")?;
+                let values = s["values"]
+                    .as_array()
+                    .ok_or("matrix series without values")?;
                 let points = values.iter().map(parse_point).collect::<Result<_, _>>()?;
                 out.push((labels, points));
             }
@@ -167,7 +166,9 @@ fn parse_data(d: &serde_json::Value) -> Result<Data, String> {
 }
 
 fn parse_labels(m: &serde_json::Value) -> Result<Labels, String> {
-    let obj = m.as_object().ok_or_else(|| format!("metric is not an object: {m}"))?;
+    let obj = m
+        .as_object()
+        .ok_or_else(|| format!("metric is not an object: {m}"))?;
     obj.iter()
         .map(|(k, v)| {
             v.as_str()
@@ -178,7 +179,9 @@ fn parse_labels(m: &serde_json::Value) -> Result<Labels, String> {
 }
 
 fn parse_time(t: &serde_json::Value) -> Result<i64, String> {
-    let f = t.as_f64().ok_or_else(|| format!("timestamp {t} is not a number"))?;
+    let f = t
+        .as_f64()
+        .ok_or_else(|| format!("timestamp {t} is not a number"))?;
     Ok((f * 1000.0).round() as i64)
 }
 
@@ -297,10 +300,16 @@ pub fn classify(reference: &Outcome, candidate: &Outcome, (rn, cn): (&str, &str)
             }
         }
         (Outcome::Error { error_type, .. }, Outcome::Success { data, .. }) => {
-            format!("{rn} errors ({error_type}) where {cn} answers {}", data.kind())
+            format!(
+                "{rn} errors ({error_type}) where {cn} answers {}",
+                data.kind()
+            )
         }
         (Outcome::Success { data, .. }, Outcome::Error { error_type, .. }) => {
-            format!("{cn} errors ({error_type}) where {rn} answers {}", data.kind())
+            format!(
+                "{cn} errors ({error_type}) where {rn} answers {}",
+                data.kind()
+            )
         }
         (Outcome::Success { data: a, .. }, Outcome::Success { data: b, .. }) => {
             if a.kind() != b.kind() {
@@ -631,7 +640,9 @@ mod tests {
         assert!(!ordered_by_value("sort(up) + sort(up)"));
         assert!(!ordered_by_value("topk(3, up)"));
         assert!(!ordered_by_value("sum(sort(up))"));
-        assert!(ordered_by_value("sort(label_replace(up, \"a\", \")\", \"b\", \"(.*)\"))"));
+        assert!(ordered_by_value(
+            "sort(label_replace(up, \"a\", \")\", \"b\", \"(.*)\"))"
+        ));
     }
 
     #[test]
@@ -649,9 +660,11 @@ mod tests {
     #[test]
     fn vectors_agree_in_any_order_unless_sorted() {
         let a = ok(VEC_A);
-        let b = ok(r#"{"status":"success","data":{"resultType":"vector","result":[
+        let b = ok(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"job":"b","__name__":"up"},"value":[1735689600.5,"NaN"]},
-            {"metric":{"__name__":"up","job":"a"},"value":[1735689600.500,"1.0000000000001"]}]}}"#);
+            {"metric":{"__name__":"up","job":"a"},"value":[1735689600.500,"1.0000000000001"]}]}}"#,
+        );
         assert!(compare(&a, &b, false, ("p", "s"), 10).is_empty());
         let d = compare(&a, &b, true, ("p", "s"), 10);
         assert_eq!(d.len(), 1, "{d:?}");
@@ -662,19 +675,28 @@ mod tests {
     fn differences_are_reported() {
         let a = ok(VEC_A);
         // A value off, a timestamp off.
-        let b = ok(r#"{"status":"success","data":{"resultType":"vector","result":[
+        let b = ok(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"__name__":"up","job":"a"},"value":[1735689600.5,"2"]},
-            {"metric":{"__name__":"up","job":"b"},"value":[1735689600.501,"NaN"]}]}}"#);
+            {"metric":{"__name__":"up","job":"b"},"value":[1735689600.501,"NaN"]}]}}"#,
+        );
         let d = compare(&a, &b, false, ("p", "s"), 10);
         assert!(d.iter().any(|l| l.contains("p 1, s 2")), "{d:?}");
-        assert!(d.iter().any(|l| l.contains("2 common series differ")), "{d:?}");
+        assert!(
+            d.iter().any(|l| l.contains("2 common series differ")),
+            "{d:?}"
+        );
         // A missing series and a label difference.
-        let c = ok(r#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"job":"a"},"value":[1735689600.5,"1"]}]}}"#);
+        let c = ok(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"job":"a"},"value":[1735689600.5,"1"]}]}}"#,
+        );
         let d = compare(&a, &c, false, ("p", "s"), 10);
         assert!(d[0].contains("2 only in p, 1 only in s"), "{d:?}");
         // Another result type.
-        let e = ok(r#"{"status":"success","data":{"resultType":"scalar","result":[1735689600.5,"1"]}}"#);
+        let e = ok(
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1735689600.5,"1"]}}"#,
+        );
         let d = compare(&a, &e, false, ("p", "s"), 10);
         assert!(d[0].starts_with("result type"), "{d:?}");
         // An error against a success, and a 404 page.
@@ -686,32 +708,51 @@ mod tests {
         let g = parse_answer(404, b"404 page not found");
         assert!(matches!(g, Outcome::Invalid(_)));
         assert_eq!(compare(&a, &g, false, ("p", "s"), 10).len(), 2);
-        assert_eq!(classify(&a, &g, ("p", "s")), "s: no valid answer (HTTP 404)");
+        assert_eq!(
+            classify(&a, &g, ("p", "s")),
+            "s: no valid answer (HTTP 404)"
+        );
         let h = parse_answer(404, b"");
         assert_eq!(h, Outcome::Invalid("HTTP 404, empty body".into()));
         assert_eq!(
             classify(&a, &f, ("p", "s")),
             "s errors (execution) where p answers vector"
         );
-        assert_eq!(classify(&a, &b, ("p", "s")), "values or series differ (vector)");
+        assert_eq!(
+            classify(&a, &b, ("p", "s")),
+            "values or series differ (vector)"
+        );
         assert!(compare(&a, &a, false, ("p", "s"), 10).is_empty());
     }
 
     #[test]
     fn errors_agree_by_type_and_status() {
-        let a = parse_answer(400, br#"{"status":"error","errorType":"bad_data","error":"x"}"#);
-        let b = parse_answer(400, br#"{"status":"error","errorType":"bad_data","error":"y"}"#);
-        let c = parse_answer(422, br#"{"status":"error","errorType":"execution","error":"x"}"#);
+        let a = parse_answer(
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"x"}"#,
+        );
+        let b = parse_answer(
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"y"}"#,
+        );
+        let c = parse_answer(
+            422,
+            br#"{"status":"error","errorType":"execution","error":"x"}"#,
+        );
         assert!(compare(&a, &b, false, ("p", "s"), 10).is_empty());
         assert_eq!(compare(&a, &c, false, ("p", "s"), 10).len(), 2);
     }
 
     #[test]
     fn matrices_compare_point_by_point() {
-        let a = ok(r#"{"status":"success","data":{"resultType":"matrix","result":[
-            {"metric":{"a":"1"},"values":[[1735689600,"1"],[1735689660,"+Inf"],[1735689720,"3"]]}]}}"#);
-        let b = ok(r#"{"status":"success","data":{"resultType":"matrix","result":[
-            {"metric":{"a":"1"},"values":[[1735689600,"1"],[1735689720,"3"],[1735689780,"4"]]}]}}"#);
+        let a = ok(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"a":"1"},"values":[[1735689600,"1"],[1735689660,"+Inf"],[1735689720,"3"]]}]}}"#,
+        );
+        let b = ok(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"a":"1"},"values":[[1735689600,"1"],[1735689720,"3"],[1735689780,"4"]]}]}}"#,
+        );
         let d = compare(&a, &b, false, ("p", "s"), 10);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(

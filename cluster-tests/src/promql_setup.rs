@@ -189,7 +189,11 @@ impl PromqlCluster {
                 }
             }
         }
-        ensure!(dead.is_empty(), "exited during the run: {}", dead.join(", "));
+        ensure!(
+            dead.is_empty(),
+            "exited during the run: {}",
+            dead.join(", ")
+        );
         Ok(())
     }
 }
@@ -261,7 +265,10 @@ pub fn start_prometheus_on_blocks(
     let log = std::fs::File::create(dir.join("prometheus.log"))?;
     let child = Command::new(binary)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg("--storage.tsdb.retention.time=100y")
         .arg(format!("--web.listen-address={addr}"))
         .arg("--log.level=warn")

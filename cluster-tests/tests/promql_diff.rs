@@ -155,7 +155,10 @@ fn promql_answers_match_prometheus() {
         for (c, case) in cases.iter().enumerate() {
             let Some((r, t)) = &results[q * cases.len() + c] else {
                 not_run += 1;
-                kinds.entry("not run (time budget spent)".into()).or_insert((0, q)).0 += 1;
+                kinds
+                    .entry("not run (time budget spent)".into())
+                    .or_insert((0, q))
+                    .0 += 1;
                 also.push(case.describe());
                 continue;
             };
@@ -220,7 +223,10 @@ fn promql_answers_match_prometheus() {
     if agreeing_queries != queries.len() {
         let shown = blocks.len().min(SHOWN_QUERIES);
         let more = if blocks.len() > shown {
-            format!("({} more differing queries in the report file)\n", blocks.len() - shown)
+            format!(
+                "({} more differing queries in the report file)\n",
+                blocks.len() - shown
+            )
         } else {
             String::new()
         };
@@ -308,8 +314,10 @@ impl ToolOutput {
             && self.error_kind == other.error_kind
             && self.records.len() == other.records.len()
             && self.records.iter().zip(&other.records).all(|(a, b)| {
-                let (ta, tb): (Vec<&str>, Vec<&str>) =
-                    (a.split_whitespace().collect(), b.split_whitespace().collect());
+                let (ta, tb): (Vec<&str>, Vec<&str>) = (
+                    a.split_whitespace().collect(),
+                    b.split_whitespace().collect(),
+                );
                 ta.len() == tb.len() && ta.iter().zip(&tb).all(|(x, y)| same_token(x, y))
             })
     }
@@ -384,7 +392,10 @@ fn promtool_queries_match_prometheus() {
             format!("--step={step}"),
         ]
     };
-    let window = [format!("--start={}", secs(start)), format!("--end={}", secs(end))];
+    let window = [
+        format!("--start={}", secs(start)),
+        format!("--end={}", secs(end)),
+    ];
     let labels = |name: &str, matches: &[&str]| {
         let mut a = vec![
             "query".to_string(),
@@ -439,7 +450,13 @@ fn promtool_queries_match_prometheus() {
     for (args, sorted) in &commands {
         let with = |url: &str| -> Vec<String> {
             args.iter()
-                .map(|a| if a == "{url}" { url.to_string() } else { a.clone() })
+                .map(|a| {
+                    if a == "{url}" {
+                        url.to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
                 .collect()
         };
         let p = promtool(&promtool_bin, &with(&prom_url), *sorted);
