@@ -198,7 +198,8 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
         "gauge",
         "Values PromQL must carry through.",
     )?;
-    let kinds: [(&str, fn(usize) -> f64); 8] = [
+    type Kind = (&'static str, fn(usize) -> f64);
+    let kinds: [Kind; 8] = [
         ("nan", |_| f64::NAN),
         ("pos_inf", |k| {
             if k % 10 == 3 {
@@ -456,9 +457,8 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
                 .map(|t| {
                     let down = (job == "web"
                         && instance == "10.0.1.7:9090"
-                        && t >= T0 + H
-                        && t < T0 + 80 * M)
-                        || (instance == "node-c:9100" && t >= T0 + 88 * M && t < T0 + 90 * M);
+                        && (T0 + H..T0 + 80 * M).contains(&t))
+                        || (instance == "node-c:9100" && (T0 + 88 * M..T0 + 90 * M).contains(&t));
                     (t, if down { 0.0 } else { 1.0 })
                 })
                 .collect();

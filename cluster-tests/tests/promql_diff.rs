@@ -203,7 +203,7 @@ fn promql_answers_match_prometheus() {
     let mut report = String::new();
     if !kinds.is_empty() {
         let mut kinds: Vec<_> = kinds.into_iter().collect();
-        kinds.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
         report.push_str("kinds of disagreement (evaluations, first query):\n");
         for (kind, (n, q)) in kinds {
             report.push_str(&format!("  {n:>5}  {kind}  [{}] {}\n", q + 1, queries[q]));
