@@ -26,7 +26,7 @@ const IP: &str = "127.0.4";
 const WORKERS: usize = 4;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Queries not started within this budget count as failed.
-const BUDGET: Duration = Duration::from_secs(150);
+const BUDGET: Duration = Duration::from_secs(120);
 const LINES_PER_QUERY: usize = 8;
 /// Differing queries shown in the failure message; all are in the file.
 const SHOWN_QUERIES: usize = 40;
