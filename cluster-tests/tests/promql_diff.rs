@@ -6,6 +6,16 @@
 //! `SKEIN_PROMQL_DIFF_TARGET=prometheus` puts a second Prometheus on a copy
 //! of the data in the querier's place, to check the harness itself; that
 //! mode must agree on every query.
+//!
+//! ```sh
+//! cargo build && cargo nextest run -p skein-cluster-tests --test promql_diff --no-capture
+//! ```
+//!
+//! The summary line (`promql diff: X/Y queries agree`) is printed either
+//! way; a failure lists the differing queries and writes the whole report
+//! to `target/tmp/promql_diff_report.txt`. `SKEIN_PROMQL_DIFF_DUMP=<file>`
+//! writes what Prometheus answered to each query (for reviewing the query
+//! set) and the promtool outputs to `<file>.promtool`.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -134,7 +144,7 @@ fn promql_answers_match_prometheus() {
         }
     });
     let elapsed = started.elapsed();
-    cluster.check_running().unwrap();
+    let crashed = cluster.check_running().err();
     let results = results.into_inner().unwrap();
 
     if let Some(path) = std::env::var_os("SKEIN_PROMQL_DIFF_DUMP") {
@@ -201,6 +211,9 @@ fn promql_answers_match_prometheus() {
         blocks.push(block);
     }
     let mut report = String::new();
+    if let Some(e) = &crashed {
+        report.push_str(&format!("{e}\n"));
+    }
     if !kinds.is_empty() {
         let mut kinds: Vec<_> = kinds.into_iter().collect();
         kinds.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
@@ -220,7 +233,7 @@ fn promql_answers_match_prometheus() {
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("promql_diff_report.txt");
     let _ = std::fs::write(&file, format!("{}{report}{summary}\n", blocks.concat()));
     println!("{summary}");
-    if agreeing_queries != queries.len() {
+    if agreeing_queries != queries.len() || crashed.is_some() {
         let shown = blocks.len().min(SHOWN_QUERIES);
         let more = if blocks.len() > shown {
             format!(
