@@ -11,6 +11,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+pub mod openmetrics;
+pub mod promql_data;
+pub mod promql_diff;
+pub mod promql_setup;
+
 /// The `skein` binary: `SKEIN_BIN`, or the workspace's debug build.
 pub fn skein_bin() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("SKEIN_BIN") {
@@ -113,48 +118,85 @@ fn addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 
 /// `GET http://addr/path`, returning the status code and body.
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let (status, body) = http_request(addr, "GET", path, None, Duration::from_secs(10))?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with an
+/// optional body given as (content type, bytes). Returns the status code and
+/// the body, de-chunked when sent chunked.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    conn.read_to_string(&mut raw)?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept-Encoding: identity\r\n"
+    )
+    .into_bytes();
+    if let Some((content_type, bytes)) = body {
+        req.extend_from_slice(
+            format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+                bytes.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(b"\r\n");
+        req.extend_from_slice(bytes);
+    } else {
+        req.extend_from_slice(b"\r\n");
+    }
+    conn.write_all(&req)?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)
+        .with_context(|| format!("{method} {path} on {addr}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| anyhow!("no HTTP header in answer from {addr}"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("bad status line from {addr}"))?;
-    // Bodies here are small and sent in one chunk when chunked.
     let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
     {
-        dechunk(body)
+        dechunk(body).ok_or_else(|| anyhow!("malformed chunked body from {addr}"))?
     } else {
-        body.to_string()
+        body.to_vec()
     };
     Ok((status, body))
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
+/// Decodes a chunked body; None when it is cut short or malformed.
+fn dechunk(mut s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = s.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&s[..eol]).ok()?;
+        let size = size.split(';').next()?.trim();
+        let n = usize::from_str_radix(size, 16).ok()?;
+        let rest = &s[eol + 2..];
+        if n == 0 {
+            return Some(out);
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        if rest.len() < n + 2 || &rest[n..n + 2] != b"\r\n" {
+            return None;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = &rest[n + 2..];
     }
-    out
 }
 
 /// `GET` and parse JSON.
