@@ -554,14 +554,9 @@ pub fn fmt_labels(l: &Labels) -> String {
     s
 }
 
+/// A value for the report: exponent notation when very large or small.
 pub fn fmt_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{v}")
-    }
+    crate::openmetrics::format_value(v)
 }
 
 /// A timestamp relative to the start of the data, e.g. `T0+1h30m7.5s`.
