@@ -42,11 +42,11 @@ fn promtool_reads_series_and_labels_from_a_querier() {
     let Some(bin) = require_binary("promtool") else {
         return;
     };
-    let seed = "127.0.4.1:10900";
+    let seed = "127.0.6.1:10900";
     let q = start_node(
         "query",
         "query",
-        "127.0.4.1",
+        "127.0.6.1",
         None,
         &[
             "--store.health-check-interval",
@@ -56,8 +56,8 @@ fn promtool_reads_series_and_labels_from_a_querier() {
         ],
     )
     .unwrap();
-    let _a = synthetic("127.0.4.11", seed, "a");
-    let _b = synthetic("127.0.4.12", seed, "b");
+    let _a = synthetic("127.0.6.11", seed, "a");
+    let _b = synthetic("127.0.6.12", seed, "b");
     wait_for("both replicas healthy", Duration::from_secs(30), || {
         healthy_members(q.http) == Some((2, 2))
     })

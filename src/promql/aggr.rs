@@ -94,7 +94,7 @@ pub(crate) fn eval(
                 &k,
                 op == T_TOPK,
                 n,
-            )));
+            )?));
         }
         T_QUANTILE => {
             let q = param.unwrap_or_default();
@@ -230,8 +230,10 @@ fn valid_label(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `topk`/`bottomk`: per group and step, the k largest (smallest) values;
-/// earlier series win ties; NaN ranks below every number.
+/// `topk`/`bottomk`: per group and step, the k largest (smallest) values.
+/// Ties are broken as Prometheus breaks them: series arrive in order and go
+/// through the same binary heap (smallest kept value on top; NaN ranks
+/// below every number).
 fn top_k(
     series: Vec<StepSeries>,
     group_of: &[usize],
@@ -239,16 +241,12 @@ fn top_k(
     k: &[f64],
     top: bool,
     n: usize,
-) -> Vec<StepSeries> {
+) -> Result<Vec<StepSeries>, PromqlError> {
     let mut keep: Vec<Points> = vec![vec![None; n]; series.len()];
-    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
-    for (i, g) in group_of.iter().enumerate() {
-        members[*g].push(i);
-    }
-    // `a` ranks below `b` (is the first to be replaced).
+    // `a` ranks below `b`: closer to the top of the heap.
     let below = |a: f64, b: f64| -> bool {
         if a.is_nan() {
-            return !b.is_nan();
+            return true;
         }
         if top {
             a < b
@@ -256,40 +254,43 @@ fn top_k(
             a > b
         }
     };
-    let mut chosen: Vec<(f64, usize)> = Vec::new();
+    let mut heaps: Vec<Vec<(f64, usize)>> = vec![Vec::new(); groups];
     #[allow(clippy::needless_range_loop)]
     for step in 0..n {
         let kf = k.get(step).copied().unwrap_or(0.0);
-        let kk = if kf.is_nan() || kf < 1.0 {
+        if !(-9.223_372_036_854_776e18..=9.223_372_036_854_776e18).contains(&kf) {
+            return Err(PromqlError::execution(format!(
+                "Scalar value {} overflows int64",
+                format_float(kf)
+            )));
+        }
+        let kk = kf as i64;
+        if kk < 1 {
             continue;
-        } else if kf >= usize::MAX as f64 {
-            usize::MAX
-        } else {
-            kf as usize
-        };
-        for m in &members {
-            chosen.clear();
-            for &s in m {
-                let Some(v) = series[s].vals[step] else {
-                    continue;
-                };
-                if chosen.len() < kk {
-                    chosen.push((v, s));
-                    continue;
-                }
-                // The lowest ranked chosen value.
-                let mut low = 0;
-                for (j, c) in chosen.iter().enumerate().skip(1) {
-                    if below(c.0, chosen[low].0) {
-                        low = j;
-                    }
-                }
-                if below(chosen[low].0, v) {
-                    chosen[low] = (v, s);
+        }
+        let kk = usize::try_from(kk).unwrap_or(usize::MAX);
+        heaps.iter_mut().for_each(Vec::clear);
+        for (idx, s) in series.iter().enumerate() {
+            let Some(v) = s.vals[step] else { continue };
+            let heap = &mut heaps[group_of[idx]];
+            if heap.len() < kk {
+                heap.push((v, idx));
+                let last = heap.len() - 1;
+                sift_up(heap, last, &below);
+                continue;
+            }
+            let h0 = heap[0].0;
+            let better = if top { h0 < v } else { h0 > v };
+            if better || (h0.is_nan() && !v.is_nan()) {
+                heap[0] = (v, idx);
+                if kk > 1 {
+                    sift_down(heap, 0, &below);
                 }
             }
-            for &(v, s) in &chosen {
-                keep[s][step] = Some(v);
+        }
+        for heap in &heaps {
+            for &(v, idx) in heap {
+                keep[idx][step] = Some(v);
             }
         }
     }
@@ -318,5 +319,35 @@ fn top_k(
             }
         });
     }
-    ranked.into_iter().map(|(s, _)| s).collect()
+    Ok(ranked.into_iter().map(|(s, _)| s).collect())
+}
+
+fn sift_up(h: &mut [(f64, usize)], mut j: usize, below: &impl Fn(f64, f64) -> bool) {
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if !below(h[j].0, h[i].0) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+fn sift_down(h: &mut [(f64, usize)], mut i: usize, below: &impl Fn(f64, f64) -> bool) {
+    let n = h.len();
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        if j1 + 1 < n && below(h[j1 + 1].0, h[j1].0) {
+            j = j1 + 1;
+        }
+        if !below(h[j].0, h[i].0) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
 }

@@ -252,12 +252,14 @@ fn vector_vector(
     let mut last: Vec<(u32, usize)> = vec![(u32::MAX, 0); many.len()];
     let drop = drops_name(op) || m.return_bool;
     for i in 0..n {
-        let mut any_one = false;
+        // Either side empty at this step: nothing matches, nothing clashes.
+        if !one.iter().any(|s| s.vals[i].is_some()) || !many.iter().any(|s| s.vals[i].is_some()) {
+            continue;
+        }
         for (j, (s, &sig)) in one.iter().zip(&os).enumerate() {
             if s.vals[i].is_none() {
                 continue;
             }
-            any_one = true;
             let slot = &mut one_at[sig as usize];
             if slot.0 == i + 1 {
                 let other = &one[slot.1 as usize];
@@ -270,9 +272,6 @@ fn vector_vector(
                 )));
             }
             *slot = (i + 1, j as u32);
-        }
-        if !any_one {
-            continue;
         }
         for (j, (s, &sig)) in many.iter().zip(&ms).enumerate() {
             let Some(mv) = s.vals[i] else { continue };

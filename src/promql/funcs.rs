@@ -200,15 +200,16 @@ fn nonempty(s: &[Sample]) -> Option<&[Sample]> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Welford's running variance with compensated sums, as 2.42 computes it.
 fn variance(s: &[Sample]) -> f64 {
-    let (mut count, mut mean, mut aux) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0f64, 0.0, 0.0, 0.0, 0.0);
     for x in s {
         count += 1.0;
-        let delta = x.v - mean;
-        mean += delta / count;
-        aux += delta * (x.v - mean);
+        let delta = x.v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (x.v - (mean + c_mean)), aux, c_aux);
     }
-    aux / count
+    (aux + c_aux) / count
 }
 
 /// `rate`, `increase` and `delta`: the change over the window, extrapolated
@@ -381,9 +382,12 @@ fn go_float_less(a: &f64, b: &f64) -> std::cmp::Ordering {
     }
 }
 
-/// Go's `math.Max` and `math.Min`: NaN wins, and signed zeros are ordered.
+/// Go's `math.Max` and `math.Min`: an infinity in the direction of the
+/// operation wins, then NaN; signed zeros are ordered.
 pub(crate) fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_negative() {
@@ -399,7 +403,9 @@ pub(crate) fn go_max(a: f64, b: f64) -> f64 {
 }
 
 pub(crate) fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_negative() {
@@ -539,14 +545,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, 
         "sort" | "sort_desc" => {
             let mut series = ev.eval_vector(arg(args, 0, name)?, grid)?;
             if grid.n == 1 {
+                // NaN sorts last either way.
                 let desc = name == "sort_desc";
                 series.sort_by(|a, b| {
                     let (x, y) = (a.vals[0].unwrap_or(f64::NAN), b.vals[0].unwrap_or(f64::NAN));
                     let o = go_float_less(&x, &y);
-                    if desc && !x.is_nan() && !y.is_nan() {
-                        o.reverse()
-                    } else {
-                        o
+                    match (x.is_nan(), y.is_nan(), desc) {
+                        (false, false, true) => o.reverse(),
+                        (false, false, false) => o,
+                        _ => o.reverse(),
                     }
                 });
             }
@@ -767,40 +774,98 @@ fn go_i64(v: f64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// A date as Go's `time.Unix(int64(v), 0).UTC()` computes it, including
+/// its wrap-around for times out of range (NaN, ±Inf): seconds since
+/// year -292277022399 as an unsigned number.
+struct GoDate {
+    abs: u64,
+}
+
+impl GoDate {
+    const DAY: u64 = 86_400;
+    /// Seconds from Go's absolute zero year to its internal year 1.
+    const ABSOLUTE_TO_INTERNAL: i64 = -9_223_371_966_579_724_800;
+    const UNIX_TO_INTERNAL: i64 = 62_135_596_800;
+    const ABSOLUTE_ZERO_YEAR: i64 = -292_277_022_399;
+
+    fn new(v: f64) -> Self {
+        let internal = go_i64(v).wrapping_add(Self::UNIX_TO_INTERNAL);
+        Self {
+            abs: internal.wrapping_sub(Self::ABSOLUTE_TO_INTERNAL) as u64,
+        }
+    }
+
+    fn hour(&self) -> u64 {
+        (self.abs % Self::DAY) / 3600
+    }
+
+    fn minute(&self) -> u64 {
+        (self.abs % 3600) / 60
+    }
+
+    fn weekday(&self) -> u64 {
+        ((self.abs + Self::DAY) % (7 * Self::DAY)) / Self::DAY
+    }
+
+    /// (year, month 1-12, day of month, day of year from 0).
+    fn date(&self) -> (i64, u32, u32, u32) {
+        const PER_400: u64 = 365 * 400 + 97;
+        const PER_100: u64 = 365 * 100 + 24;
+        const PER_4: u64 = 365 * 4 + 1;
+        let mut d = self.abs / Self::DAY;
+        let mut n = d / PER_400;
+        let mut y = 400 * n;
+        d -= PER_400 * n;
+        n = d / PER_100;
+        n -= n >> 2;
+        y += 100 * n;
+        d -= PER_100 * n;
+        n = d / PER_4;
+        y += 4 * n;
+        d -= PER_4 * n;
+        n = d / 365;
+        n -= n >> 2;
+        y += n;
+        d -= 365 * n;
+        let year = (y as i64).wrapping_add(Self::ABSOLUTE_ZERO_YEAR);
+        let yday = d as u32;
+        let mut day = yday;
+        if is_leap(year) {
+            if day == 31 + 29 - 1 {
+                return (year, 2, 29, yday);
+            }
+            if day > 31 + 29 - 1 {
+                day -= 1;
+            }
+        }
+        const BEFORE: [u32; 13] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365];
+        let mut month = (day / 31) as usize;
+        let end = BEFORE[month + 1];
+        let begin = if day >= end {
+            month += 1;
+            end
+        } else {
+            BEFORE[month]
+        };
+        (year, month as u32 + 1, day - begin + 1, yday)
+    }
 }
 
 fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
 fn date_part(name: &str) -> fn(f64) -> f64 {
     match name {
-        "minute" => |v| (go_i64(v).rem_euclid(3600) / 60) as f64,
-        "hour" => |v| (go_i64(v).rem_euclid(86_400) / 3600) as f64,
-        "day_of_week" => |v| (go_i64(v).div_euclid(86_400) + 4).rem_euclid(7) as f64,
-        "day_of_month" => |v| civil_from_days(go_i64(v).div_euclid(86_400)).2 as f64,
-        "month" => |v| civil_from_days(go_i64(v).div_euclid(86_400)).1 as f64,
-        "year" => |v| civil_from_days(go_i64(v).div_euclid(86_400)).0 as f64,
-        "day_of_year" => |v| {
-            let days = go_i64(v).div_euclid(86_400);
-            let (y, m, d) = civil_from_days(days);
-            let before: u32 = (1..m).map(|mm| month_days(y, mm)).sum();
-            (before + d) as f64
-        },
+        "minute" => |v| GoDate::new(v).minute() as f64,
+        "hour" => |v| GoDate::new(v).hour() as f64,
+        "day_of_week" => |v| GoDate::new(v).weekday() as f64,
+        "day_of_month" => |v| GoDate::new(v).date().2 as f64,
+        "month" => |v| GoDate::new(v).date().1 as f64,
+        "year" => |v| GoDate::new(v).date().0 as f64,
+        "day_of_year" => |v| (GoDate::new(v).date().3 + 1) as f64,
         _ => |v| {
-            let (y, m, _) = civil_from_days(go_i64(v).div_euclid(86_400));
+            let (y, m, _, _) = GoDate::new(v).date();
             month_days(y, m) as f64
         },
     }
@@ -1032,13 +1097,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
+    fn go_dates() {
+        assert_eq!(GoDate::new(0.0).date(), (1970, 1, 1, 0));
         // 2024-02-29 is day 19782.
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(GoDate::new(19_782.0 * 86_400.0).date(), (2024, 2, 29, 59));
         assert_eq!(date_part("day_of_week")(0.0), 4.0);
         assert_eq!(date_part("day_of_year")(19_782.0 * 86_400.0), 60.0);
         assert_eq!(date_part("days_in_month")(19_782.0 * 86_400.0), 29.0);
+        // Out of range, Go wraps around.
+        assert_eq!(date_part("hour")(f64::NAN), 15.0);
+        assert_eq!(date_part("year")(f64::INFINITY), 292_277_026_596.0);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::store::{SeriesFrame, SeriesRequest, StoreError};
 
 /// Parses a query and rejects what Prometheus 2.42 does not know.
 pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
+    register_functions();
     if query.trim().is_empty() {
         return Err(PromqlError::bad_data(
             "parse error: no expression found in input",
@@ -31,6 +32,25 @@ pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
         .map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
     check(&expr)?;
     Ok(expr)
+}
+
+/// `holt_winters` is 2.42's name of what the parser knows as
+/// `double_exponential_smoothing`.
+fn register_functions() {
+    use promql_parser::parser::function::{register_extra_functions, Function};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let f = Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        );
+        if let Err(e) = register_extra_functions(vec![f]) {
+            tracing::error!(error = %e, "cannot register holt_winters with the PromQL parser");
+        }
+    });
 }
 
 fn check(e: &Expr) -> Result<(), PromqlError> {

@@ -140,8 +140,21 @@ pub async fn run(
                 ..store.state()
             },
         };
-        if last.as_ref() != Some(&state) {
-            if state.ready {
+        // The minimum time moves with the clock: publish it once it moved a
+        // minute, and log only what an operator acts on.
+        let (notable, moved) = match &last {
+            None => (true, true),
+            Some(l) => (
+                l.ready != state.ready
+                    || l.external_labels != state.external_labels
+                    || l.last_error != state.last_error,
+                (l.min_time - state.min_time).abs() >= 60_000,
+            ),
+        };
+        if notable || moved {
+            if !notable {
+                // Only the minimum time moved.
+            } else if state.ready {
                 info!(external_labels = %state.external_labels, min_time = state.min_time, "prometheus ready");
             } else {
                 warn!(
