@@ -152,10 +152,15 @@ impl Api {
     /// A querier over two replicas (`replica` is the replica label) and,
     /// with `broken`, a third store whose Series calls fail.
     async fn start(broken: bool) -> Api {
+        Self::start_with(broken, EngineConfig::default(), Fault::None).await
+    }
+
+    /// Like `start`, with engine limits and a fault on replica b.
+    async fn start_with(broken: bool, cfg: EngineConfig, fault_b: Fault) -> Api {
         let stop = CancellationToken::new();
         let mut endpoints = vec![
             serve_store(("replica", "a"), replica("a"), Fault::None, &stop).await,
-            serve_store(("replica", "b"), replica("b"), Fault::None, &stop).await,
+            serve_store(("replica", "b"), replica("b"), fault_b, &stop).await,
         ];
         if broken {
             let data = vec![series(&[("__name__", "up"), ("job", "batch")])];
@@ -193,7 +198,7 @@ impl Api {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let engine = Engine::new(Arc::new(querier.clone()), EngineConfig::default());
+        let engine = Engine::new(Arc::new(querier.clone()), cfg);
         let flags = [("query.timeout".to_string(), "2m".to_string())].into();
         let router = PromApi::new(engine, querier).with_flags(flags).router();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -639,43 +644,92 @@ async fn query_parameters_are_checked_like_prometheus() {
     .await
     .assert_error(503, "timeout", "query timed out in query queue");
 
-    // Whatever the engine answers today, it is a well-formed answer whose
-    // HTTP status matches its errorType.
-    for a in [
-        api.both(instant, &[q, ("time", "1700000000")]).await,
-        api.both(
+    // Evaluation: the replicas are deduplicated, values as Prometheus
+    // writes them.
+    let a = api
+        .both(instant, &[("query", "up"), ("time", "1700000000")])
+        .await;
+    a.assert_data(json!({
+        "resultType": "vector",
+        "result": [
+            {"metric": {"__name__": "up", "instance": "a:1", "job": "api"},
+             "value": [1700000000, "9"]},
+            {"metric": {"__name__": "up", "instance": "b:1", "job": "db"},
+             "value": [1700000000, "9"]},
+        ]
+    }));
+    let a = api
+        .both(
             range,
             &[
-                q,
-                ("start", "1699999400"),
+                ("query", "sum(up)"),
+                ("start", "1699999880"),
                 ("end", "1700000000"),
                 ("step", "60"),
             ],
         )
-        .await,
+        .await;
+    a.assert_data(json!({
+        "resultType": "matrix",
+        "result": [{"metric": {}, "values": [
+            [1699999880, "14"], [1699999940, "16"], [1700000000, "18"]
+        ]}]
+    }));
+
+    // Evaluation errors: Prometheus' types and statuses.
+    for (query, status, error_type) in [
+        ("sum(up", 400, "bad_data"),
+        ("nope(up)", 400, "bad_data"),
+        ("rate(up[5x])", 400, "bad_data"),
+        ("up + on(job) {job=~\".+\"}", 422, "execution"),
     ] {
-        let v = a.json();
-        match v["status"].as_str() {
-            Some("success") => {
-                assert_eq!(a.status, 200);
-                assert!(v["data"]["resultType"].is_string(), "{}", a.body);
-                assert!(v["data"]["result"].is_array() || v["data"]["result"].is_array());
-            }
-            Some("error") => {
-                let want = match v["errorType"].as_str() {
-                    Some("bad_data") => 400,
-                    Some("execution") => 422,
-                    Some("timeout" | "canceled" | "unavailable") => 503,
-                    Some("internal") => 500,
-                    other => panic!("unknown errorType {other:?}: {}", a.body),
-                };
-                assert_eq!(a.status, want, "{}", a.body);
-                assert!(v["error"].is_string());
-                assert_eq!(a.cache.as_deref(), Some("no-store"));
-            }
-            other => panic!("status {other:?}: {}", a.body),
-        }
+        let a = api
+            .both(instant, &[("query", query), ("time", "1700000000")])
+            .await;
+        assert_eq!(a.status, status, "{query}: {}", a.body);
+        assert_eq!(a.json()["errorType"], error_type, "{query}: {}", a.body);
+        assert_eq!(a.cache.as_deref(), Some("no-store"), "{query}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_limits_are_errors() {
+    let instant = "/api/v1/query";
+    let small = EngineConfig {
+        max_samples: 5,
+        ..EngineConfig::default()
+    };
+    let api = Api::start_with(false, small, Fault::None).await;
+    let a = api
+        .both(
+            "/api/v1/query_range",
+            &[
+                ("query", "up"),
+                ("start", "1699999460"),
+                ("end", "1700000000"),
+                ("step", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.json()["errorType"], "execution");
+    assert!(a.body.contains("too many samples"), "{}", a.body);
+
+    // A store slower than the query's timeout.
+    let slow = Fault::Delay(Duration::from_secs(3));
+    let api = Api::start_with(false, EngineConfig::default(), slow).await;
+    let a = api
+        .get(
+            instant,
+            &[
+                ("query", "up"),
+                ("time", "1700000000"),
+                ("timeout", "300ms"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.json()["errorType"], "timeout", "{}", a.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
