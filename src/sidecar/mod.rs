@@ -148,7 +148,7 @@ pub async fn run(
                 l.ready != state.ready
                     || l.external_labels != state.external_labels
                     || l.last_error != state.last_error,
-                (l.min_time - state.min_time).abs() >= 60_000,
+                l.min_time.abs_diff(state.min_time) >= 60_000,
             ),
         };
         if notable || moved {
