@@ -11,8 +11,9 @@ use futures::StreamExt;
 
 use super::prom_api::PromApi;
 use super::remote_read::RemoteRead;
+use crate::store::external::with_external_labels as normalize;
 use crate::model::time::MAX_TIME;
-use crate::model::{Labels, MatchOp, Matcher, Series};
+use crate::model::{Labels, MatchOp, Matcher};
 use crate::proto::prometheus as prom;
 use crate::store::{
     LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
@@ -91,47 +92,6 @@ fn split_matchers(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
     Some(rest)
 }
 
-/// Puts external labels on Prometheus' series (remote read usually has
-/// already; a series' own label wins), drops the ones in `strip`, and keeps
-/// the answer sorted. Prometheus sorts by the series' own labels; adding or
-/// removing one label everywhere reorders two series only when one's own
-/// labels are a prefix of the other's, and such series are adjacent, so
-/// each run of series extending the run's first one is re-sorted alone.
-/// Memory: one run, almost always one series.
-fn normalize(input: SeriesStream, ext: Labels, strip: Vec<String>) -> SeriesStream {
-    let ext_names: Vec<String> = ext.iter().map(|l| l.name.clone()).collect();
-    let keep = ext.without(&strip);
-    Box::pin(async_stream::try_stream! {
-        let mut input = input;
-        // The run's first series by its own labels, and the run as it goes out.
-        let mut head: Option<Labels> = None;
-        let mut run: Vec<Series> = Vec::new();
-        while let Some(frame) = input.next().await {
-            match frame? {
-                SeriesFrame::Warning(w) => yield SeriesFrame::Warning(w),
-                SeriesFrame::Series(s) => {
-                    let own = s.labels.without(&ext_names);
-                    let extends_head = head.as_ref().is_some_and(|h| {
-                        h.len() < own.len() && own.as_slice().starts_with(h.as_slice())
-                    });
-                    if !extends_head {
-                        run.sort_by(|a, b| a.labels.cmp(&b.labels));
-                        for out in run.drain(..) {
-                            yield SeriesFrame::Series(out);
-                        }
-                        head = Some(own);
-                    }
-                    let labels = keep.merged_with(&s.labels.without(&strip));
-                    run.push(Series { labels, chunks: s.chunks });
-                }
-            }
-        }
-        run.sort_by(|a, b| a.labels.cmp(&b.labels));
-        for out in run {
-            yield SeriesFrame::Series(out);
-        }
-    })
-}
 
 #[async_trait]
 impl Store for PrometheusStore {
@@ -240,6 +200,7 @@ impl Store for PrometheusStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Series;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(pairs.iter().copied()).unwrap()

@@ -5,6 +5,7 @@
 mod client;
 mod error;
 pub mod faulty;
+pub mod external;
 mod mem;
 pub mod metrics;
 mod server;
