@@ -12,5 +12,6 @@ pub mod querier;
 pub mod query;
 pub mod sidecar;
 pub mod store;
+pub mod storegw;
 pub mod synthetic;
 pub mod telemetry;

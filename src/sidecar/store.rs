@@ -11,10 +11,10 @@ use futures::StreamExt;
 
 use super::prom_api::PromApi;
 use super::remote_read::RemoteRead;
-use crate::store::external::with_external_labels as normalize;
 use crate::model::time::MAX_TIME;
 use crate::model::{Labels, MatchOp, Matcher};
 use crate::proto::prometheus as prom;
+use crate::store::external::with_external_labels as normalize;
 use crate::store::{
     LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
     StoreError, StoreInfo,
@@ -91,7 +91,6 @@ fn split_matchers(matchers: &[Matcher], ext: &Labels) -> Option<Vec<Matcher>> {
     }
     Some(rest)
 }
-
 
 #[async_trait]
 impl Store for PrometheusStore {

@@ -4,8 +4,8 @@
 
 mod client;
 mod error;
-pub mod faulty;
 pub mod external;
+pub mod faulty;
 mod mem;
 pub mod metrics;
 mod server;

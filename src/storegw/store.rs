@@ -1,0 +1,243 @@
+//! The blocks of a bucket as one store. Each block answers for its own
+//! series; the gateway puts the block's external labels on them, merges
+//! the blocks' sorted answers into one, and joins the chunks of a series
+//! that spans several blocks.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::model::time::MIN_TIME;
+use crate::model::{Labels, Matcher, Sample};
+use crate::query::merge::{merge, MergedFrame};
+use crate::query::{combine, DedupFunc};
+use crate::store::external::with_external_labels;
+use crate::store::{
+    LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
+    StoreError, StoreInfo,
+};
+
+/// What the gateway knows of a block without reading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockInfo {
+    pub ulid: String,
+    pub min_time: i64,
+    /// Inclusive: the block's exclusive end minus one millisecond.
+    pub max_time: i64,
+    /// External labels of the source that wrote the block.
+    pub labels: Labels,
+}
+
+/// One block, as the gateway asks it.
+#[async_trait]
+pub trait BlockSeries: Send + Sync + 'static {
+    fn info(&self) -> &BlockInfo;
+
+    /// The block's series matching `matchers` (none of them on external
+    /// labels), sorted by labels, without external labels; only chunks
+    /// overlapping `[mint, maxt]`, or none with `skip_chunks`.
+    async fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skip_chunks: bool,
+    ) -> Result<SeriesStream, StoreError>;
+
+    async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StoreError>;
+
+    async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+pub struct GatewayStore {
+    blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
+    group_id: String,
+    /// `--min-time` / `--max-time`: the part of time this gateway serves.
+    min_time: i64,
+    max_time: i64,
+}
+
+impl GatewayStore {
+    pub fn new(group_id: String, min_time: i64, max_time: i64) -> Self {
+        Self {
+            blocks: RwLock::new(Arc::new(Vec::new())),
+            group_id,
+            min_time,
+            max_time,
+        }
+    }
+
+    /// Replaces the served blocks (kept sorted by time).
+    pub fn set_blocks(&self, mut blocks: Vec<Arc<dyn BlockSeries>>) {
+        blocks.sort_by(|a, b| {
+            let (a, b) = (a.info(), b.info());
+            (a.min_time, &a.ulid).cmp(&(b.min_time, &b.ulid))
+        });
+        let blocks = Arc::new(blocks);
+        match self.blocks.write() {
+            Ok(mut g) => *g = blocks,
+            Err(poisoned) => *poisoned.into_inner() = blocks,
+        }
+    }
+
+    pub fn blocks(&self) -> Arc<Vec<Arc<dyn BlockSeries>>> {
+        match self.blocks.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Blocks that may hold data for the request, each with the matchers
+    /// left for it once its external labels have answered theirs.
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Arc<dyn BlockSeries>, Vec<Matcher>)> {
+        let (mint, maxt) = (mint.max(self.min_time), maxt.min(self.max_time));
+        if mint > maxt {
+            return Vec::new();
+        }
+        self.blocks()
+            .iter()
+            .filter(|b| b.info().min_time <= maxt && b.info().max_time >= mint)
+            .filter_map(|b| {
+                let ext = &b.info().labels;
+                let mut rest = Vec::with_capacity(matchers.len());
+                for m in matchers {
+                    match ext.get(m.name()) {
+                        Some(v) if !m.matches(v) => return None,
+                        Some(_) => {}
+                        None => rest.push(m.clone()),
+                    }
+                }
+                Some((b.clone(), rest))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for GatewayStore {
+    async fn info(&self) -> Result<StoreInfo, StoreError> {
+        let blocks = self.blocks();
+        let mut sets: Vec<Labels> = Vec::new();
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for b in blocks.iter() {
+            let i = b.info();
+            if !sets.contains(&i.labels) {
+                sets.push(i.labels.clone());
+            }
+            min = min.min(i.min_time);
+            max = max.max(i.max_time);
+        }
+        sets.sort();
+        let (min, max) = (min.max(self.min_time), max.min(self.max_time));
+        let (min_time, max_time) = if min > max {
+            (MIN_TIME, MIN_TIME)
+        } else {
+            (min, max)
+        };
+        Ok(StoreInfo {
+            label_sets: sets,
+            min_time,
+            max_time,
+            peer_type: PeerType::Store,
+            store_group_id: self.group_id.clone(),
+            component: "store".into(),
+            supports_without_replica_labels: true,
+        })
+    }
+
+    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        crate::store::validate_range(req.min_time, req.max_time)?;
+        let (mint, maxt) = (req.min_time, req.max_time);
+        let mut inputs = Vec::new();
+        for (block, matchers) in self.select(&req.matchers, mint, maxt) {
+            let ext = block.info().labels.clone();
+            let s = block.series(&matchers, mint, maxt, req.skip_chunks).await?;
+            inputs.push(with_external_labels(
+                s,
+                ext,
+                req.without_replica_labels.clone(),
+            ));
+        }
+        let limit = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit
+        };
+        let merged = merge(inputs);
+        Ok(Box::pin(async_stream::try_stream! {
+            let mut merged = std::pin::pin!(merged);
+            let (mut buffers, mut out): (Vec<Vec<Sample>>, Vec<Sample>) = (Vec::new(), Vec::new());
+            let mut sent = 0;
+            while let Some(frame) = merged.next().await {
+                match frame? {
+                    MergedFrame::Warning(w) => yield SeriesFrame::Warning(w),
+                    MergedFrame::Series(g) => {
+                        if sent == limit {
+                            break;
+                        }
+                        sent += 1;
+                        // Blocks of one source split a series in time: join
+                        // its chunks (overlapping blocks are merged).
+                        yield SeriesFrame::Series(combine(
+                            g,
+                            false,
+                            DedupFunc::Penalty,
+                            false,
+                            &mut buffers,
+                            &mut out,
+                        )?);
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        crate::store::validate_range(req.start, req.end)?;
+        let mut names = BTreeSet::new();
+        for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
+            let found = block.label_names(&matchers).await?;
+            if !found.is_empty() {
+                names.extend(block.info().labels.iter().map(|l| l.name.clone()));
+            }
+            names.extend(found);
+        }
+        Ok(limited(names, req.limit))
+    }
+
+    async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        crate::store::validate_range(req.start, req.end)?;
+        let mut values = BTreeSet::new();
+        for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
+            match block.info().labels.get(&req.name) {
+                // An external label: its value, if the block has any series.
+                Some(v) => {
+                    if !block.label_names(&matchers).await?.is_empty() {
+                        values.insert(v.to_string());
+                    }
+                }
+                None => values.extend(block.label_values(&req.name, &matchers).await?),
+            }
+        }
+        Ok(limited(values, req.limit))
+    }
+}
+
+fn limited(values: BTreeSet<String>, limit: usize) -> LabelsResponse {
+    let take = if limit == 0 { usize::MAX } else { limit };
+    LabelsResponse {
+        values: values.into_iter().take(take).collect(),
+        warnings: Vec::new(),
+    }
+}

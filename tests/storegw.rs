@@ -1,0 +1,251 @@
+//! The store gateway's view of many blocks as one store, over in-memory
+//! blocks.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use skein::model::{Chunk, Labels, MatchOp, Matcher, Sample, Series};
+use skein::store::{
+    LabelsRequest, MemStore, PartialResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream,
+    Store, StoreError, StoreInfo,
+};
+use skein::storegw::{BlockInfo, BlockSeries, GatewayStore};
+
+const H: i64 = 3_600_000;
+
+struct MemBlock {
+    info: BlockInfo,
+    store: MemStore,
+}
+
+impl MemBlock {
+    /// A block of `ext`'s data for `[from, to)`: each series a sample a
+    /// minute valued by its timestamp.
+    fn new(
+        ulid: &str,
+        ext: &[(&str, &str)],
+        from: i64,
+        to: i64,
+        series: &[&[(&str, &str)]],
+    ) -> Arc<dyn BlockSeries> {
+        let data: Vec<Series> = series
+            .iter()
+            .map(|l| {
+                let samples: Vec<Sample> = (from..to)
+                    .step_by(60_000)
+                    .map(|t| Sample { t, v: t as f64 })
+                    .collect();
+                Series {
+                    labels: Labels::from_pairs(l.iter().copied()).unwrap(),
+                    chunks: Chunk::encode_xor(&samples, 120).unwrap(),
+                }
+            })
+            .collect();
+        let info = StoreInfo {
+            label_sets: vec![],
+            min_time: from,
+            max_time: to - 1,
+            peer_type: PeerType::Store,
+            store_group_id: String::new(),
+            component: "store".into(),
+            supports_without_replica_labels: false,
+        };
+        Arc::new(MemBlock {
+            info: BlockInfo {
+                ulid: ulid.into(),
+                min_time: from,
+                max_time: to - 1,
+                labels: Labels::from_pairs(ext.iter().copied()).unwrap(),
+            },
+            store: MemStore::new(info, data).unwrap(),
+        })
+    }
+}
+
+#[async_trait]
+impl BlockSeries for MemBlock {
+    fn info(&self) -> &BlockInfo {
+        &self.info
+    }
+
+    async fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skip_chunks: bool,
+    ) -> Result<SeriesStream, StoreError> {
+        let mut req = SeriesRequest::new(mint, maxt, matchers.to_vec());
+        req.skip_chunks = skip_chunks;
+        self.store.series(req).await
+    }
+
+    async fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .label_names(labels_req("", matchers))
+            .await?
+            .values)
+    }
+
+    async fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .label_values(labels_req(name, matchers))
+            .await?
+            .values)
+    }
+}
+
+fn labels_req(name: &str, matchers: &[Matcher]) -> LabelsRequest {
+    LabelsRequest {
+        name: name.into(),
+        start: i64::MIN,
+        end: i64::MAX,
+        matchers: matchers.to_vec(),
+        partial_response: PartialResponse::Abort,
+        limit: 0,
+        hops: 0,
+    }
+}
+
+async fn collect(s: SeriesStream) -> Vec<(String, Vec<Sample>)> {
+    let frames: Vec<_> = s.collect().await;
+    frames
+        .into_iter()
+        .filter_map(|f| match f.unwrap() {
+            SeriesFrame::Series(s) => {
+                let mut samples = Vec::new();
+                for c in &s.chunks {
+                    samples.extend(c.samples().unwrap());
+                }
+                Some((s.labels.to_string(), samples))
+            }
+            SeriesFrame::Warning(w) => panic!("warning {w}"),
+        })
+        .collect()
+}
+
+fn gateway() -> GatewayStore {
+    let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
+    let up_b: &[(&str, &str)] = &[("__name__", "up"), ("job", "b")];
+    let g = GatewayStore::new("file:///bucket".into(), i64::MIN, i64::MAX);
+    g.set_blocks(vec![
+        // Two hours of cluster x in two blocks, one of cluster y.
+        MemBlock::new(
+            "B2",
+            &[("cluster", "x"), ("replica", "1")],
+            H,
+            2 * H,
+            &[up_a, up_b],
+        ),
+        MemBlock::new("B1", &[("cluster", "x"), ("replica", "1")], 0, H, &[up_a]),
+        MemBlock::new("B3", &[("cluster", "y"), ("replica", "1")], 0, H, &[up_a]),
+    ]);
+    g
+}
+
+#[tokio::test]
+async fn blocks_merge_into_one_sorted_answer() {
+    let g = gateway();
+    let up = Matcher::equal("__name__", "up");
+    let out = collect(
+        g.series(SeriesRequest::new(0, 2 * H, vec![up.clone()]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let names: Vec<&str> = out.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            r#"{__name__="up", cluster="x", job="a", replica="1"}"#,
+            r#"{__name__="up", cluster="x", job="b", replica="1"}"#,
+            r#"{__name__="up", cluster="y", job="a", replica="1"}"#,
+        ]
+    );
+    // The series of cluster x spanning both blocks is whole and in order.
+    let samples = &out[0].1;
+    assert_eq!(samples.len(), 120);
+    assert!(samples.windows(2).all(|w| w[0].t < w[1].t));
+
+    // A matcher on an external label prunes whole blocks.
+    let y = Matcher::new(MatchOp::Equal, "cluster", "y").unwrap();
+    let out = collect(
+        g.series(SeriesRequest::new(0, 2 * H, vec![up.clone(), y]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.len(), 1);
+
+    // Replica labels are left out when asked, and the answer stays sorted.
+    let mut req = SeriesRequest::new(0, 2 * H, vec![up.clone()]);
+    req.without_replica_labels = vec!["replica".into()];
+    let out = collect(g.series(req).await.unwrap()).await;
+    assert_eq!(out[0].0, r#"{__name__="up", cluster="x", job="a"}"#);
+
+    // Only the second hour: B2 alone.
+    let out = collect(
+        g.series(SeriesRequest::new(H + 1, 2 * H, vec![up.clone()]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.len(), 2);
+
+    let mut req = SeriesRequest::new(0, 2 * H, vec![up]);
+    req.limit = 2;
+    assert_eq!(collect(g.series(req).await.unwrap()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn info_and_labels_include_external_labels() {
+    let g = gateway();
+    let info = g.info().await.unwrap();
+    assert_eq!(info.peer_type, PeerType::Store);
+    assert_eq!(info.store_group_id, "file:///bucket");
+    assert_eq!((info.min_time, info.max_time), (0, 2 * H - 1));
+    assert_eq!(info.label_sets.len(), 2);
+
+    let names = g.label_names(labels_req("", &[])).await.unwrap().values;
+    assert_eq!(names, ["__name__", "cluster", "job", "replica"]);
+    let clusters = g
+        .label_values(labels_req("cluster", &[]))
+        .await
+        .unwrap()
+        .values;
+    assert_eq!(clusters, ["x", "y"]);
+    let b = Matcher::equal("job", "b");
+    let clusters = g
+        .label_values(labels_req("cluster", &[b]))
+        .await
+        .unwrap()
+        .values;
+    assert_eq!(clusters, ["x"]);
+}
+
+#[tokio::test]
+async fn a_time_partition_hides_other_blocks() {
+    let g = GatewayStore::new("file:///bucket".into(), H, i64::MAX);
+    let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
+    g.set_blocks(vec![
+        MemBlock::new("B1", &[("cluster", "x")], 0, H, &[up_a]),
+        MemBlock::new("B2", &[("cluster", "x")], H, 2 * H, &[up_a]),
+    ]);
+    let info = g.info().await.unwrap();
+    assert_eq!(info.min_time, H);
+    let up = Matcher::equal("__name__", "up");
+    let out = collect(
+        g.series(SeriesRequest::new(0, H - 1, vec![up]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(out.is_empty());
+}
