@@ -22,7 +22,7 @@ struct MemBlock {
 impl MemBlock {
     /// A block of `ext`'s data for `[from, to)`: each series a sample a
     /// minute valued by its timestamp.
-    fn new(
+    fn block(
         ulid: &str,
         ext: &[(&str, &str)],
         from: i64,
@@ -118,13 +118,13 @@ async fn collect(s: SeriesStream) -> Vec<(String, Vec<Sample>)> {
     let frames: Vec<_> = s.collect().await;
     frames
         .into_iter()
-        .filter_map(|f| match f.unwrap() {
+        .map(|f| match f.unwrap() {
             SeriesFrame::Series(s) => {
                 let mut samples = Vec::new();
                 for c in &s.chunks {
                     samples.extend(c.samples().unwrap());
                 }
-                Some((s.labels.to_string(), samples))
+                (s.labels.to_string(), samples)
             }
             SeriesFrame::Warning(w) => panic!("warning {w}"),
         })
@@ -137,15 +137,15 @@ fn gateway() -> GatewayStore {
     let g = GatewayStore::new("file:///bucket".into(), i64::MIN, i64::MAX);
     g.set_blocks(vec![
         // Two hours of cluster x in two blocks, one of cluster y.
-        MemBlock::new(
+        MemBlock::block(
             "B2",
             &[("cluster", "x"), ("replica", "1")],
             H,
             2 * H,
             &[up_a, up_b],
         ),
-        MemBlock::new("B1", &[("cluster", "x"), ("replica", "1")], 0, H, &[up_a]),
-        MemBlock::new("B3", &[("cluster", "y"), ("replica", "1")], 0, H, &[up_a]),
+        MemBlock::block("B1", &[("cluster", "x"), ("replica", "1")], 0, H, &[up_a]),
+        MemBlock::block("B3", &[("cluster", "y"), ("replica", "1")], 0, H, &[up_a]),
     ]);
     g
 }
@@ -235,8 +235,8 @@ async fn a_time_partition_hides_other_blocks() {
     let g = GatewayStore::new("file:///bucket".into(), H, i64::MAX);
     let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
     g.set_blocks(vec![
-        MemBlock::new("B1", &[("cluster", "x")], 0, H, &[up_a]),
-        MemBlock::new("B2", &[("cluster", "x")], H, 2 * H, &[up_a]),
+        MemBlock::block("B1", &[("cluster", "x")], 0, H, &[up_a]),
+        MemBlock::block("B2", &[("cluster", "x")], H, 2 * H, &[up_a]),
     ]);
     let info = g.info().await.unwrap();
     assert_eq!(info.min_time, H);
