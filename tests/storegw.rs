@@ -249,3 +249,69 @@ async fn a_time_partition_hides_other_blocks() {
     .await;
     assert!(out.is_empty());
 }
+
+/// A bucket in memory: blocks can be added and removed, and some fail to
+/// load.
+#[derive(Default)]
+struct FakeBucket {
+    blocks: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+#[async_trait]
+impl skein::storegw::BlockLoader for FakeBucket {
+    async fn list(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .blocks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(u, _)| u.clone())
+            .collect())
+    }
+
+    async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>> {
+        let good = self
+            .blocks
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(u, ok)| u == ulid && *ok);
+        anyhow::ensure!(good, "index of {ulid}: bad magic");
+        let up: &[(&str, &str)] = &[("__name__", "up")];
+        Ok(MemBlock::block(ulid, &[("cluster", "x")], 0, H, &[up]))
+    }
+}
+
+#[tokio::test]
+async fn sync_follows_the_bucket_and_skips_bad_blocks() {
+    use skein::storegw::Syncer;
+    let bucket = Arc::new(FakeBucket::default());
+    let store = Arc::new(GatewayStore::new("mem".into(), i64::MIN, i64::MAX));
+    let mut syncer = Syncer::new(bucket.clone(), store.clone());
+
+    bucket
+        .blocks
+        .lock()
+        .unwrap()
+        .extend([("A".to_string(), true), ("B".to_string(), false)]);
+    let r = syncer.sync().await.unwrap();
+    assert_eq!((r.loaded, r.dropped, r.served), (1, 0, 1));
+    assert_eq!(r.failed, ["B"]);
+    assert_eq!(store.blocks().len(), 1);
+
+    // B is tried again, C arrives, A goes away.
+    {
+        let mut b = bucket.blocks.lock().unwrap();
+        b.retain(|(u, _)| u != "A");
+        b.push(("C".to_string(), true));
+    }
+    let r = syncer.sync().await.unwrap();
+    assert_eq!((r.loaded, r.dropped, r.served), (1, 1, 1));
+    assert_eq!(r.failed, ["B"]);
+    let served: Vec<String> = store
+        .blocks()
+        .iter()
+        .map(|b| b.info().ulid.clone())
+        .collect();
+    assert_eq!(served, ["C"]);
+}

@@ -3,5 +3,7 @@
 //! a store group and the querier hedges between them.
 
 pub mod store;
+pub mod sync;
 
 pub use store::{BlockInfo, BlockSeries, GatewayStore};
+pub use sync::{BlockLoader, SyncReport, Syncer};
