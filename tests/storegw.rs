@@ -10,7 +10,7 @@ use skein::store::{
     LabelsRequest, MemStore, PartialResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream,
     Store, StoreError, StoreInfo,
 };
-use skein::storegw::{BlockInfo, BlockSeries, GatewayStore};
+use skein::storegw::{BlockInfo, BlockSeries, GatewayStore, TimeBound};
 
 const H: i64 = 3_600_000;
 
@@ -134,7 +134,11 @@ async fn collect(s: SeriesStream) -> Vec<(String, Vec<Sample>)> {
 fn gateway() -> GatewayStore {
     let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
     let up_b: &[(&str, &str)] = &[("__name__", "up"), ("job", "b")];
-    let g = GatewayStore::new("file:///bucket".into(), i64::MIN, i64::MAX);
+    let g = GatewayStore::new(
+        "file:///bucket".into(),
+        TimeBound::At(i64::MIN),
+        TimeBound::At(i64::MAX),
+    );
     g.set_blocks(vec![
         // Two hours of cluster x in two blocks, one of cluster y.
         MemBlock::block(
@@ -232,7 +236,11 @@ async fn info_and_labels_include_external_labels() {
 
 #[tokio::test]
 async fn a_time_partition_hides_other_blocks() {
-    let g = GatewayStore::new("file:///bucket".into(), H, i64::MAX);
+    let g = GatewayStore::new(
+        "file:///bucket".into(),
+        TimeBound::At(H),
+        TimeBound::At(i64::MAX),
+    );
     let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
     g.set_blocks(vec![
         MemBlock::block("B1", &[("cluster", "x")], 0, H, &[up_a]),
@@ -286,7 +294,11 @@ impl skein::storegw::BlockLoader for FakeBucket {
 async fn sync_follows_the_bucket_and_skips_bad_blocks() {
     use skein::storegw::Syncer;
     let bucket = Arc::new(FakeBucket::default());
-    let store = Arc::new(GatewayStore::new("mem".into(), i64::MIN, i64::MAX));
+    let store = Arc::new(GatewayStore::new(
+        "mem".into(),
+        TimeBound::At(i64::MIN),
+        TimeBound::At(i64::MAX),
+    ));
     let mut syncer = Syncer::new(bucket.clone(), store.clone());
 
     bucket

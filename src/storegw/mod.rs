@@ -2,8 +2,10 @@
 //! served over the Store API as a STORE peer. Gateways on one bucket share
 //! a store group and the querier hedges between them.
 
+pub mod bounds;
 pub mod store;
 pub mod sync;
 
+pub use bounds::{parse_time_bound, TimeBound};
 pub use store::{BlockInfo, BlockSeries, GatewayStore};
 pub use sync::{BlockLoader, SyncReport, Syncer};

@@ -9,7 +9,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use crate::model::time::MIN_TIME;
+use super::bounds::TimeBound;
+use crate::model::time::{now_ms, MIN_TIME};
 use crate::model::{Labels, Matcher, Sample};
 use crate::query::merge::{merge, MergedFrame};
 use crate::query::{combine, DedupFunc};
@@ -59,12 +60,12 @@ pub struct GatewayStore {
     blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
     group_id: String,
     /// `--min-time` / `--max-time`: the part of time this gateway serves.
-    min_time: i64,
-    max_time: i64,
+    min_time: TimeBound,
+    max_time: TimeBound,
 }
 
 impl GatewayStore {
-    pub fn new(group_id: String, min_time: i64, max_time: i64) -> Self {
+    pub fn new(group_id: String, min_time: TimeBound, max_time: TimeBound) -> Self {
         Self {
             blocks: RwLock::new(Arc::new(Vec::new())),
             group_id,
@@ -93,6 +94,12 @@ impl GatewayStore {
         }
     }
 
+    /// The served part of time, now.
+    fn bounds(&self) -> (i64, i64) {
+        let now = now_ms();
+        (self.min_time.resolve(now), self.max_time.resolve(now))
+    }
+
     /// Blocks that may hold data for the request, each with the matchers
     /// left for it once its external labels have answered theirs.
     fn select(
@@ -101,7 +108,8 @@ impl GatewayStore {
         mint: i64,
         maxt: i64,
     ) -> Vec<(Arc<dyn BlockSeries>, Vec<Matcher>)> {
-        let (mint, maxt) = (mint.max(self.min_time), maxt.min(self.max_time));
+        let (lo, hi) = self.bounds();
+        let (mint, maxt) = (mint.max(lo), maxt.min(hi));
         if mint > maxt {
             return Vec::new();
         }
@@ -139,7 +147,8 @@ impl Store for GatewayStore {
             max = max.max(i.max_time);
         }
         sets.sort();
-        let (min, max) = (min.max(self.min_time), max.min(self.max_time));
+        let (lo, hi) = self.bounds();
+        let (min, max) = (min.max(lo), max.min(hi));
         let (min_time, max_time) = if min > max {
             (MIN_TIME, MIN_TIME)
         } else {
