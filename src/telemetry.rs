@@ -51,6 +51,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::actors::metrics::describe();
         crate::query::metrics::describe();
         crate::promql::metrics_names::describe();
+        crate::storegw::cache::describe();
         handle
     })
 }

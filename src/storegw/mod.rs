@@ -3,6 +3,7 @@
 //! a store group and the querier hedges between them.
 
 pub mod bounds;
+pub mod cache;
 pub mod store;
 pub mod sync;
 

@@ -1,0 +1,180 @@
+//! The in-memory index cache (`--index-cache-size`): postings lists and
+//! series entries by block, bounded in bytes, least recently used out
+//! first. Lookups take a batch of keys under one lock, so a query touching
+//! thousands of series locks a handful of times, not once per series.
+
+use std::hash::Hash;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use lru::LruCache;
+
+/// What is cached: a postings list (by label name and value) or a series
+/// entry (by reference), of one block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    Postings {
+        block: u128,
+        name: String,
+        value: String,
+    },
+    Series {
+        block: u128,
+        series: u64,
+    },
+}
+
+impl CacheKey {
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                CacheKey::Postings { name, value, .. } => name.len() + value.len(),
+                CacheKey::Series { .. } => 0,
+            }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            CacheKey::Postings { .. } => "postings",
+            CacheKey::Series { .. } => "series",
+        }
+    }
+}
+
+struct Inner {
+    lru: LruCache<CacheKey, Bytes>,
+    used: usize,
+}
+
+pub struct IndexCache {
+    inner: Mutex<Inner>,
+    max_bytes: usize,
+}
+
+pub const CACHE_REQUESTS_TOTAL: &str = "skein_store_index_cache_requests_total";
+pub const CACHE_HITS_TOTAL: &str = "skein_store_index_cache_hits_total";
+pub const CACHE_EVICTIONS_TOTAL: &str = "skein_store_index_cache_evictions_total";
+pub const CACHE_BYTES: &str = "skein_store_index_cache_bytes";
+
+pub fn describe() {
+    metrics::describe_counter!(
+        CACHE_REQUESTS_TOTAL,
+        "Index cache lookups, by item kind (postings, series)."
+    );
+    metrics::describe_counter!(CACHE_HITS_TOTAL, "Index cache lookups that found the item.");
+    metrics::describe_counter!(
+        CACHE_EVICTIONS_TOTAL,
+        "Items dropped from the index cache to stay within --index-cache-size."
+    );
+    metrics::describe_gauge!(
+        CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes held by the index cache."
+    );
+}
+
+impl IndexCache {
+    /// A cache of at most `max_bytes` (0 disables it).
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                used: 0,
+            }),
+            max_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached value of each key, in order.
+    pub fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<Bytes>> {
+        if self.max_bytes == 0 || keys.is_empty() {
+            return vec![None; keys.len()];
+        }
+        let out: Vec<Option<Bytes>> = {
+            let mut g = self.lock();
+            keys.iter().map(|k| g.lru.get(k).cloned()).collect()
+        };
+        let kind = keys[0].kind();
+        let hits = out.iter().filter(|v| v.is_some()).count() as u64;
+        metrics::counter!(CACHE_REQUESTS_TOTAL, "kind" => kind).increment(keys.len() as u64);
+        metrics::counter!(CACHE_HITS_TOTAL, "kind" => kind).increment(hits);
+        out
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Bytes> {
+        self.get_many(std::slice::from_ref(key)).pop().flatten()
+    }
+
+    /// Stores items, evicting the least recently used to stay in budget.
+    /// An item bigger than a tenth of the budget is not kept.
+    pub fn put_many(&self, items: impl IntoIterator<Item = (CacheKey, Bytes)>) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        let mut evicted = 0u64;
+        let used = {
+            let mut g = self.lock();
+            for (k, v) in items {
+                let size = k.size() + v.len();
+                if size > self.max_bytes / 10 {
+                    continue;
+                }
+                if let Some(old) = g.lru.put(k.clone(), v) {
+                    g.used -= k.size() + old.len();
+                }
+                g.used += size;
+                while g.used > self.max_bytes {
+                    match g.lru.pop_lru() {
+                        Some((k, v)) => {
+                            g.used -= k.size() + v.len();
+                            evicted += 1;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            g.used
+        };
+        if evicted > 0 {
+            metrics::counter!(CACHE_EVICTIONS_TOTAL).increment(evicted);
+        }
+        metrics::gauge!(CACHE_BYTES).set(used as f64);
+    }
+
+    pub fn used_bytes(&self) -> usize {
+        self.lock().used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(series: u64) -> CacheKey {
+        CacheKey::Series { block: 1, series }
+    }
+
+    #[test]
+    fn stays_within_budget_and_evicts_least_recent() {
+        let per = key(0).size() + 100;
+        let cache = IndexCache::new(per * 10 + per / 2);
+        cache.put_many((0..10).map(|i| (key(i), Bytes::from(vec![0u8; 100]))));
+        assert_eq!(cache.used_bytes(), per * 10);
+        // Touch 0, then add one more: 1 is the least recent and goes.
+        assert!(cache.get(&key(0)).is_some());
+        cache.put_many([(key(10), Bytes::from(vec![0u8; 100]))]);
+        assert!(cache.used_bytes() <= per * 10 + per / 2);
+        let got = cache.get_many(&[key(0), key(1), key(10)]);
+        assert!(got[0].is_some() && got[1].is_none() && got[2].is_some());
+        // Items too big for the cache are not kept; a zero budget keeps nothing.
+        cache.put_many([(key(99), Bytes::from(vec![0u8; per * 2]))]);
+        assert!(cache.get(&key(99)).is_none());
+        let off = IndexCache::new(0);
+        off.put_many([(key(1), Bytes::from_static(b"x"))]);
+        assert!(off.get(&key(1)).is_none());
+    }
+}
