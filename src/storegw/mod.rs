@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod cache;
+pub mod role;
 pub mod store;
 pub mod sync;
 
