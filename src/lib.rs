@@ -14,3 +14,4 @@ pub mod sidecar;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
+pub mod tsdb;
