@@ -573,12 +573,20 @@ async fn fresh_promtool_block() {
         );
         let before = stats.reads();
         let one: Vec<_> = counted
-            .series(&[m(MatchOp::Equal, "instance", "10.0.2.17:9100")], i64::MIN, i64::MAX, false)
+            .series(
+                &[m(MatchOp::Equal, "instance", "10.0.2.17:9100")],
+                i64::MIN,
+                i64::MAX,
+                false,
+            )
             .try_collect()
             .await
             .unwrap();
         assert_eq!(one.len(), 1);
-        eprintln!("  one series by label: {} range reads", stats.reads() - before);
+        eprintln!(
+            "  one series by label: {} range reads",
+            stats.reads() - before
+        );
 
         // A corrupt header file is detected and rebuilt.
         let mut bytes = std::fs::read(&header_file).unwrap();

@@ -64,6 +64,8 @@ impl Block {
         files: Arc<dyn BlockFiles>,
         header_cache_dir: Option<&Path>,
     ) -> Result<Self, TsdbError> {
+        // The ULID names the cached header file: it must be one.
+        meta.validate(&format!("{}/meta.json", meta.ulid))?;
         let Some(index_src) = files.open("index").await? else {
             return Err(TsdbError::MissingFile {
                 file: format!("{}/index", meta.ulid),
@@ -148,18 +150,18 @@ impl Block {
         maxt: i64,
         skip_chunks: bool,
     ) -> SeriesStream<'_> {
-        let matchers = matchers.to_vec();
-        Box::pin(async_stream::try_stream! {
-            // The block covers [minTime, maxTime).
-            if mint <= maxt && mint < self.meta.max_time && maxt >= self.meta.min_time {
-                let refs = self.index.postings_for_matchers(&matchers).await?;
-                for batch in refs.chunks(SERIES_BATCH) {
-                    for s in self.read_batch(batch, mint, maxt, skip_chunks).await? {
-                        yield s;
-                    }
-                }
-            }
-        })
+        stream(self, matchers.to_vec(), mint, maxt, skip_chunks)
+    }
+
+    /// `series` on a shared block, for streams that outlive the borrow.
+    pub fn series_owned(
+        self: &Arc<Self>,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skip_chunks: bool,
+    ) -> SeriesStream<'static> {
+        stream(Arc::clone(self), matchers.to_vec(), mint, maxt, skip_chunks)
     }
 
     async fn read_batch(
@@ -195,6 +197,30 @@ impl Block {
         }
         Ok(out)
     }
+}
+
+fn stream<'a, B>(
+    block: B,
+    matchers: Vec<Matcher>,
+    mint: i64,
+    maxt: i64,
+    skip_chunks: bool,
+) -> SeriesStream<'a>
+where
+    B: std::ops::Deref<Target = Block> + Send + Sync + 'a,
+{
+    Box::pin(async_stream::try_stream! {
+        let meta = block.meta();
+        // The block covers [minTime, maxTime).
+        if mint <= maxt && mint < meta.max_time && maxt >= meta.min_time {
+            let refs = block.index.postings_for_matchers(&matchers).await?;
+            for batch in refs.chunks(SERIES_BATCH) {
+                for s in block.read_batch(batch, mint, maxt, skip_chunks).await? {
+                    yield s;
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -258,7 +284,8 @@ mod tests {
         let mut chunks = Vec::new();
         for (i, _) in names.iter().enumerate() {
             for part in 0..2 {
-                let s: Vec<(i64, f64)> = (part * 10..part * 10 + 10).map(|t| (t, i as f64)).collect();
+                let s: Vec<(i64, f64)> =
+                    (part * 10..part * 10 + 10).map(|t| (t, i as f64)).collect();
                 chunks.push(xor(&s));
             }
         }
@@ -269,7 +296,11 @@ mod tests {
             .enumerate()
             .map(|(i, n)| {
                 crate::tsdb::testutil::series(
-                    &[("__name__", "m"), ("s", n), ("odd", if i % 2 == 1 { "yes" } else { "" })],
+                    &[
+                        ("__name__", "m"),
+                        ("s", n),
+                        ("odd", if i % 2 == 1 { "yes" } else { "" }),
+                    ],
                     &[(0, 9, offsets[2 * i]), (10, 19, offsets[2 * i + 1])],
                 )
             })
@@ -289,8 +320,18 @@ mod tests {
         (meta, files)
     }
 
-    async fn collect(block: &Block, matchers: &[Matcher], mint: i64, maxt: i64, skip: bool) -> Vec<BlockSeries> {
-        block.series(matchers, mint, maxt, skip).try_collect().await.unwrap()
+    async fn collect(
+        block: &Block,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        skip: bool,
+    ) -> Vec<BlockSeries> {
+        block
+            .series(matchers, mint, maxt, skip)
+            .try_collect()
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -318,7 +359,9 @@ mod tests {
 
         // Only the second chunk overlaps [15, 30].
         let late = collect(&block, &[], 15, 30, false).await;
-        assert!(late.iter().all(|s| s.metas.len() == 1 && s.chunks[0].min_time == 10));
+        assert!(late
+            .iter()
+            .all(|s| s.metas.len() == 1 && s.chunks[0].min_time == 10));
         // Inclusive bounds.
         assert_eq!(collect(&block, &[], 19, 19, false).await.len(), 3);
         assert_eq!(collect(&block, &[], 9, 10, false).await[0].chunks.len(), 2);
@@ -337,8 +380,17 @@ mod tests {
         assert!(metas[0].chunks.is_empty());
         assert_eq!(stats.reads() - before, 2);
 
+        let shared = Arc::new(block);
+        let owned: Vec<BlockSeries> = shared
+            .series_owned(&[Matcher::equal("s", "c")], 0, 100, false)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(owned.len(), 1);
+        let block = &*shared;
+
         let not_odd = collect(
-            &block,
+            block,
             &[Matcher::new(MatchOp::NotEqual, "odd", "yes").unwrap()],
             0,
             100,
@@ -355,17 +407,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (meta, files) = small_block(None);
         let files = Arc::new(files);
-        let first = Block::open(meta.clone(), files.clone(), Some(dir.path())).await.unwrap();
+        let first = Block::open(meta.clone(), files.clone(), Some(dir.path()))
+            .await
+            .unwrap();
         let path = header_path(dir.path(), &meta.ulid);
         assert!(path.exists());
 
         // A second open uses the saved header without building one.
         let stats = Arc::new(ReadStats::default());
         let counted = Arc::new((*files).clone().counted(Arc::clone(&stats)));
-        let second = Block::open(meta.clone(), counted.clone(), Some(dir.path())).await.unwrap();
+        let second = Block::open(meta.clone(), counted.clone(), Some(dir.path()))
+            .await
+            .unwrap();
         assert_eq!(stats.reads(), 0);
         assert_eq!(second.index().header(), first.index().header());
-        assert_eq!(collect(&second, &[], 0, 100, false).await, collect(&first, &[], 0, 100, false).await);
+        assert_eq!(
+            collect(&second, &[], 0, 100, false).await,
+            collect(&first, &[], 0, 100, false).await
+        );
 
         // A corrupt header is rebuilt (with reads) and saved again.
         let mut bytes = std::fs::read(&path).unwrap();
@@ -374,14 +433,21 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         assert!(IndexHeader::load(&path).await.is_err());
         let before = stats.reads();
-        let third = Block::open(meta.clone(), counted, Some(dir.path())).await.unwrap();
+        let third = Block::open(meta.clone(), counted, Some(dir.path()))
+            .await
+            .unwrap();
         assert_eq!(stats.reads() - before, 4);
         assert_eq!(third.index().header(), first.index().header());
         assert!(IndexHeader::load(&path).await.unwrap().is_some());
 
         // A header of another index (different size) is not used.
-        let other = IndexBuilder::default().build(&[crate::tsdb::testutil::series(&[("x", "y")], &[(0, 1, 8)])]);
-        IndexHeader::from_bytes("other", &other.bytes).unwrap().save(&path).await.unwrap();
+        let other = IndexBuilder::default()
+            .build(&[crate::tsdb::testutil::series(&[("x", "y")], &[(0, 1, 8)])]);
+        IndexHeader::from_bytes("other", &other.bytes)
+            .unwrap()
+            .save(&path)
+            .await
+            .unwrap();
         let fourth = Block::open(meta, files, Some(dir.path())).await.unwrap();
         assert_eq!(fourth.index().header(), first.index().header());
     }
@@ -390,7 +456,9 @@ mod tests {
     async fn missing_files() {
         let (meta, mut files) = small_block(None);
         files.remove("chunks/000001");
-        let block = Block::open(meta.clone(), Arc::new(files.clone()), None).await.unwrap();
+        let block = Block::open(meta.clone(), Arc::new(files.clone()), None)
+            .await
+            .unwrap();
         // Metas need no chunk file; chunks do.
         assert_eq!(collect(&block, &[], 0, 100, true).await.len(), 3);
         let err = block
@@ -399,7 +467,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, TsdbError::MissingSegment { .. }), "{err}");
-        assert!(err.to_string().contains("01HXXXXXXXXXXXXXXXXXXXXXXX"), "{err}");
+        assert!(
+            err.to_string().contains("01HXXXXXXXXXXXXXXXXXXXXXXX"),
+            "{err}"
+        );
 
         files.remove("index");
         let err = Block::open(meta, Arc::new(files), None).await.unwrap_err();

@@ -311,9 +311,16 @@ mod tests {
 
         let mut bad = seg.to_vec();
         bad[offs[0] as usize + 2] ^= 1;
-        let err = parse_chunk("s", offs[0], &Bytes::from(bad).slice(offs[0] as usize..)).unwrap_err();
+        let err =
+            parse_chunk("s", offs[0], &Bytes::from(bad).slice(offs[0] as usize..)).unwrap_err();
         assert!(
-            matches!(err, TsdbError::ChecksumMismatch { section: Section::Chunk { chunk_ref: 8 }, .. }),
+            matches!(
+                err,
+                TsdbError::ChecksumMismatch {
+                    section: Section::Chunk { chunk_ref: 8 },
+                    ..
+                }
+            ),
             "{err}"
         );
         for cut in 0..8 {
@@ -333,7 +340,12 @@ mod tests {
             .with_file("chunks/000002", seg2)
             .counted(Arc::clone(&stats));
         let r = ChunkReader::new("blk", Arc::new(files));
-        let metas = [meta(1, o2[0]), meta(0, o1[1]), meta(0, o1[0]), meta(0, o1[1])];
+        let metas = [
+            meta(1, o2[0]),
+            meta(0, o1[1]),
+            meta(0, o1[0]),
+            meta(0, o1[1]),
+        ];
         let got = r.chunks(&metas).await.unwrap();
         let data: Vec<&[u8]> = got.iter().map(|c| &c.data[..]).collect();
         assert_eq!(data, [&b"z"[..], b"bb", b"a", b"bb"]);
@@ -370,7 +382,8 @@ mod tests {
         assert!(err.is_corruption(), "{err}");
 
         // A truncated segment.
-        let files = MemBlockFiles::new("blk").with_file("chunks/000001", seg[..seg.len() - 2].to_vec());
+        let files =
+            MemBlockFiles::new("blk").with_file("chunks/000001", seg[..seg.len() - 2].to_vec());
         let r = ChunkReader::new("blk", Arc::new(files));
         let err = r.chunk(&meta(0, offs[0])).await.unwrap_err();
         assert!(matches!(err, TsdbError::Truncated { .. }), "{err}");

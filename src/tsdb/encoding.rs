@@ -246,7 +246,18 @@ mod tests {
 
     #[test]
     fn varint_round_trip() {
-        for v in [0i64, 1, -1, 63, -64, 64, -65, i64::MAX, i64::MIN, 1_700_000_000_000] {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            -65,
+            i64::MAX,
+            i64::MIN,
+            1_700_000_000_000,
+        ] {
             let mut b = Vec::new();
             put_varint(&mut b, v);
             assert_eq!(dec(&b).varint().unwrap(), v);
@@ -269,7 +280,10 @@ mod tests {
     fn uvarint_errors() {
         // Ends inside the varint.
         let err = dec(&[0x80, 0x80]).uvarint().unwrap_err();
-        assert!(matches!(err, TsdbError::Truncated { offset: 100, .. }), "{err}");
+        assert!(
+            matches!(err, TsdbError::Truncated { offset: 100, .. }),
+            "{err}"
+        );
         assert!(matches!(
             dec(&[]).uvarint().unwrap_err(),
             TsdbError::Truncated { .. }
@@ -321,7 +335,10 @@ mod tests {
         // Length beyond the buffer.
         let mut d = dec(&[5, b'a', b'b']);
         let err = d.str_uvarint().unwrap_err();
-        assert!(matches!(err, TsdbError::Truncated { needed: 5, .. }), "{err}");
+        assert!(
+            matches!(err, TsdbError::Truncated { needed: 5, .. }),
+            "{err}"
+        );
         // A huge length does not allocate, it is an error.
         let mut b = Vec::new();
         put_uvarint(&mut b, u64::MAX);

@@ -80,7 +80,9 @@ pub enum TsdbError {
         stored: u32,
         computed: u32,
     },
-    #[error("{file}: truncated {what}: {needed} bytes needed at offset {offset}, {available} there")]
+    #[error(
+        "{file}: truncated {what}: {needed} bytes needed at offset {offset}, {available} there"
+    )]
     Truncated {
         file: String,
         what: String,

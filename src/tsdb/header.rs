@@ -307,6 +307,9 @@ impl IndexHeader {
 
     /// Values of label `name`, sorted.
     pub fn label_values(&self, name: &str) -> Vec<String> {
+        if name.is_empty() {
+            return Vec::new();
+        }
         self.label(name)
             .map(|l| {
                 l.values
@@ -482,7 +485,8 @@ impl IndexHeader {
                 prev = start;
                 let value = id as u32;
                 if let Some(last) = values.last() {
-                    if string_of(&symbols, &extra, last.value) >= string_of(&symbols, &extra, value) {
+                    if string_of(&symbols, &extra, last.value) >= string_of(&symbols, &extra, value)
+                    {
                         return Err(d.malformed(format!("values of {name:?} out of order")));
                     }
                 }
@@ -571,6 +575,7 @@ mod tests {
             assert_eq!(built.label_names(), ["__name__", "job"]);
             assert_eq!(built.label_values("job"), ["api", "db"]);
             assert_eq!(built.label_values("nope"), Vec::<String>::new());
+            assert_eq!(built.label_values(""), Vec::<String>::new());
             assert!(built.all_postings_range().is_some());
             assert_eq!(built.extra.is_empty(), empty);
 
@@ -645,7 +650,13 @@ mod tests {
         bad[mid] ^= 4;
         let err = IndexHeader::decode("cache/h", &bad).unwrap_err();
         assert!(
-            matches!(err, TsdbError::ChecksumMismatch { section: Section::IndexHeader, .. }),
+            matches!(
+                err,
+                TsdbError::ChecksumMismatch {
+                    section: Section::IndexHeader,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().starts_with("cache/h:"), "{err}");

@@ -577,14 +577,14 @@ impl IndexReader {
         let fetched = Fetched::read(self.src.as_ref(), &coalesce(&sorted, MAX_READ_GAP)).await?;
         let mut out = HashMap::with_capacity(sorted.len());
         for &(start, end) in &sorted {
-            let buf = fetched
-                .from(start)
-                .ok_or_else(|| TsdbError::OutOfRange {
-                    file: self.file().to_string(),
-                    what: "postings",
-                    reference: start,
-                })?;
-            let len = usize::try_from(end - start).unwrap_or(usize::MAX).min(buf.len());
+            let buf = fetched.from(start).ok_or_else(|| TsdbError::OutOfRange {
+                file: self.file().to_string(),
+                what: "postings",
+                reference: start,
+            })?;
+            let len = usize::try_from(end - start)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
             out.insert(start, parse_postings(self.file(), &buf[..len], start)?);
         }
         Ok(out)
@@ -605,7 +605,7 @@ impl IndexReader {
         &self,
         matchers: &[Matcher],
     ) -> Result<Vec<SeriesRef>, TsdbError> {
-        let Some(plan) = postings::plan(&self.header, matchers)? else {
+        let Some(plan) = postings::plan(self.file(), &self.header, matchers)? else {
             return Ok(Vec::new());
         };
         let lists = self.read_postings(&plan.ranges()).await?;
@@ -774,7 +774,8 @@ pub(crate) fn verify_index(
 
     // Label indices, through the label offset table.
     if toc.label_offset_table != 0 {
-        let table = parse_label_offset_table(file, at(toc.label_offset_table), toc.label_offset_table)?;
+        let table =
+            parse_label_offset_table(file, at(toc.label_offset_table), toc.label_offset_table)?;
         for (_, offset) in table {
             if offset < INDEX_HEADER_LEN || offset >= index_len {
                 return Err(TsdbError::OutOfRange {
@@ -784,7 +785,11 @@ pub(crate) fn verify_index(
                 });
             }
             let li = parse_label_index(file, at(offset), offset)?;
-            if let Some(&bad) = li.values.iter().find(|&&v| header.symbols().get(v).is_none()) {
+            if let Some(&bad) = li
+                .values
+                .iter()
+                .find(|&&v| header.symbols().get(v).is_none())
+            {
                 return Err(TsdbError::OutOfRange {
                     file: file.to_string(),
                     what: "symbol",
@@ -833,7 +838,13 @@ mod tests {
         bad[3] ^= 1;
         let err = Toc::parse("i", &bad, 300 + TOC_LEN).unwrap_err();
         assert!(
-            matches!(err, TsdbError::ChecksumMismatch { section: Section::Toc, .. }),
+            matches!(
+                err,
+                TsdbError::ChecksumMismatch {
+                    section: Section::Toc,
+                    ..
+                }
+            ),
             "{err}"
         );
         // A reference past the TOC itself.
@@ -920,7 +931,10 @@ mod tests {
         buf[last] ^= 0x20;
         assert!(matches!(
             Symbols::parse_section("i", &buf, 5).unwrap_err(),
-            TsdbError::ChecksumMismatch { section: Section::SymbolTable, .. }
+            TsdbError::ChecksumMismatch {
+                section: Section::SymbolTable,
+                ..
+            }
         ));
         let buf = symbol_section(&["a", "b"]);
         assert!(matches!(
@@ -941,13 +955,18 @@ mod tests {
         let b = IndexBuilder::default();
         let list = b.postings_section(&[1, 5, 9]);
         assert_eq!(parse_postings("i", &list, 0).unwrap(), vec![1, 5, 9]);
-        assert!(parse_postings("i", &b.postings_section(&[]), 0).unwrap().is_empty());
+        assert!(parse_postings("i", &b.postings_section(&[]), 0)
+            .unwrap()
+            .is_empty());
 
         let mut bad = list.clone();
         bad[10] ^= 1;
         assert!(matches!(
             parse_postings("i", &bad, 7).unwrap_err(),
-            TsdbError::ChecksumMismatch { section: Section::Postings { offset: 7 }, .. }
+            TsdbError::ChecksumMismatch {
+                section: Section::Postings { offset: 7 },
+                ..
+            }
         ));
         let unsorted = b.postings_section(&[5, 1]);
         assert!(parse_postings("i", &unsorted, 0).is_err());
@@ -976,14 +995,29 @@ mod tests {
         let header = IndexHeader::from_bytes("i", &idx.bytes).unwrap();
         let r = idx.refs[0];
         let entry = parse_series("i", header.symbols(), r, &idx.bytes[r as usize * 16..]).unwrap();
-        assert_eq!(entry.labels, Labels::from_pairs([("__name__", "up"), ("job", "a")]).unwrap());
+        assert_eq!(
+            entry.labels,
+            Labels::from_pairs([("__name__", "up"), ("job", "a")]).unwrap()
+        );
         assert_eq!(
             entry.chunks,
             vec![
-                ChunkMeta { chunk_ref: 8, min_time: 1000, max_time: 2000 },
-                ChunkMeta { chunk_ref: 300, min_time: 2001, max_time: 5000 },
+                ChunkMeta {
+                    chunk_ref: 8,
+                    min_time: 1000,
+                    max_time: 2000
+                },
+                ChunkMeta {
+                    chunk_ref: 300,
+                    min_time: 2001,
+                    max_time: 5000
+                },
                 // References may go backwards: the delta is signed.
-                ChunkMeta { chunk_ref: 200, min_time: 6000, max_time: 6000 },
+                ChunkMeta {
+                    chunk_ref: 200,
+                    min_time: 6000,
+                    max_time: 6000
+                },
             ]
         );
     }
@@ -1001,7 +1035,13 @@ mod tests {
         bad[2] ^= 0x40;
         let err = parse_series("i", header.symbols(), r, &bad).unwrap_err();
         assert!(
-            matches!(err, TsdbError::ChecksumMismatch { section: Section::Series { .. }, .. }),
+            matches!(
+                err,
+                TsdbError::ChecksumMismatch {
+                    section: Section::Series { .. },
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(parse_series("i", header.symbols(), r, &idx.bytes[at..at + 3]).is_err());
@@ -1013,7 +1053,10 @@ mod tests {
         entry.extend_from_slice(&body);
         entry.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         let err = parse_series("i", header.symbols(), r, &entry).unwrap_err();
-        assert!(matches!(err, TsdbError::OutOfRange { what: "symbol", .. }), "{err}");
+        assert!(
+            matches!(err, TsdbError::OutOfRange { what: "symbol", .. }),
+            "{err}"
+        );
         // A time delta that overflows.
         let mut body = vec![0u8, 1];
         super::super::encoding::put_varint(&mut body, i64::MAX - 1);
@@ -1034,19 +1077,32 @@ mod tests {
         ]);
         let header = IndexHeader::from_bytes("i", &idx.bytes).unwrap();
         let toc = header.toc();
-        let table =
-            parse_label_offset_table("i", &idx.bytes[toc.label_offset_table as usize..], toc.label_offset_table)
-                .unwrap();
-        assert_eq!(table.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let table = parse_label_offset_table(
+            "i",
+            &idx.bytes[toc.label_offset_table as usize..],
+            toc.label_offset_table,
+        )
+        .unwrap();
+        assert_eq!(
+            table.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         let li = parse_label_index("i", &idx.bytes[table[0].1 as usize..], table[0].1).unwrap();
         assert_eq!(li.names, 1);
-        let values: Vec<_> = li.values.iter().map(|&v| header.symbols().get(v).unwrap()).collect();
+        let values: Vec<_> = li
+            .values
+            .iter()
+            .map(|&v| header.symbols().get(v).unwrap())
+            .collect();
         assert_eq!(values, ["1", "2"]);
         let mut bad = idx.bytes.to_vec();
         bad[table[0].1 as usize + 9] ^= 1;
         assert!(matches!(
             parse_label_index("i", &bad[table[0].1 as usize..], table[0].1).unwrap_err(),
-            TsdbError::ChecksumMismatch { section: Section::LabelIndex { .. }, .. }
+            TsdbError::ChecksumMismatch {
+                section: Section::LabelIndex { .. },
+                ..
+            }
         ));
     }
 }

@@ -162,7 +162,8 @@ impl BlockMeta {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    fn validate(&self, file: &str) -> Result<(), TsdbError> {
+    /// Checks the version, the ULID and the time range.
+    pub fn validate(&self, file: &str) -> Result<(), TsdbError> {
         if self.version != META_VERSION {
             return Err(TsdbError::UnsupportedVersion {
                 file: file.to_string(),
@@ -297,7 +298,10 @@ mod tests {
 
         let no_version = PROMETHEUS.replace("\"version\": 1", "\"other\": 1");
         assert!(BlockMeta::parse("m", no_version.as_bytes()).is_err());
-        let bad_ulid = PROMETHEUS.replace("01M80AZ7FF6VHW816SB2HG88JB\",\n        \"minTime", "nope\",\n        \"minTime");
+        let bad_ulid = PROMETHEUS.replace(
+            "01M80AZ7FF6VHW816SB2HG88JB\",\n        \"minTime",
+            "nope\",\n        \"minTime",
+        );
         assert!(matches!(
             BlockMeta::parse("m", bad_ulid.as_bytes()).unwrap_err(),
             TsdbError::InvalidMeta { .. }

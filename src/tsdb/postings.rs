@@ -95,7 +95,12 @@ pub(crate) struct Plan {
 
 /// Resolves matchers against the header. `None` means nothing can match, so
 /// no list needs reading.
-pub(crate) fn plan(header: &IndexHeader, matchers: &[Matcher]) -> Result<Option<Plan>, TsdbError> {
+/// `file` names the index in errors.
+pub(crate) fn plan(
+    file: &str,
+    header: &IndexHeader,
+    matchers: &[Matcher],
+) -> Result<Option<Plan>, TsdbError> {
     let mut select = Vec::new();
     let mut remove = Vec::new();
     for m in matchers {
@@ -130,7 +135,7 @@ pub(crate) fn plan(header: &IndexHeader, matchers: &[Matcher]) -> Result<Option<
             None if header.postings_count() == 0 => return Ok(None),
             None => {
                 return Err(TsdbError::malformed(
-                    "index",
+                    file,
                     "postings offset table",
                     "no list of all series",
                 ))
@@ -192,7 +197,10 @@ mod tests {
             intersect_all(vec![vec![1, 2, 3, 4], vec![2, 4], vec![4, 5]]),
             vec![4]
         );
-        assert_eq!(intersect_all(vec![vec![1], vec![], vec![1]]), Vec::<u32>::new());
+        assert_eq!(
+            intersect_all(vec![vec![1], vec![], vec![1]]),
+            Vec::<u32>::new()
+        );
     }
 
     #[test]
@@ -225,8 +233,14 @@ mod tests {
             let (a, b) = (gen(40), gen(40));
             let sa: BTreeSet<_> = a.iter().copied().collect();
             let sb: BTreeSet<_> = b.iter().copied().collect();
-            assert_eq!(intersect(&a, &b), sa.intersection(&sb).copied().collect::<Vec<_>>());
-            assert_eq!(subtract(&a, &b), sa.difference(&sb).copied().collect::<Vec<_>>());
+            assert_eq!(
+                intersect(&a, &b),
+                sa.intersection(&sb).copied().collect::<Vec<_>>()
+            );
+            assert_eq!(
+                subtract(&a, &b),
+                sa.difference(&sb).copied().collect::<Vec<_>>()
+            );
             assert_eq!(union(&[&a, &b]), sa.union(&sb).copied().collect::<Vec<_>>());
         }
     }
@@ -245,10 +259,19 @@ mod tests {
         use std::sync::Arc;
 
         let all = [
-            series(&[("__name__", "up"), ("job", "api"), ("env", "prod")], &[(0, 1, 8)]),
-            series(&[("__name__", "up"), ("job", "api"), ("env", "dev")], &[(0, 1, 8)]),
+            series(
+                &[("__name__", "up"), ("job", "api"), ("env", "prod")],
+                &[(0, 1, 8)],
+            ),
+            series(
+                &[("__name__", "up"), ("job", "api"), ("env", "dev")],
+                &[(0, 1, 8)],
+            ),
             series(&[("__name__", "up"), ("job", "db")], &[(0, 1, 8)]),
-            series(&[("__name__", "cpu"), ("job", "db"), ("env", "prod")], &[(0, 1, 8)]),
+            series(
+                &[("__name__", "cpu"), ("job", "db"), ("env", "prod")],
+                &[(0, 1, 8)],
+            ),
             series(&[("__name__", "cpu"), ("mode", "idle")], &[(0, 1, 8)]),
             series(&[("__name__", "cpu"), ("mode", "a\nb")], &[(0, 1, 8)]),
         ];
@@ -290,8 +313,14 @@ mod tests {
                     m(MatchOp::Equal, "env", ""),
                     m(MatchOp::NotRegex, "mode", "id.*"),
                 ],
-                vec![m(MatchOp::Equal, "job", "api"), m(MatchOp::Equal, "job", "db")],
-                vec![m(MatchOp::NotEqual, "job", "api"), m(MatchOp::Equal, "env", "")],
+                vec![
+                    m(MatchOp::Equal, "job", "api"),
+                    m(MatchOp::Equal, "job", "db"),
+                ],
+                vec![
+                    m(MatchOp::NotEqual, "job", "api"),
+                    m(MatchOp::Equal, "env", ""),
+                ],
                 vec![m(MatchOp::Equal, "", "")],
                 vec![m(MatchOp::NotEqual, "", "")],
             ];

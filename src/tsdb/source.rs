@@ -299,7 +299,8 @@ impl MemBlockFiles {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut out = Self::new(block);
-        let read = |p: &Path| std::fs::read(p).map_err(|e| TsdbError::io(p.display().to_string(), e));
+        let read =
+            |p: &Path| std::fs::read(p).map_err(|e| TsdbError::io(p.display().to_string(), e));
         for name in ["meta.json", "index", "tombstones"] {
             let p = dir.join(name);
             if p.exists() {
@@ -405,7 +406,10 @@ mod tests {
             vec![(0, 20), (40, 55), (100, 101)]
         );
         // Overlaps and containment.
-        assert_eq!(coalesce(&[(0, 100), (10, 20), (90, 120)], 0), vec![(0, 120)]);
+        assert_eq!(
+            coalesce(&[(0, 100), (10, 20), (90, 120)], 0),
+            vec![(0, 120)]
+        );
         assert_eq!(coalesce(&[(0, 10), (11, 12)], 0), vec![(0, 10), (11, 12)]);
     }
 
@@ -415,7 +419,10 @@ mod tests {
         assert_eq!(&f.read_at(2, 3).await.unwrap()[..], b"234");
         assert_eq!(f.read_at(10, 0).await.unwrap().len(), 0);
         let err = f.read_at(8, 3).await.unwrap_err();
-        assert!(matches!(err, TsdbError::Truncated { available: 2, .. }), "{err}");
+        assert!(
+            matches!(err, TsdbError::Truncated { available: 2, .. }),
+            "{err}"
+        );
         assert!(f.read_at(u64::MAX, 2).await.is_err());
     }
 

@@ -110,8 +110,11 @@ impl IndexBuilder {
                 symbols.insert(v);
             }
         }
-        let symbol_ids: BTreeMap<&str, u32> =
-            symbols.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();
+        let symbol_ids: BTreeMap<&str, u32> = symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, i as u32))
+            .collect();
 
         let mut out = Vec::new();
         put_be_u32(&mut out, INDEX_MAGIC);
