@@ -648,7 +648,7 @@ impl IndexReader {
             })
             .collect();
         let fetched = Fetched::read(self.src.as_ref(), &coalesce(&ranges, MAX_READ_GAP)).await?;
-        let mut parsed = HashMap::with_capacity(offsets.len());
+        let mut parsed = Vec::with_capacity(offsets.len());
         for &o in &offsets {
             let series_ref = (o / 16) as SeriesRef;
             let have = fetched.from(o).unwrap_or_default();
@@ -658,16 +658,28 @@ impl IndexReader {
                 Some(Err(())) => have,
                 _ => self.read_series_entry(o, end).await?,
             };
-            let entry = parse_series(self.file(), self.header.symbols(), series_ref, &buf)?;
-            parsed.insert(series_ref, entry);
+            parsed.push(parse_series(
+                self.file(),
+                self.header.symbols(),
+                series_ref,
+                &buf,
+            )?);
+        }
+        // `parsed` follows the sorted, deduplicated references: when the
+        // request was already like that (postings are), it is the answer.
+        if parsed.len() == refs.len() && refs.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(parsed);
         }
         refs.iter()
             .map(|r| {
-                parsed.get(r).cloned().ok_or_else(|| TsdbError::OutOfRange {
-                    file: self.file().to_string(),
-                    what: "series",
-                    reference: u64::from(*r),
-                })
+                parsed
+                    .binary_search_by_key(r, |e| e.series_ref)
+                    .map(|i| parsed[i].clone())
+                    .map_err(|_| TsdbError::OutOfRange {
+                        file: self.file().to_string(),
+                        what: "series",
+                        reference: u64::from(*r),
+                    })
             })
             .collect()
     }
@@ -1067,6 +1079,55 @@ mod tests {
         entry.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         let err = parse_series("i", header.symbols(), r, &entry).unwrap_err();
         assert!(err.to_string().contains("overflows"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn series_in_any_order() {
+        use crate::tsdb::source::MemFile;
+        let input: Vec<_> = ["c", "a", "b"]
+            .iter()
+            .map(|v| series(&[("x", v)], &[(0, 1, 8)]))
+            .collect();
+        let idx = IndexBuilder::default().build(&input);
+        let reader = IndexReader::open(Arc::new(MemFile::new("i", idx.bytes.clone())))
+            .await
+            .unwrap();
+        // Unsorted, with a duplicate.
+        let refs = [idx.refs[0], idx.refs[1], idx.refs[0]];
+        let got = reader.series(&refs).await.unwrap();
+        let values: Vec<_> = got.iter().map(|e| e.labels.get("x").unwrap()).collect();
+        assert_eq!(values, ["c", "a", "c"]);
+        assert!(reader.series(&[]).await.unwrap().is_empty());
+        let err = reader.series(&[0]).await.unwrap_err();
+        assert!(matches!(err, TsdbError::OutOfRange { .. }), "{err}");
+        let err = reader.series(&[u32::MAX]).await.unwrap_err();
+        assert!(matches!(err, TsdbError::OutOfRange { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn empty_and_sectionless_indexes() {
+        use crate::tsdb::source::MemFile;
+        // No series at all.
+        let idx = IndexBuilder::default().build(&[]);
+        let reader = IndexReader::open(Arc::new(MemFile::new("i", idx.bytes.clone())))
+            .await
+            .unwrap();
+        assert!(reader.label_names().is_empty());
+        assert!(reader.postings_for_matchers(&[]).await.unwrap().is_empty());
+        assert_eq!(reader.verify().await.unwrap().series, 0);
+
+        // Only a file header and a TOC whose sections are all absent.
+        let mut bytes = vec![0xba, 0xaa, 0xd7, 0x00, 2];
+        bytes.extend_from_slice(&Toc::default().encode());
+        let reader = IndexReader::open(Arc::new(MemFile::new("i", bytes)))
+            .await
+            .unwrap();
+        assert!(reader.header().symbols().is_empty());
+        assert!(reader.postings_for_matchers(&[]).await.unwrap().is_empty());
+        let m = Matcher::new(crate::model::MatchOp::NotEqual, "a", "b").unwrap();
+        assert!(reader.postings_for_matchers(&[m]).await.unwrap().is_empty());
+        assert!(reader.series(&[1]).await.is_err());
+        assert_eq!(reader.verify().await.unwrap(), IndexSummary::default());
     }
 
     #[test]
