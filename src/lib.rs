@@ -15,3 +15,4 @@ pub mod store;
 pub mod storegw;
 pub mod synthetic;
 pub mod telemetry;
+pub mod tsdb;

@@ -14,60 +14,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use futures::TryStreamExt;
 use skein::model::chunk::xor::{decode_all, encode_all};
-use skein::model::Sample;
+use skein::model::{ChunkEncoding, Sample};
+use skein::tsdb::Block;
 
-const SEGMENT_MAGIC: u32 = 0x85BD_40DD;
-const ENCODING_XOR: u8 = 1;
-
-/// One chunk record of a block's chunk segment file.
+/// One chunk of a block, as its index references it.
 struct Record {
-    encoding: u8,
+    encoding: ChunkEncoding,
     data: Vec<u8>,
 }
 
-fn read_uvarint(buf: &[u8], pos: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
-/// Parses a chunk segment file: an 8-byte header (magic, version, padding),
-/// then records of uvarint length, encoding byte, data and a CRC32C of the
-/// encoding byte and data.
-fn read_segment(path: &Path) -> Vec<Record> {
-    let buf = fs::read(path).unwrap();
-    assert_eq!(
-        u32::from_be_bytes(buf[..4].try_into().unwrap()),
-        SEGMENT_MAGIC
-    );
-    assert_eq!(buf[4], 1, "segment version");
-    let mut pos = 8;
-    let mut out = Vec::new();
-    while pos < buf.len() {
-        let len = read_uvarint(&buf, &mut pos) as usize;
-        let body = &buf[pos..pos + 1 + len];
-        let crc = u32::from_be_bytes(buf[pos + 1 + len..pos + 5 + len].try_into().unwrap());
-        assert_eq!(crc32c::crc32c(body), crc, "chunk CRC in {}", path.display());
-        out.push(Record {
-            encoding: body[0],
-            data: body[1..].to_vec(),
-        });
-        pos += 5 + len;
-    }
-    out
-}
-
+/// Every chunk of every block in `dir`, read with the block reader (which
+/// checks magic numbers, versions and checksums on the way).
 fn all_records(dir: &Path) -> Vec<Record> {
-    let mut records = Vec::new();
     let mut blocks: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -75,17 +35,26 @@ fn all_records(dir: &Path) -> Vec<Record> {
         .collect();
     blocks.sort();
     assert!(!blocks.is_empty(), "no block in {}", dir.display());
-    for block in blocks {
-        let mut segments: Vec<PathBuf> = fs::read_dir(block.join("chunks"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        segments.sort();
-        for seg in segments {
-            records.extend(read_segment(&seg));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut records = Vec::new();
+        for path in blocks {
+            let block = Block::open_dir(&path, None).await.unwrap();
+            let series: Vec<_> = block
+                .series(&[], i64::MIN, i64::MAX, false)
+                .try_collect()
+                .await
+                .unwrap();
+            records.extend(series.into_iter().flat_map(|s| s.chunks).map(|c| Record {
+                encoding: c.encoding,
+                data: c.data.to_vec(),
+            }));
         }
-    }
-    records
+        records
+    })
 }
 
 /// A small deterministic generator (xorshift) so the input is reproducible.
@@ -191,7 +160,7 @@ fn check_blocks(dir: &Path, expected: &[(String, Vec<Sample>)]) {
     let records = all_records(dir);
     let mut got = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.encoding, ENCODING_XOR, "chunk {i} encoding");
+        assert_eq!(r.encoding, ChunkEncoding::Xor, "chunk {i} encoding");
         let samples = decode_all(&r.data).unwrap_or_else(|e| panic!("chunk {i}: {e}"));
         // Prometheus aims at 120 samples a chunk but may cut later.
         assert!(!samples.is_empty(), "chunk {i} is empty");

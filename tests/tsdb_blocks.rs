@@ -1,0 +1,606 @@
+//! The block reader against blocks written by Prometheus' own tools.
+//!
+//! `fixture_blocks_match_dump` reads the blocks under tests/fixtures and
+//! compares every series and sample with what `promtool tsdb dump` printed
+//! for them (kept under tests/fixtures/promtool-2.42-dumps, and compared
+//! live too when promtool is on PATH).
+//!
+//! `fresh_promtool_block` makes promtool build blocks from a few thousand
+//! generated series over three hours, then compares everything, runs
+//! matcher queries of every kind against a brute-force filter over the dump,
+//! queries time windows, and round-trips the index header through a cache
+//! directory. It is skipped without promtool unless
+//! SKEIN_REQUIRE_PROMETHEUS=1.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::TryStreamExt;
+use skein::model::matcher::matches_all;
+use skein::model::{ChunkEncoding, Labels, MatchOp, Matcher};
+use skein::tsdb::{header_path, Block, BlockMeta, IndexHeader, MemBlockFiles, ReadStats};
+
+/// Label pairs, sorted by name: ordered like Prometheus orders label sets.
+type Key = Vec<(String, String)>;
+/// Timestamps and value bits, NaNs folded into one.
+type Samples = Vec<(i64, u64)>;
+type Dump = BTreeMap<Key, Samples>;
+
+fn norm(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
+fn key(labels: &Labels) -> Key {
+    labels
+        .iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+fn labels_of(key: &Key) -> Labels {
+    Labels::from_pairs(key.iter().cloned()).unwrap()
+}
+
+fn promtool() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("SKEIN_REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
+            panic!("promtool is not on PATH but SKEIN_REQUIRE_PROMETHEUS=1");
+        }
+        eprintln!("skipping: promtool is not on PATH");
+    }
+    found
+}
+
+/// Parses a Go-quoted string at the start of `s`; returns it and the rest.
+fn unquote(s: &str) -> (String, &str) {
+    let mut out = String::new();
+    let mut chars = s.strip_prefix('"').expect("quoted value").char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (out, &s[i + 2..]),
+            '\\' => match chars.next().map(|(_, c)| c) {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some('\\') => out.push('\\'),
+                Some('"') => out.push('"'),
+                other => panic!("escape {other:?} not handled in {s}"),
+            },
+            c => out.push(c),
+        }
+    }
+    panic!("unterminated string in {s}");
+}
+
+/// Parses `promtool tsdb dump` output: `{a="b", c="d"} value timestamp`.
+fn parse_dump(text: &str) -> Dump {
+    let mut out = Dump::new();
+    let mut last: Option<(String, Key)> = None;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let close = line.rfind("} ").expect("labels end");
+        let (labels_text, rest) = line.split_at(close + 1);
+        let key = match &last {
+            Some((text, key)) if text == labels_text => key.clone(),
+            _ => {
+                let mut key = Key::new();
+                let mut s = &labels_text[1..];
+                while !s.starts_with('}') {
+                    let eq = s.find('=').expect("label =");
+                    let name = s[..eq].to_string();
+                    let (value, rest) = unquote(&s[eq + 1..]);
+                    key.push((name, value));
+                    s = rest.strip_prefix(", ").unwrap_or(rest);
+                }
+                key.sort();
+                last = Some((labels_text.to_string(), key.clone()));
+                key
+            }
+        };
+        let mut parts = rest.split_whitespace();
+        let v: f64 = parts.next().unwrap().parse().expect("value");
+        let t: i64 = parts.next().unwrap().parse().expect("timestamp");
+        out.entry(key).or_default().push((t, norm(v)));
+    }
+    for samples in out.values_mut() {
+        samples.sort_by_key(|s| s.0);
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs `promtool tsdb dump` over a copy of one block (promtool wants a
+/// database directory, and writes into it).
+fn promtool_dump(promtool: &Path, block: &Path) -> String {
+    let db = tempfile::tempdir().unwrap();
+    copy_dir(block, &db.path().join(block.file_name().unwrap()));
+    std::fs::create_dir_all(db.path().join("wal")).unwrap();
+    let out = Command::new(promtool)
+        .args(["tsdb", "dump"])
+        .arg(db.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Reads the series `matchers` select with chunks in `[mint, maxt]`, in the
+/// order the block gives them, with their samples inside the window. Checks
+/// each chunk's time range against its samples on the way.
+async fn read(block: &Block, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Key, Samples)> {
+    let series: Vec<_> = block
+        .series(matchers, mint, maxt, false)
+        .try_collect()
+        .await
+        .unwrap();
+    series
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s.metas.len(), s.chunks.len());
+            let mut samples = Samples::new();
+            for c in &s.chunks {
+                assert_eq!(c.encoding, ChunkEncoding::Xor);
+                assert!(c.overlaps(mint, maxt));
+                let decoded = c.samples().unwrap();
+                assert!(!decoded.is_empty());
+                assert_eq!(decoded[0].t, c.min_time, "{:?}", s.labels);
+                assert_eq!(decoded[decoded.len() - 1].t, c.max_time, "{:?}", s.labels);
+                samples.extend(
+                    decoded
+                        .iter()
+                        .filter(|x| mint <= x.t && x.t <= maxt)
+                        .map(|x| (x.t, norm(x.v))),
+                );
+            }
+            (key(&s.labels), samples)
+        })
+        .collect()
+}
+
+/// Everything in the block equals the dump, in label order.
+async fn check_all(block: &Block, dump: &Dump) {
+    let got = read(block, &[], i64::MIN, i64::MAX).await;
+    let keys: Vec<&Key> = got.iter().map(|(k, _)| k).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "not in label order");
+    assert_eq!(got.len(), dump.len(), "series count");
+    for ((k, samples), (dk, dsamples)) in got.iter().zip(dump) {
+        assert_eq!(k, dk);
+        assert_eq!(samples.len(), dsamples.len(), "{k:?}");
+        assert!(samples == dsamples, "samples of {k:?} differ");
+    }
+    let meta = block.meta();
+    let total: usize = got.iter().map(|(_, s)| s.len()).sum();
+    assert_eq!(total as u64, meta.stats.num_samples);
+    let summary = block.index().verify().await.unwrap();
+    assert_eq!(summary.series as u64, meta.stats.num_series);
+    assert_eq!(summary.chunks as u64, meta.stats.num_chunks);
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/promtool-2.42-blocks")
+}
+
+fn dumps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/promtool-2.42-dumps")
+}
+
+fn blocks_in(dir: &Path) -> Vec<PathBuf> {
+    let mut blocks: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("meta.json").exists())
+        .collect();
+    blocks.sort();
+    assert!(!blocks.is_empty(), "no block in {}", dir.display());
+    blocks
+}
+
+#[tokio::test]
+async fn fixture_blocks_match_dump() {
+    let promtool = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    for dir in blocks_in(&fixture_dir()) {
+        let ulid = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let stored = std::fs::read_to_string(dumps_dir().join(format!("{ulid}.txt"))).unwrap();
+        let dump = parse_dump(&stored);
+        if let Some(promtool) = &promtool {
+            assert!(
+                parse_dump(&promtool_dump(promtool, &dir)) == dump,
+                "{ulid}: live dump differs from the stored one"
+            );
+        }
+        let block = Block::open_dir(&dir, None).await.unwrap();
+        assert_eq!(block.meta().ulid, ulid);
+        check_all(&block, &dump).await;
+        assert_eq!(block.label_names(), ["__name__", "series"]);
+        let series: Vec<String> = dump.keys().map(|k| k[1].1.clone()).collect();
+        assert_eq!(block.label_values("series"), series);
+    }
+}
+
+/// Rewrites tests/fixtures/promtool-2.42-dumps with the promtool on PATH.
+#[test]
+#[ignore = "rewrites tests/fixtures; run by hand"]
+fn regenerate_fixture_dumps() {
+    let promtool = promtool().expect("promtool on PATH");
+    std::fs::create_dir_all(dumps_dir()).unwrap();
+    for dir in blocks_in(&fixture_dir()) {
+        let ulid = dir.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(
+            dumps_dir().join(format!("{ulid}.txt")),
+            promtool_dump(&promtool, &dir),
+        )
+        .unwrap();
+    }
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const SERIES: usize = 2000;
+const START_MS: i64 = 1_700_003_000_000;
+const HOURS: i64 = 3;
+const STEP_MS: i64 = 15_000;
+
+/// The label pairs of generated series `i`; empty values mean "absent".
+fn generated_labels(i: usize) -> Vec<(&'static str, String)> {
+    let name = if i % 4 == 3 {
+        "skein_temperature"
+    } else {
+        "skein_requests"
+    };
+    let job = ["api", "db", "cache", "web", "batch"][i % 5];
+    let env = ["prod", "staging", ""][i % 3];
+    let zone = if i % 7 == 0 {
+        String::new()
+    } else {
+        format!("zone-{}", i % 11)
+    };
+    let path = if name == "skein_requests" {
+        ["/", "/api/v1/query", "/metrics"][i % 4]
+    } else {
+        ""
+    };
+    vec![
+        ("__name__", name.to_string()),
+        ("env", env.to_string()),
+        ("instance", format!("10.0.{}.{}:9100", i / 250, i % 250)),
+        ("job", job.to_string()),
+        ("path", path.to_string()),
+        ("zone", zone),
+    ]
+}
+
+/// OpenMetrics text for the generated series: 15 s steps over three hours,
+/// jittered for some, with gaps for others, counters and floats, NaNs.
+fn write_openmetrics(path: &Path) {
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let mut by_family: BTreeMap<&str, String> = BTreeMap::new();
+    for i in 0..SERIES {
+        let labels = generated_labels(i);
+        let name = labels[0].1.clone();
+        let mut sel = String::new();
+        for (n, v) in &labels[1..] {
+            if !v.is_empty() {
+                let sep = if sel.is_empty() { "" } else { "," };
+                write!(sel, "{sep}{n}=\"{v}\"").unwrap();
+            }
+        }
+        let text = by_family
+            .entry(if i % 4 == 3 {
+                "skein_temperature"
+            } else {
+                "skein_requests"
+            })
+            .or_default();
+        let mut t = START_MS;
+        let mut v = 0.0f64;
+        let mut k = 0u64;
+        while t < START_MS + HOURS * 3_600_000 {
+            k += 1;
+            let jitter = if i % 5 == 1 {
+                (rng.next() % 3001) as i64 - 1500
+            } else {
+                0
+            };
+            let skip = i % 13 == 0 && (k / 40) % 3 == 1;
+            v = if i % 4 == 3 {
+                ((rng.next() % 4000) as f64 - 1000.0) / 100.0
+            } else {
+                v + (rng.next() % 50) as f64
+            };
+            if !skip {
+                let ts = t + jitter;
+                let value = if i % 17 == 0 && k % 50 == 0 {
+                    "NaN".to_string()
+                } else {
+                    format!("{v:?}")
+                };
+                writeln!(
+                    text,
+                    "{name}{{{sel}}} {value} {}.{:03}",
+                    ts.div_euclid(1000),
+                    ts.rem_euclid(1000)
+                )
+                .unwrap();
+            }
+            t += STEP_MS;
+        }
+    }
+    let mut out = String::new();
+    for (family, text) in by_family {
+        writeln!(out, "# TYPE {family} gauge").unwrap();
+        out.push_str(&text);
+    }
+    out.push_str("# EOF\n");
+    std::fs::write(path, out).unwrap();
+}
+
+fn m(op: MatchOp, name: &str, value: &str) -> Matcher {
+    Matcher::new(op, name, value).unwrap()
+}
+
+fn matcher_cases() -> Vec<Vec<Matcher>> {
+    use MatchOp::*;
+    vec![
+        vec![m(Equal, "__name__", "skein_temperature")],
+        vec![m(Equal, "job", "api"), m(Equal, "env", "prod")],
+        vec![m(Equal, "job", "nope")],
+        vec![m(Equal, "nope", "x")],
+        vec![m(Equal, "env", "")],
+        vec![m(Equal, "zone", ""), m(Equal, "job", "db")],
+        vec![m(Equal, "path", "")],
+        vec![m(NotEqual, "env", "prod")],
+        vec![m(NotEqual, "env", "")],
+        vec![m(NotEqual, "zone", "zone-3"), m(Equal, "job", "web")],
+        vec![m(NotEqual, "nope", "x")],
+        vec![m(Regex, "job", "api|db")],
+        vec![m(Regex, "instance", "10\\.0\\.[13]\\..*")],
+        vec![m(Regex, "zone", "zone-1.*")],
+        vec![m(Regex, "env", "prod|")],
+        vec![m(Regex, "env", ".*")],
+        vec![m(Regex, "env", ".+")],
+        vec![m(Regex, "path", "/api.*|")],
+        vec![m(Regex, "nope", ".*")],
+        vec![m(NotRegex, "job", "api|db|cache")],
+        vec![m(NotRegex, "env", "")],
+        vec![m(NotRegex, "env", ".+")],
+        vec![m(NotRegex, "zone", "zone-[0-5]")],
+        vec![
+            m(Equal, "__name__", "skein_requests"),
+            m(Regex, "path", "/.+"),
+            m(NotEqual, "env", "staging"),
+            m(NotRegex, "zone", "zone-1|zone-2"),
+        ],
+        vec![
+            m(Regex, "__name__", "skein_.*"),
+            m(Equal, "zone", ""),
+            m(Equal, "env", ""),
+        ],
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_promtool_block() {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.om");
+    write_openmetrics(&input);
+    let out = dir.path().join("blocks");
+    let status = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
+        .arg(&input)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let cache = dir.path().join("headers");
+    let blocks = blocks_in(&out);
+    assert!(blocks.len() >= 2, "three hours should span blocks");
+    let mut max_chunks_per_series = 0;
+    for path in blocks {
+        let dump = parse_dump(&promtool_dump(&promtool, &path));
+        let meta = BlockMeta::read_dir(&path).await.unwrap();
+        let index_len = std::fs::metadata(path.join("index")).unwrap().len();
+
+        // Build the header (through the cache) and time it.
+        let began = Instant::now();
+        let block = Block::open_dir(&path, Some(&cache)).await.unwrap();
+        let built_in = began.elapsed();
+        let header_file = header_path(&cache, &meta.ulid);
+        let header_len = std::fs::metadata(&header_file).unwrap().len();
+        let began = Instant::now();
+        let again = Block::open_dir(&path, Some(&cache)).await.unwrap();
+        let loaded_in = began.elapsed();
+        assert_eq!(again.index().header(), block.index().header());
+        eprintln!(
+            "block {}: {} series, {} chunks; index {} B, header {} B ({:.1}%), \
+             header in memory ~{} B; header built in {:?}, loaded in {:?}",
+            meta.ulid,
+            meta.stats.num_series,
+            meta.stats.num_chunks,
+            index_len,
+            header_len,
+            100.0 * header_len as f64 / index_len as f64,
+            block.index().header().memory(),
+            built_in,
+            loaded_in,
+        );
+        max_chunks_per_series =
+            max_chunks_per_series.max(meta.stats.num_chunks / meta.stats.num_series.max(1));
+
+        check_all(&block, &dump).await;
+        check_all(&again, &dump).await;
+
+        // Label names and values.
+        let mut names: Vec<String> = dump
+            .keys()
+            .flat_map(|k| k.iter().map(|(n, _)| n.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(block.label_names(), names);
+        for name in &names {
+            let mut values: Vec<String> = dump
+                .keys()
+                .filter_map(|k| k.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()))
+                .collect();
+            values.sort();
+            values.dedup();
+            assert_eq!(block.label_values(name), values, "values of {name}");
+        }
+
+        // Matchers against a brute-force filter over the dump.
+        for matchers in matcher_cases() {
+            let got = read(&block, &matchers, i64::MIN, i64::MAX).await;
+            let want: Vec<(Key, Samples)> = dump
+                .iter()
+                .filter(|(k, _)| matches_all(&matchers, &labels_of(k)))
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect();
+            assert_eq!(got.len(), want.len(), "series count for {matchers:?}");
+            assert!(got == want, "series for {matchers:?} differ");
+            let refs = block.postings(&matchers).await.unwrap();
+            assert_eq!(refs.len(), want.len());
+        }
+
+        // Time windows: only overlapping chunks, samples as in the dump.
+        let span = meta.max_time - meta.min_time;
+        for (from, to) in [
+            (meta.min_time, meta.min_time),
+            (meta.min_time + span / 3, meta.min_time + span / 2),
+            (meta.max_time - 60_000, meta.max_time + 1_000_000),
+            (meta.max_time, meta.max_time + 10),
+            (meta.min_time - 10, meta.min_time - 1),
+        ] {
+            let matchers = [m(MatchOp::Regex, "job", "api|web")];
+            let got = read(&block, &matchers, from, to).await;
+            let want: Vec<(Key, Samples)> = dump
+                .iter()
+                .filter(|(k, _)| matches_all(&matchers, &labels_of(k)))
+                .map(|(k, s)| {
+                    let inside: Samples = s
+                        .iter()
+                        .copied()
+                        .filter(|x| from <= x.0 && x.0 <= to)
+                        .collect();
+                    (k.clone(), inside)
+                })
+                .filter(|(_, s)| !s.is_empty())
+                .collect();
+            assert!(got == want, "window {from}..{to}");
+            let metas: Vec<_> = block
+                .series(&matchers, from, to, true)
+                .try_collect()
+                .await
+                .unwrap();
+            assert_eq!(metas.len(), got.len());
+            assert!(metas
+                .iter()
+                .all(|s| s.chunks.is_empty() && s.metas.iter().all(|c| c.overlaps(from, to))));
+        }
+
+        // How many range reads a full read takes, in memory with counting.
+        let stats = Arc::new(ReadStats::default());
+        let files = MemBlockFiles::load_dir(&path)
+            .unwrap()
+            .counted(Arc::clone(&stats));
+        let counted = Block::open(meta.clone(), Arc::new(files), None)
+            .await
+            .unwrap();
+        let (header_reads, header_bytes) = (stats.reads(), stats.bytes());
+        let all: Vec<_> = counted
+            .series(&[], i64::MIN, i64::MAX, false)
+            .try_collect()
+            .await
+            .unwrap();
+        let chunk_bytes: u64 = std::fs::read_dir(path.join("chunks"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        eprintln!(
+            "  header build: {header_reads} reads, {header_bytes} B; full read of {} series: \
+             {} range reads, {} B (index + chunk files: {} B)",
+            all.len(),
+            stats.reads() - header_reads,
+            stats.bytes() - header_bytes,
+            index_len + chunk_bytes,
+        );
+        let before = stats.reads();
+        let one: Vec<_> = counted
+            .series(
+                &[m(MatchOp::Equal, "instance", "10.0.2.17:9100")],
+                i64::MIN,
+                i64::MAX,
+                false,
+            )
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        eprintln!(
+            "  one series by label: {} range reads",
+            stats.reads() - before
+        );
+
+        // A corrupt header file is detected and rebuilt.
+        let mut bytes = std::fs::read(&header_file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        std::fs::write(&header_file, &bytes).unwrap();
+        assert!(IndexHeader::load(&header_file).await.is_err());
+        let rebuilt = Block::open_dir(&path, Some(&cache)).await.unwrap();
+        assert_eq!(rebuilt.index().header(), block.index().header());
+        let reloaded = IndexHeader::load(&header_file).await.unwrap().unwrap();
+        assert_eq!(&reloaded, block.index().header().as_ref());
+    }
+    assert!(
+        max_chunks_per_series >= 3,
+        "expected several chunks per series, got {max_chunks_per_series}"
+    );
+}
