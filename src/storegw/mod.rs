@@ -7,6 +7,7 @@ pub mod cache;
 pub mod role;
 pub mod store;
 pub mod sync;
+pub mod tsdb_block;
 
 pub use bounds::{parse_time_bound, TimeBound};
 pub use store::{BlockInfo, BlockSeries, GatewayStore};
