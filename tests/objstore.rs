@@ -137,7 +137,11 @@ async fn check_bucket(bucket: &Bucket, scratch: &Path) {
     // Whole and ranged reads.
     for (path, data) in &objects {
         assert_eq!(&bucket.get(path).await.unwrap(), data, "{path}");
-        assert_eq!(bucket.size(path).await.unwrap(), data.len() as u64, "{path}");
+        assert_eq!(
+            bucket.size(path).await.unwrap(),
+            data.len() as u64,
+            "{path}"
+        );
         assert!(bucket.exists(path).await.unwrap(), "{path}");
     }
     let stat = bucket.stat("01A/index").await.unwrap();
@@ -198,10 +202,7 @@ async fn check_bucket(bucket: &Bucket, scratch: &Path) {
         bucket.upload_file("01C/meta.json", &small).await.unwrap(),
         1000
     );
-    assert_eq!(
-        bucket.get("01C/meta.json").await.unwrap(),
-        pattern(1000, 4)
-    );
+    assert_eq!(bucket.get("01C/meta.json").await.unwrap(), pattern(1000, 4));
     let big_len = 2 * bucket.part_size() as usize + 1234 * 1024 + 17;
     let big_data = pattern(big_len, 5);
     let big = scratch.join("big");
@@ -215,7 +216,10 @@ async fn check_bucket(bucket: &Bucket, scratch: &Path) {
         big_len as u64
     );
     let back = bucket.get("01C/chunks/000001").await.unwrap();
-    assert!(back[..] == big_data[..], "multipart upload came back different");
+    assert!(
+        back[..] == big_data[..],
+        "multipart upload came back different"
+    );
     // A range across the first part boundary.
     let p = bucket.part_size();
     let r = bucket
@@ -332,10 +336,7 @@ async fn filesystem_big_default_part_size() {
     let data = pattern(len, 9);
     let local = tmp.path().join("f");
     std::fs::write(&local, &data).unwrap();
-    assert_eq!(
-        bucket.upload_file("a/b", &local).await.unwrap(),
-        len as u64
-    );
+    assert_eq!(bucket.upload_file("a/b", &local).await.unwrap(), len as u64);
     assert!(bucket.get("a/b").await.unwrap()[..] == data[..]);
 }
 
@@ -446,6 +447,21 @@ async fn s3_bucket_on_moto() {
     assert_eq!(bucket.part_size(), 5 * 1024 * 1024);
     bucket.check().await.unwrap();
     check_bucket(&bucket, scratch.path()).await;
+
+    // A file over the part size really went up in parts: S3 gives such
+    // objects an ETag ending in the part count.
+    let local = scratch.path().join("three-parts");
+    std::fs::write(&local, pattern(11 * 1024 * 1024, 11)).unwrap();
+    bucket.upload_file("mp/object", &local).await.unwrap();
+    let meta = object_store::ObjectStoreExt::head(
+        bucket.store().as_ref(),
+        &object_store::path::Path::from("mp/object"),
+    )
+    .await
+    .unwrap();
+    let etag = meta.e_tag.unwrap_or_default();
+    assert!(etag.trim_matches('"').ends_with("-3"), "{etag}");
+    bucket.delete("mp/object").await.unwrap();
 
     let prefixed = Bucket::open(&moto.config("skein-blocks", "/tenant-a/")).unwrap();
     check_prefix(&bucket, &prefixed).await;
@@ -609,17 +625,16 @@ fn s3_config_defaults_and_lookup() {
     )
     .unwrap();
     assert!(s3(&vh).virtual_hosted());
-    assert_eq!(s3(&vh).port(), 443);
+    assert_eq!(s3(&vh).port(), 9000);
     let path = BucketConfig::parse(
         "type: S3\nconfig:\n  bucket: b\n  endpoint: s3.amazonaws.com\n  bucket_lookup_type: path\n",
     )
     .unwrap();
     assert!(!s3(&path).virtual_hosted());
     // Dotted bucket names stay path-style on AWS.
-    let dotted = BucketConfig::parse(
-        "type: S3\nconfig:\n  bucket: a.b\n  endpoint: s3.amazonaws.com\n",
-    )
-    .unwrap();
+    let dotted =
+        BucketConfig::parse("type: S3\nconfig:\n  bucket: a.b\n  endpoint: s3.amazonaws.com\n")
+            .unwrap();
     assert!(!s3(&dotted).virtual_hosted());
 
     // Opening makes no request, so unreachable hosts open fine.
@@ -857,8 +872,14 @@ fn types_and_top_level() {
     assert_eq!(parse_err("config: {}\n").key(), Some("type"));
     assert_eq!(parse_err("").key(), Some("type"));
     assert_eq!(parse_err("type: [S3]\n").key(), Some("type"));
-    assert!(matches!(parse_err("type: S3\n  bad: [\n"), ConfigError::Yaml(_)));
-    assert!(matches!(parse_err("- a\n- b\n"), ConfigError::Invalid { .. }));
+    assert!(matches!(
+        parse_err("type: S3\n  bad: [\n"),
+        ConfigError::Yaml(_)
+    ));
+    assert!(matches!(
+        parse_err("- a\n- b\n"),
+        ConfigError::Invalid { .. }
+    ));
 
     // Case does not matter for the type.
     for t in ["filesystem", "FileSystem", "FILESYSTEM"] {
@@ -932,10 +953,7 @@ fn flags() {
     let cli = Cli::try_parse_from(["t"]).unwrap();
     assert!(!cli.objstore.is_set());
     assert!(cli.objstore.load().unwrap().is_none());
-    assert!(matches!(
-        cli.objstore.require(),
-        Err(ConfigError::Missing)
-    ));
+    assert!(matches!(cli.objstore.require(), Err(ConfigError::Missing)));
 
     // Both: refused by the parser.
     assert!(Cli::try_parse_from([
@@ -948,8 +966,7 @@ fn flags() {
     .is_err());
 
     // A missing file names it.
-    let cli =
-        Cli::try_parse_from(["t", "--objstore.config-file", "/nonexistent/b.yaml"]).unwrap();
+    let cli = Cli::try_parse_from(["t", "--objstore.config-file", "/nonexistent/b.yaml"]).unwrap();
     let e = cli.objstore.load().unwrap_err();
     assert!(e.to_string().contains("/nonexistent/b.yaml"), "{e}");
 
@@ -1021,10 +1038,7 @@ fn ids_are_normalised() {
     );
     assert_eq!(s3_id("minio", "b", true, ""), "s3://minio:80/b");
     assert_ne!(s3_id("minio", "b", true, ""), s3_id("minio", "c", true, ""));
-    assert_eq!(
-        s3_id("[::1]:9000", "b", true, ""),
-        "s3://[::1]:9000/b"
-    );
+    assert_eq!(s3_id("[::1]:9000", "b", true, ""), "s3://[::1]:9000/b");
     // The prefix is part of the identity.
     assert_eq!(
         s3_id("s3.example.com", "b", false, "/p/q/"),

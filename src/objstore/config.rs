@@ -284,12 +284,18 @@ impl S3Config {
     }
 
     /// The region to sign for: configured, or read from an AWS endpoint name
-    /// (`s3.eu-west-1.amazonaws.com`), or us-east-1.
+    /// (`s3.eu-west-1.amazonaws.com`). `None` leaves it to the environment
+    /// (AWS_REGION) when credentials come from there, else us-east-1.
+    pub fn region_or_derived(&self) -> Option<String> {
+        self.region
+            .clone()
+            .or_else(|| region_from_aws_host(self.host()))
+    }
+
+    /// The region used when neither the config nor the environment names one.
     pub fn effective_region(&self) -> String {
-        if let Some(region) = &self.region {
-            return region.clone();
-        }
-        region_from_aws_host(self.host()).unwrap_or_else(|| "us-east-1".to_string())
+        self.region_or_derived()
+            .unwrap_or_else(|| "us-east-1".to_string())
     }
 }
 
@@ -542,13 +548,14 @@ fn parse_sse(s: &Section<'_>, warnings: &mut Vec<String>) -> Result<Option<Sse>,
         "" => return Ok(None),
         "SSE-S3" => Sse::S3,
         "SSE-KMS" => Sse::Kms {
-            key_id: kms_key_id
-                .ok_or_else(|| ConfigError::invalid(s.key("kms_key_id"), "is required for SSE-KMS"))?,
+            key_id: kms_key_id.ok_or_else(|| {
+                ConfigError::invalid(s.key("kms_key_id"), "is required for SSE-KMS")
+            })?,
         },
         "SSE-C" => Sse::CustomerKey {
-            key_file: key_file
-                .map(PathBuf::from)
-                .ok_or_else(|| ConfigError::invalid(s.key("encryption_key"), "is required for SSE-C"))?,
+            key_file: key_file.map(PathBuf::from).ok_or_else(|| {
+                ConfigError::invalid(s.key("encryption_key"), "is required for SSE-C")
+            })?,
         },
         other => {
             return Err(ConfigError::invalid(
@@ -781,7 +788,10 @@ fn validate_endpoint(key: &str, endpoint: &str) -> Result<String, ConfigError> {
     }
     let (host, port) = split_host_port(e);
     if host.is_empty() {
-        return Err(ConfigError::invalid(key, format!("has no host: {endpoint:?}")));
+        return Err(ConfigError::invalid(
+            key,
+            format!("has no host: {endpoint:?}"),
+        ));
     }
     // A port that is there but not a number.
     if port.is_none() && e.len() > host.len() && !e.ends_with(']') {
@@ -830,6 +840,18 @@ fn region_from_aws_host(host: &str) -> Option<String> {
     (region.contains('-') && !region.starts_with("s3")).then(|| region.to_string())
 }
 
+fn is_effective(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Sequence(s) => s.iter().any(is_effective),
+        Value::Mapping(m) => m.values().any(is_effective),
+        Value::Tagged(t) => is_effective(&t.value),
+    }
+}
+
 /// The YAML kind for messages.
 fn kind_of(v: &Value) -> &'static str {
     match v {
@@ -874,18 +896,10 @@ impl<'a> Section<'a> {
         }
     }
 
-    /// Whether the key is set to something other than null, `""`, 0, an
-    /// empty list or mapping.
+    /// Whether the key is set to something other than its zero value: null,
+    /// `false`, `""`, 0, or a list or mapping of only such values.
     fn has_effective_value(&self, key: &str) -> bool {
-        match self.get(key) {
-            None => false,
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
-            Some(Value::Sequence(s)) => !s.is_empty(),
-            Some(Value::Mapping(m)) => m.values().any(|v| !matches!(v, Value::Null)),
-            Some(Value::Bool(b)) => *b,
-            Some(_) => true,
-        }
+        self.get(key).is_some_and(is_effective)
     }
 
     /// Strings; numbers and booleans are taken as written, as Go's YAML
@@ -1022,13 +1036,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err("expected a number".into());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| "number too large")?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let ms: u64 = match unit {

@@ -497,7 +497,12 @@ impl Bucket {
         }
     }
 
-    fn backend_err(&self, op: &'static str, object: &str, cause: object_store::Error) -> BucketError {
+    fn backend_err(
+        &self,
+        op: &'static str,
+        object: &str,
+        cause: object_store::Error,
+    ) -> BucketError {
         match cause {
             object_store::Error::NotFound { .. } => BucketError::NotFound {
                 bucket: self.id.clone(),
@@ -561,12 +566,18 @@ fn id_host(host: &str) -> String {
     }
 }
 
-fn client_options(http: &HttpConfig, bucket: &str) -> Result<object_store::ClientOptions, BucketError> {
+fn client_options(
+    http: &HttpConfig,
+    bucket: &str,
+) -> Result<object_store::ClientOptions, BucketError> {
     // No deadline on a whole request: index and chunk files can take
     // minutes to stream. A stalled read is caught by the read timeout.
     let mut o = object_store::ClientOptions::new()
         .with_timeout_disabled()
-        .with_connect_timeout(http.tls_handshake_timeout.unwrap_or(Duration::from_secs(10)))
+        .with_connect_timeout(
+            http.tls_handshake_timeout
+                .unwrap_or(Duration::from_secs(10)),
+        )
         .with_read_timeout(
             http.response_header_timeout
                 .unwrap_or(Duration::from_secs(120)),
@@ -579,10 +590,17 @@ fn client_options(http: &HttpConfig, bucket: &str) -> Result<object_store::Clien
         o = o.with_allow_invalid_certificates(true);
     }
     if let Some(ca) = &http.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| open_err(bucket, format!("reading tls_config.ca_file {}: {e}", ca.display())))?;
+        let pem = std::fs::read(ca).map_err(|e| {
+            open_err(
+                bucket,
+                format!("reading tls_config.ca_file {}: {e}", ca.display()),
+            )
+        })?;
         let certs = object_store::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            open_err(bucket, format!("parsing tls_config.ca_file {}: {e}", ca.display()))
+            open_err(
+                bucket,
+                format!("parsing tls_config.ca_file {}: {e}", ca.display()),
+            )
         })?;
         for cert in certs {
             o = o.with_root_certificate(cert);
@@ -602,12 +620,7 @@ fn retry(max_retries: Option<usize>) -> object_store::RetryConfig {
 fn open_s3(s3: &S3Config) -> Result<(Arc<dyn ObjectStore>, String), BucketError> {
     use object_store::aws::AmazonS3Builder;
 
-    let id = format!(
-        "s3://{}:{}/{}",
-        id_host(s3.host()),
-        s3.port(),
-        s3.bucket
-    );
+    let id = format!("s3://{}:{}/{}", id_host(s3.host()), s3.port(), s3.bucket);
     let scheme = if s3.insecure { "http" } else { "https" };
     let virtual_hosted = s3.virtual_hosted();
     let endpoint = if virtual_hosted {
@@ -624,10 +637,14 @@ fn open_s3(s3: &S3Config) -> Result<(Arc<dyn ObjectStore>, String), BucketError>
         .with_client_options(client_options(&s3.http, &id)?)
         .with_allow_http(s3.insecure)
         .with_bucket_name(&s3.bucket)
-        .with_region(s3.effective_region())
         .with_endpoint(endpoint)
         .with_virtual_hosted_style_request(virtual_hosted)
         .with_retry(retry(s3.max_retries));
+    if let Some(region) = s3.region_or_derived() {
+        b = b.with_region(region);
+    } else if !s3.use_environment_credentials {
+        b = b.with_region(s3.effective_region());
+    }
     if let (Some(key), Some(secret)) = (&s3.access_key, &s3.secret_key) {
         b = b
             .with_access_key_id(key)
@@ -649,7 +666,10 @@ fn open_s3(s3: &S3Config) -> Result<(Arc<dyn ObjectStore>, String), BucketError>
             let key = std::fs::read(key_file).map_err(|e| {
                 open_err(
                     &id,
-                    format!("reading sse_config.encryption_key {}: {e}", key_file.display()),
+                    format!(
+                        "reading sse_config.encryption_key {}: {e}",
+                        key_file.display()
+                    ),
                 )
             })?;
             if key.len() != 32 {
@@ -693,7 +713,11 @@ fn open_gcs(gcs: &GcsConfig) -> Result<(Arc<dyn ObjectStore>, String), BucketErr
 fn open_azure(az: &AzureConfig) -> Result<(Arc<dyn ObjectStore>, String), BucketError> {
     use object_store::azure::MicrosoftAzureBuilder;
 
-    let host = format!("{}.{}", az.storage_account.to_ascii_lowercase(), az.endpoint);
+    let host = format!(
+        "{}.{}",
+        az.storage_account.to_ascii_lowercase(),
+        az.endpoint
+    );
     let id = format!("azure://{host}/{}", az.container);
     let mut b = MicrosoftAzureBuilder::new()
         .with_account(&az.storage_account)
@@ -716,8 +740,7 @@ fn open_azure(az: &AzureConfig) -> Result<(Arc<dyn ObjectStore>, String), Bucket
 
 /// Standard base64 with padding, for the SSE-C key header.
 fn base64_encode(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [
