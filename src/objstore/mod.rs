@@ -76,7 +76,7 @@ pub enum BucketError {
         bucket: String,
         object: String,
         op: &'static str,
-        cause: object_store::Error,
+        cause: Box<object_store::Error>,
     },
 
     #[error("reading {} to upload to bucket {bucket}: {cause}", local.display())]
@@ -113,7 +113,7 @@ impl BucketError {
                 ErrorCode::BadData
             }
             BucketError::NotFound { .. } => ErrorCode::Execution,
-            BucketError::Backend { cause, .. } => match cause {
+            BucketError::Backend { cause, .. } => match cause.as_ref() {
                 object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. }
                 | object_store::Error::NotSupported { .. }
@@ -285,7 +285,7 @@ impl Bucket {
                         bucket: bucket.clone(),
                         object: dir.clone(),
                         op: "list",
-                        cause,
+                        cause: Box::new(cause),
                     })),
                 };
                 futures::future::ready(out)
@@ -512,7 +512,7 @@ impl Bucket {
                 bucket: self.id.clone(),
                 object: object.trim_matches('/').to_string(),
                 op,
-                cause,
+                cause: Box::new(cause),
             },
         }
     }
