@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use skein::objstore::config::{Backend, BucketLookup, ConfigError, Sse};
 use skein::objstore::{Bucket, BucketConfig, BucketError, ObjectInfo, ObjstoreArgs};
@@ -469,7 +469,30 @@ async fn s3_bucket_on_moto() {
     // A bucket that does not exist fails the check, naming it.
     let missing = Bucket::open(&moto.config("no-such-bucket", "")).unwrap();
     let e = missing.check().await.unwrap_err();
+    assert!(matches!(e, BucketError::Open { .. }), "{e:?}");
     assert!(e.to_string().contains("no-such-bucket"), "{e}");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+
+    // Listings past S3's 1000 keys a page come back whole.
+    let many: Vec<String> = (0..1010).map(|i| format!("{i:05}/meta.json")).collect();
+    futures::stream::iter(many.iter())
+        .map(|p| bucket.upload(p, Bytes::from_static(b"{}")))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let dirs = bucket.list_dirs("").await.unwrap();
+    assert_eq!(dirs.len(), 1010);
+    assert_eq!(dirs.first().map(String::as_str), Some("00000"));
+    assert_eq!(dirs.last().map(String::as_str), Some("01009"));
+    assert_eq!(paths(&bucket, "").await.len(), 1010);
+    futures::stream::iter(many.iter())
+        .map(|p| bucket.delete(p))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    assert!(bucket.list_dirs("").await.unwrap().is_empty());
 
     // Nothing listens: a backend error (after retries), not "not found".
     drop(moto);

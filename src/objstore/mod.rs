@@ -232,11 +232,22 @@ impl Bucket {
     /// be reached, does not exist or the credentials are refused.
     pub async fn check(&self) -> Result<(), BucketError> {
         let root = self.dir_path("")?;
-        self.store
-            .list_with_delimiter(root.as_ref())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.backend_err("list", "", e))
+        match self.store.list_with_delimiter(root.as_ref()).await {
+            Ok(_) => Ok(()),
+            // Listing a prefix with nothing under it is no error, so a
+            // "not found" here is about the bucket itself. S3 says so in an
+            // error code the client passes on only as text.
+            Err(e)
+                if matches!(e, object_store::Error::NotFound { .. })
+                    || format!("{e:?}").contains("NoSuchBucket") =>
+            {
+                Err(open_err(
+                    &self.id,
+                    "the bucket does not exist (or these credentials cannot see it)",
+                ))
+            }
+            Err(e) => Err(self.backend_err("list", "", e)),
+        }
     }
 
     /// The names of the "directories" directly under `dir` (`""` for the
