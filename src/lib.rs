@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod error;
 pub mod model;
+pub mod objstore;
 pub mod promql;
 pub mod proto;
 pub mod querier;
