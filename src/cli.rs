@@ -57,6 +57,42 @@ pub enum Command {
     /// Serve generated series (counters, gauges, histograms) over the Store
     /// API from memory.
     Synthetic(SyntheticArgs),
+    /// Serve the Prometheus TSDB blocks of an object-storage bucket over the
+    /// Store API, announced as a STORE; gateways on one bucket form a group.
+    Store(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub objstore: crate::objstore::ObjstoreArgs,
+
+    /// Local directory for index headers (built once per block, so a
+    /// restart reads no index again).
+    #[arg(long = "data-dir", env = "SKEIN_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// How often the bucket is listed for new and deleted blocks.
+    #[arg(long = "sync-block-duration", env = "SKEIN_SYNC_BLOCK_DURATION",
+          default_value = "3m", value_parser = parse_positive_duration)]
+    pub sync_interval: Duration,
+
+    /// Serve only data after this time: RFC 3339, or a duration relative to
+    /// now such as -2w (moves with the clock).
+    #[arg(long = "min-time", env = "SKEIN_MIN_TIME", allow_hyphen_values = true,
+          value_parser = crate::storegw::parse_time_bound)]
+    pub min_time: Option<crate::storegw::TimeBound>,
+
+    /// Serve only data before this time; same forms as --min-time.
+    #[arg(long = "max-time", env = "SKEIN_MAX_TIME", allow_hyphen_values = true,
+          value_parser = crate::storegw::parse_time_bound)]
+    pub max_time: Option<crate::storegw::TimeBound>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -421,6 +457,25 @@ pub struct SyntheticArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+impl StoreArgs {
+    pub fn into_config(self) -> anyhow::Result<crate::storegw::StoreConfig> {
+        use crate::storegw::TimeBound;
+        let bucket = self.objstore.require()?;
+        Ok(crate::storegw::StoreConfig {
+            gateway: crate::storegw::role::GatewayConfig {
+                grpc_address: self.listen.grpc_address,
+                http_address: self.listen.http_address,
+                cluster: self.cluster.to_config(),
+                sync_interval: self.sync_interval,
+                min_time: self.min_time.unwrap_or(TimeBound::At(i64::MIN)),
+                max_time: self.max_time.unwrap_or(TimeBound::At(i64::MAX)),
+            },
+            bucket,
+            data_dir: self.data_dir,
+        })
+    }
 }
 
 impl SyntheticArgs {

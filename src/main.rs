@@ -33,6 +33,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Synthetic(args) => {
                 skein::synthetic::run(args.into_config()?, shutdown, |_| {}).await
             }
+            Command::Store(args) => {
+                skein::storegw::run(args.into_config()?, shutdown, |_| {}).await
+            }
         }
     })
 }

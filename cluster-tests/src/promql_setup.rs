@@ -26,6 +26,9 @@ pub enum Target {
     Skein,
     /// A second Prometheus on a copy of the data (harness self-check).
     Prometheus,
+    /// `skein query` in front of two `skein store` gateways serving a copy
+    /// of Prometheus' blocks from a filesystem bucket.
+    Store,
 }
 
 impl Target {
@@ -34,7 +37,8 @@ impl Target {
         match std::env::var(TARGET_ENV).as_deref() {
             Err(_) | Ok("") | Ok("skein") => Ok(Self::Skein),
             Ok("prometheus") => Ok(Self::Prometheus),
-            Ok(other) => bail!("{TARGET_ENV}={other}: expected skein or prometheus"),
+            Ok("store") => Ok(Self::Store),
+            Ok(other) => bail!("{TARGET_ENV}={other}: expected skein, store or prometheus"),
         }
     }
 
@@ -42,6 +46,7 @@ impl Target {
         match self {
             Self::Skein => "skein",
             Self::Prometheus => "prometheus-copy",
+            Self::Store => "skein-store",
         }
     }
 }
@@ -57,6 +62,7 @@ pub struct PromqlCluster {
     // Dropped in this order: processes before their directory.
     querier: Option<Process>,
     sidecar: Option<Process>,
+    stores: Vec<Process>,
     prometheus_copy: Option<Spawned>,
     prometheus_process: Spawned,
     dir: tempfile::TempDir,
@@ -102,6 +108,7 @@ impl PromqlCluster {
             target_kind: target,
             querier: None,
             sidecar: None,
+            stores: Vec::new(),
             prometheus_copy: None,
             prometheus_process,
             dir,
@@ -115,6 +122,72 @@ impl PromqlCluster {
                     Some(start_prometheus_on_blocks(prometheus_bin, &copy, &addr)?);
                 cluster.target = addr.parse()?;
                 check_loaded(cluster.target, dataset, &copy)?;
+            }
+            Target::Store => {
+                // The same blocks, in a bucket: no WAL, no head.
+                let bucket = cluster.dir.path().join("bucket");
+                std::fs::create_dir_all(&bucket)?;
+                for entry in std::fs::read_dir(data.join("data"))? {
+                    let path = entry?.path();
+                    if path.join("meta.json").is_file() {
+                        if let Some(name) = path.file_name() {
+                            copy_dir(&path, &bucket.join(name))?;
+                        }
+                    }
+                }
+                let objstore = format!(
+                    "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+                    bucket.display()
+                );
+                let mut endpoints = Vec::new();
+                for n in [5u8, 6] {
+                    let listen = format!("{}:0", ip(n));
+                    let data_dir = cluster.dir.path().join(format!("store-{n}"));
+                    let data_dir = data_dir.to_string_lossy().to_string();
+                    let store = Process::start(
+                        &format!("store-{n}"),
+                        &[
+                            "store",
+                            "--objstore.config",
+                            &objstore,
+                            "--data-dir",
+                            &data_dir,
+                            "--grpc-address",
+                            &listen,
+                            "--http-address",
+                            &listen,
+                            "--cluster.disable",
+                        ],
+                    )?;
+                    endpoints.push(store.grpc.to_string());
+                    cluster.stores.push(store);
+                }
+                let querier_ip = format!("{}:0", ip(3));
+                let querier = Process::start(
+                    "query",
+                    &[
+                        "query",
+                        "--grpc-address",
+                        &querier_ip,
+                        "--http-address",
+                        &querier_ip,
+                        "--cluster.disable",
+                        "--endpoint",
+                        &endpoints.join(","),
+                        "--store.health-check-interval",
+                        "500ms",
+                    ],
+                )?;
+                let http = querier.http;
+                cluster.querier = Some(querier);
+                cluster.target = http;
+                for e in &endpoints {
+                    wait_for(
+                        "the querier to list the store gateway as healthy",
+                        Duration::from_secs(60),
+                        || store_healthy(http, e, false),
+                    )?;
+                }
             }
             Target::Skein => {
                 let prom_url = format!("http://{addr}");
@@ -175,6 +248,11 @@ impl PromqlCluster {
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         let mut dead = Vec::new();
         for p in [&mut self.querier, &mut self.sidecar].into_iter().flatten() {
+            if !p.is_running() {
+                dead.push(p.name().to_string());
+            }
+        }
+        for p in &mut self.stores {
             if !p.is_running() {
                 dead.push(p.name().to_string());
             }
@@ -336,6 +414,12 @@ fn check_loaded(addr: SocketAddr, dataset: Dataset, dir: &Path) -> anyhow::Resul
 /// Whether the querier's `/api/v1/stores` lists the sidecar as checked,
 /// without error, carrying the external label.
 fn sidecar_healthy(querier: SocketAddr, sidecar_grpc: &str) -> bool {
+    store_healthy(querier, sidecar_grpc, true)
+}
+
+/// Whether the querier lists the store at `grpc` as checked and healthy
+/// (and, with `replica_a`, carrying the replica label of the sidecar).
+fn store_healthy(querier: SocketAddr, grpc: &str, replica_a: bool) -> bool {
     let Ok(v) = get_json(querier, "/api/v1/stores") else {
         return false;
     };
@@ -347,12 +431,13 @@ fn sidecar_healthy(querier: SocketAddr, sidecar_grpc: &str) -> bool {
         .filter_map(|l| l.as_array())
         .flatten()
         .any(|s| {
-            s["name"].as_str().is_some_and(|n| n.contains(sidecar_grpc))
+            s["name"].as_str().is_some_and(|n| n.contains(grpc))
                 && s["lastError"].is_null()
                 && !s["lastCheck"].is_null()
-                && s["labelSets"]
-                    .as_array()
-                    .is_some_and(|sets| sets.iter().any(|l| l["replica"] == "a"))
+                && (!replica_a
+                    || s["labelSets"]
+                        .as_array()
+                        .is_some_and(|sets| sets.iter().any(|l| l["replica"] == "a")))
         })
 }
 

@@ -97,9 +97,12 @@ fn ask(addr: std::net::SocketAddr, query: &str, case: Case) -> Outcome {
 }
 
 fn start(host_base: u8) -> Option<PromqlCluster> {
+    start_with(host_base, Target::from_env().unwrap())
+}
+
+fn start_with(host_base: u8, target: Target) -> Option<PromqlCluster> {
     let prometheus = require_binary("prometheus")?;
     let promtool = require_binary("promtool")?;
-    let target = Target::from_env().unwrap();
     Some(
         PromqlCluster::start(
             &prometheus,
@@ -114,9 +117,21 @@ fn start(host_base: u8) -> Option<PromqlCluster> {
 
 #[test]
 fn promql_answers_match_prometheus() {
-    let Some(mut cluster) = start(0) else {
-        return;
-    };
+    if let Some(cluster) = start(0) {
+        diff(cluster, "promql_diff_report.txt");
+    }
+}
+
+/// The same queries over the same blocks, served by two store gateways
+/// from a filesystem bucket instead of by Prometheus through a sidecar.
+#[test]
+fn promql_answers_through_store_gateways_match_prometheus() {
+    if let Some(cluster) = start_with(20, Target::Store) {
+        diff(cluster, "promql_diff_store_report.txt");
+    }
+}
+
+fn diff(mut cluster: PromqlCluster, report_name: &str) {
     let queries = parse_queries(QUERIES);
     let cases = cases();
     let target = cluster.target_kind.name();
@@ -230,7 +245,7 @@ fn promql_answers_match_prometheus() {
          {not_run} not run; {elapsed:.1?})",
         queries.len()
     );
-    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("promql_diff_report.txt");
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(report_name);
     let _ = std::fs::write(&file, format!("{}{report}{summary}\n", blocks.concat()));
     println!("{summary}");
     if agreeing_queries != queries.len() || crashed.is_some() {

@@ -3,6 +3,7 @@
 //! a store group and the querier hedges between them.
 
 pub mod bounds;
+pub mod bucket;
 pub mod cache;
 pub mod role;
 pub mod store;
@@ -12,3 +13,33 @@ pub mod tsdb_block;
 pub use bounds::{parse_time_bound, TimeBound};
 pub use store::{BlockInfo, BlockSeries, GatewayStore};
 pub use sync::{BlockLoader, SyncReport, Syncer};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::objstore::{Bucket, BucketConfig};
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub gateway: role::GatewayConfig,
+    pub bucket: BucketConfig,
+    /// Index headers go under `<data_dir>/index-headers`.
+    pub data_dir: PathBuf,
+}
+
+/// `skein store`: serves the bucket's blocks until `shutdown`.
+pub async fn run(
+    cfg: StoreConfig,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(role::Bound),
+) -> anyhow::Result<()> {
+    let bucket = Arc::new(Bucket::open(&cfg.bucket)?);
+    let group_id = bucket.id().to_string();
+    let loader = Arc::new(bucket::BucketLoader::new(
+        bucket,
+        cfg.data_dir.join("index-headers"),
+    ));
+    role::run_with(cfg.gateway, loader, group_id, shutdown, on_bound).await
+}

@@ -1,0 +1,164 @@
+//! Blocks in an object-storage bucket: listing (`<ULID>/meta.json`
+//! present, no `deletion-mark.json`), and files read by range GETs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::store::BlockSeries;
+use super::sync::BlockLoader;
+use super::tsdb_block::TsdbBlock;
+use crate::objstore::Bucket;
+use crate::tsdb::{Block, BlockFiles, BlockMeta, ReadAt, TsdbError};
+
+/// One object of a block, read by ranges.
+#[derive(Debug)]
+struct BucketFile {
+    bucket: Arc<Bucket>,
+    path: String,
+    size: u64,
+}
+
+fn io_error(path: &str, e: impl std::fmt::Display) -> TsdbError {
+    TsdbError::Io {
+        file: path.to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl ReadAt for BucketFile {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, TsdbError> {
+        let end = offset.checked_add(len as u64).filter(|e| *e <= self.size);
+        let Some(end) = end else {
+            return Err(TsdbError::Truncated {
+                file: self.path.clone(),
+                what: "object".into(),
+                offset,
+                needed: len as u64,
+                available: self.size.saturating_sub(offset),
+            });
+        };
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let b = self
+            .bucket
+            .get_range(&self.path, offset..end)
+            .await
+            .map_err(|e| io_error(&self.path, e))?;
+        if b.len() != len {
+            return Err(TsdbError::Truncated {
+                file: self.path.clone(),
+                what: "range read".into(),
+                offset,
+                needed: len as u64,
+                available: b.len() as u64,
+            });
+        }
+        Ok(b)
+    }
+
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn name(&self) -> &str {
+        &self.path
+    }
+}
+
+#[derive(Debug)]
+struct BucketBlockFiles {
+    bucket: Arc<Bucket>,
+    ulid: String,
+}
+
+#[async_trait]
+impl BlockFiles for BucketBlockFiles {
+    async fn open(&self, name: &str) -> Result<Option<Arc<dyn ReadAt>>, TsdbError> {
+        let path = format!("{}/{name}", self.ulid);
+        match self.bucket.size(&path).await {
+            Ok(size) => Ok(Some(Arc::new(BucketFile {
+                bucket: self.bucket.clone(),
+                path,
+                size,
+            }))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+}
+
+/// Whether a directory name is a block ULID (26 Crockford base32 chars).
+pub fn is_ulid(s: &str) -> bool {
+    s.len() == 26
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (c.is_ascii_uppercase() && !b"ILOU".contains(&c)))
+}
+
+pub struct BucketLoader {
+    bucket: Arc<Bucket>,
+    /// Index headers are kept here, so a restart reads no index again.
+    header_dir: PathBuf,
+}
+
+impl BucketLoader {
+    pub fn new(bucket: Arc<Bucket>, header_dir: PathBuf) -> Self {
+        Self { bucket, header_dir }
+    }
+}
+
+#[async_trait]
+impl BlockLoader for BucketLoader {
+    async fn list(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for dir in self.bucket.list_dirs("").await? {
+            if !is_ulid(&dir) {
+                continue;
+            }
+            // Blocks being uploaded have no meta.json yet; blocks being
+            // deleted carry a mark first.
+            let meta = self.bucket.exists(&format!("{dir}/meta.json")).await?;
+            let marked = self
+                .bucket
+                .exists(&format!("{dir}/deletion-mark.json"))
+                .await?;
+            if meta && !marked {
+                out.push(dir);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>> {
+        let path = format!("{ulid}/meta.json");
+        let data = self.bucket.get(&path).await?;
+        let meta = BlockMeta::parse(&path, &data)?;
+        meta.validate(&path)?;
+        tokio::fs::create_dir_all(&self.header_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", self.header_dir.display()))?;
+        let files = Arc::new(BucketBlockFiles {
+            bucket: self.bucket.clone(),
+            ulid: ulid.to_string(),
+        });
+        let block = Block::open(meta, files, Some(&self.header_dir)).await?;
+        Ok(Arc::new(TsdbBlock::new(block)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulids() {
+        assert!(is_ulid("01M80AZ7FF6VHW816SB2HG88JB"));
+        assert!(!is_ulid("01M80AZ7FF6VHW816SB2HG88J"));
+        assert!(!is_ulid("debug"));
+        assert!(!is_ulid("01M80AZ7FF6VHW816SB2HG88JI"));
+    }
+}
