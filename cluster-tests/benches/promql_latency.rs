@@ -188,6 +188,7 @@ fn main() -> anyhow::Result<()> {
     let short = match target {
         Target::Skein => "skein",
         Target::Prometheus => "copy",
+        Target::Store => "store",
     };
     println!(
         "{:<30} {:>9} {:>9} {:>9} {:>9} {:>7}  answers",
