@@ -14,6 +14,10 @@
 //! - [`Bucket::delete`] of a missing object succeeds (S3 cannot tell without
 //!   an extra request, so the filesystem does not tell either).
 //! - [`Bucket::iter`] yields objects in no particular order.
+//! - S3 answers requests to a bucket that does not exist with "not found",
+//!   so object reads then look like missing objects: call
+//!   [`Bucket::check`] once at start-up to tell the two apart.
+//! - A FILESYSTEM bucket's directory is created when the bucket is opened.
 
 pub mod config;
 
