@@ -6,10 +6,8 @@
 //! The S3 test is skipped when `moto_server` is not installed, unless
 //! SKEIN_REQUIRE_S3=1 (CI sets it); `.ci/install-moto` installs it.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use clap::{CommandFactory, Parser};
@@ -343,69 +341,17 @@ async fn filesystem_big_default_part_size() {
 // ---------------------------------------------------------------------------
 // S3 on moto
 
-/// A `moto_server` child process, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
+#[path = "support/moto.rs"]
+mod moto;
+use moto::Moto;
 
 const MOTO_HOST: &str = "127.0.7.1";
 
-impl Moto {
-    /// `None` when moto is not installed (and not required).
-    fn start() -> Option<Moto> {
-        let installed = Command::new("moto_server")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("SKEIN_REQUIRE_S3").as_deref() == Ok("1") {
-                panic!("moto_server is not installed but SKEIN_REQUIRE_S3=1; run .ci/install-moto");
-            }
-            eprintln!("skipping: moto_server is not installed (run .ci/install-moto)");
-            return None;
-        }
-        let port = TcpListener::bind((MOTO_HOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", MOTO_HOST, "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let mut moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect((MOTO_HOST, port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "moto_server did not listen");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(moto)
-    }
+trait MotoConfig {
+    fn config(&self, bucket: &str, prefix: &str) -> BucketConfig;
+}
 
-    fn endpoint(&self) -> String {
-        format!("{MOTO_HOST}:{}", self.port)
-    }
-
-    /// Buckets cannot be made through `object_store`; moto takes an
-    /// unsigned request.
-    async fn create_bucket(&self, name: &str) {
-        let resp = reqwest::Client::new()
-            .put(format!("http://{}/{name}", self.endpoint()))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "creating bucket: {resp:?}");
-    }
-
+impl MotoConfig for Moto {
     fn config(&self, bucket: &str, prefix: &str) -> BucketConfig {
         let yaml = format!(
             r#"
@@ -426,16 +372,11 @@ config:
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn s3_bucket_on_moto() {
-    let Some(moto) = Moto::start() else { return };
+    let Some(moto) = Moto::start(MOTO_HOST) else {
+        return;
+    };
     moto.create_bucket("skein-blocks").await;
     let scratch = tempfile::tempdir().unwrap();
 

@@ -367,3 +367,26 @@ async fn promtool_blocks_through_the_gateway() {
     let names = g.label_names(labels_req("", &[])).await.unwrap().values;
     assert!(names.contains(&"__name__".to_string()));
 }
+
+#[tokio::test]
+async fn unavailable_until_the_first_sync() {
+    let g = GatewayStore::new(
+        "mem".into(),
+        TimeBound::At(i64::MIN),
+        TimeBound::At(i64::MAX),
+    );
+    let up = Matcher::equal("__name__", "up");
+    assert!(g.info().await.is_err());
+    assert!(g
+        .series(SeriesRequest::new(0, H, vec![up.clone()]))
+        .await
+        .is_err());
+    // An empty bucket, once synced, is a valid empty answer.
+    g.set_blocks(Vec::new());
+    assert!(g.info().await.is_ok());
+    assert!(
+        collect(g.series(SeriesRequest::new(0, H, vec![up])).await.unwrap())
+            .await
+            .is_empty()
+    );
+}

@@ -4,6 +4,7 @@
 //! that spans several blocks.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -58,6 +59,8 @@ pub trait BlockSeries: Send + Sync + 'static {
 
 pub struct GatewayStore {
     blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
+    /// Set by the first sync: until then an empty answer would be a lie.
+    synced: AtomicBool,
     group_id: String,
     /// `--min-time` / `--max-time`: the part of time this gateway serves.
     min_time: TimeBound,
@@ -68,6 +71,7 @@ impl GatewayStore {
     pub fn new(group_id: String, min_time: TimeBound, max_time: TimeBound) -> Self {
         Self {
             blocks: RwLock::new(Arc::new(Vec::new())),
+            synced: AtomicBool::new(false),
             group_id,
             min_time,
             max_time,
@@ -84,6 +88,19 @@ impl GatewayStore {
         match self.blocks.write() {
             Ok(mut g) => *g = blocks,
             Err(poisoned) => *poisoned.into_inner() = blocks,
+        }
+        self.synced.store(true, Ordering::Release);
+    }
+
+    /// Fails until the first sync has loaded the bucket's blocks.
+    fn check_synced(&self) -> Result<(), StoreError> {
+        if self.synced.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable {
+                peer: format!("store gateway of {}", self.group_id),
+                message: "blocks are still being loaded (first sync)".into(),
+            })
         }
     }
 
@@ -135,6 +152,7 @@ impl GatewayStore {
 #[async_trait]
 impl Store for GatewayStore {
     async fn info(&self) -> Result<StoreInfo, StoreError> {
+        self.check_synced()?;
         let blocks = self.blocks();
         let mut sets: Vec<Labels> = Vec::new();
         let (mut min, mut max) = (i64::MAX, i64::MIN);
@@ -166,6 +184,7 @@ impl Store for GatewayStore {
     }
 
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        self.check_synced()?;
         crate::store::validate_range(req.min_time, req.max_time)?;
         let (mint, maxt) = (req.min_time, req.max_time);
         let mut inputs = Vec::new();
@@ -213,6 +232,7 @@ impl Store for GatewayStore {
     }
 
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        self.check_synced()?;
         crate::store::validate_range(req.start, req.end)?;
         let mut names = BTreeSet::new();
         for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
@@ -226,6 +246,7 @@ impl Store for GatewayStore {
     }
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
+        self.check_synced()?;
         crate::store::validate_range(req.start, req.end)?;
         let mut values = BTreeSet::new();
         for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
