@@ -91,6 +91,15 @@ impl Process {
         &self.name
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`...).
+    pub fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{sig} {} failed", self.name);
+        Ok(())
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,199 @@
+//! Three `skein store` gateways on one filesystem bucket, found by gossip,
+//! form one STORE group behind a querier. Under a steady PromQL load, one
+//! gateway stalls (SIGSTOP) and another crashes (SIGKILL): no query may
+//! fail or come back partial, and the stall may cost no more than the
+//! hedging bound. Loopback range 127.0.11.x.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use skein_cluster_tests::{get_json, healthy_members, start_node, wait_for, Process};
+
+const SEED: &str = "127.0.11.1:10900";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// Latencies (ms) of the queries sent while `run` is set, and the
+/// failures (errors, non-success answers, warnings) by message.
+struct Load {
+    /// The answer every query must give.
+    want: serde_json::Value,
+    latencies: Mutex<Vec<f64>>,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Load {
+    fn query(&self, querier: SocketAddr) {
+        let started = Instant::now();
+        let r = get_json(querier, Self::path());
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.latencies.lock().unwrap().push(ms);
+        match r {
+            Ok(v) if v["status"] == "success" && v["warnings"].is_null() => {
+                if v["data"] != self.want {
+                    self.failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("wrong answer: {v}"));
+                }
+            }
+            Ok(v) => self.failures.lock().unwrap().push(v.to_string()),
+            Err(e) => self.failures.lock().unwrap().push(format!("{e:#}")),
+        }
+    }
+
+    fn path() -> &'static str {
+        "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)&time=1700003000"
+    }
+
+    fn take(&self) -> (usize, Vec<String>, f64) {
+        let mut l = std::mem::take(&mut *self.latencies.lock().unwrap());
+        l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let p99 = l
+            .get((l.len() * 99 / 100).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0);
+        (
+            l.len(),
+            std::mem::take(&mut *self.failures.lock().unwrap()),
+            p99,
+        )
+    }
+}
+
+#[test]
+fn gateways_stall_and_crash_without_failed_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = dir.path().join("bucket");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/promtool-2.42-blocks");
+    copy_dir(&fixtures, &bucket);
+    let objstore = format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    );
+
+    let querier = start_node(
+        "query",
+        "query",
+        "127.0.11.1",
+        None,
+        &[
+            "--store.health-check-interval",
+            "500ms",
+            "--query.hedge",
+            "adaptive",
+        ],
+    )
+    .unwrap();
+    let mut gateways: Vec<Process> = (2..=4)
+        .map(|n| {
+            let ip = format!("127.0.11.{n}");
+            let data = dir.path().join(format!("data-{n}"));
+            start_node(
+                &format!("store-{n}"),
+                "store",
+                &ip,
+                Some(SEED),
+                &[
+                    "--objstore.config",
+                    &objstore,
+                    "--data-dir",
+                    data.to_str().unwrap(),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    let http = querier.http;
+    wait_for(
+        "three healthy gateways in one group",
+        Duration::from_secs(60),
+        || healthy_members(http) == Some((1, 3)),
+    )
+    .unwrap();
+
+    let want = get_json(http, Load::path()).unwrap();
+    assert_eq!(want["status"], "success", "{want}");
+    assert!(
+        want["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{want}"
+    );
+    let load = Load {
+        want: want["data"].clone(),
+        latencies: Mutex::new(Vec::new()),
+        failures: Mutex::new(Vec::new()),
+    };
+    let running = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while running.load(Ordering::Relaxed) {
+                    load.query(http);
+                }
+            });
+        }
+        let phase = |name: &str, secs: u64| {
+            std::thread::sleep(Duration::from_secs(secs));
+            let (n, mut failures, p99) = load.take();
+            println!(
+                "{name}: {n} queries, {} failed, p99 {p99:.1} ms",
+                failures.len()
+            );
+            failures.truncate(3);
+            (n, failures, p99)
+        };
+        let (n, failures, healthy_p99) = phase("all healthy", 3);
+        assert!(n > 0 && failures.is_empty(), "{failures:?}");
+
+        // A stall: the process is alive and its connections open.
+        gateways[0].signal("STOP").unwrap();
+        let (n, failures, stalled_p99) = phase("one gateway stopped (SIGSTOP)", 6);
+        gateways[0].signal("CONT").unwrap();
+        assert!(n > 0 && failures.is_empty(), "stall: {failures:?}");
+        // Bounded by the hedge (adaptive, at most --query.hedge-max-delay
+        // = 1s) plus a normal answer.
+        assert!(
+            stalled_p99 < healthy_p99 + 1500.0,
+            "stall p99 {stalled_p99} ms"
+        );
+
+        // A crash under load.
+        gateways[1].kill();
+        let (n, failures, _) = phase("one gateway killed (SIGKILL)", 6);
+        assert!(n > 0 && failures.is_empty(), "crash: {failures:?}");
+        running.store(false, Ordering::Relaxed);
+    });
+    // The stopped gateway is used again once it runs.
+    wait_for(
+        "the resumed gateway healthy again",
+        Duration::from_secs(30),
+        || {
+            get_json(http, "/api/v1/stores")
+                .ok()
+                .and_then(|v| {
+                    let s = v.to_string();
+                    Some(s.contains(&gateways[0].grpc.to_string()))
+                })
+                .unwrap_or(false)
+                && healthy_members(http).is_some_and(|(_, h)| h >= 2)
+        },
+    )
+    .unwrap();
+}
