@@ -186,12 +186,7 @@ fn gateways_stall_and_crash_without_failed_queries() {
         Duration::from_secs(30),
         || {
             get_json(http, "/api/v1/stores")
-                .ok()
-                .and_then(|v| {
-                    let s = v.to_string();
-                    Some(s.contains(&gateways[0].grpc.to_string()))
-                })
-                .unwrap_or(false)
+                .is_ok_and(|v| v.to_string().contains(&gateways[0].grpc.to_string()))
                 && healthy_members(http).is_some_and(|(_, h)| h >= 2)
         },
     )
