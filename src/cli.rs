@@ -91,6 +91,12 @@ pub struct StoreArgs {
           value_parser = crate::storegw::parse_time_bound)]
     pub max_time: Option<crate::storegw::TimeBound>,
 
+    /// Memory for postings lists and series entries read from indexes,
+    /// e.g. 250MB or 1GiB; 0 disables the cache.
+    #[arg(long = "index-cache-size", env = "SKEIN_INDEX_CACHE_SIZE",
+          default_value = "250MB", value_parser = parse_bytes)]
+    pub index_cache_size: usize,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -474,6 +480,7 @@ impl StoreArgs {
             },
             bucket,
             data_dir: self.data_dir,
+            index_cache_bytes: self.index_cache_size,
         })
     }
 }
@@ -540,6 +547,37 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("duration {s:?} must be positive"));
     }
     Ok(d)
+}
+
+/// A size in bytes: `250MB`, `1GiB`, `512KiB`, or a plain number.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: want e.g. 250MB"))?;
+    let mult: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > usize::MAX as f64 {
+        return Err(format!("size {s:?} is out of range"));
+    }
+    Ok(v as usize)
 }
 
 /// A point in time in milliseconds: `now`, RFC 3339, Unix seconds (with an

@@ -51,7 +51,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::actors::metrics::describe();
         crate::query::metrics::describe();
         crate::promql::metrics_names::describe();
-        crate::storegw::cache::describe();
+        crate::tsdb::cache::describe();
         handle
     })
 }

@@ -390,3 +390,61 @@ async fn unavailable_until_the_first_sync() {
             .is_empty()
     );
 }
+
+/// With the index cache, asking again reads postings and series entries
+/// from memory: only chunks are read the second time, and the answer is
+/// the same.
+#[tokio::test]
+async fn the_index_cache_saves_index_reads() {
+    use skein::tsdb::cache::IndexCache;
+    use skein::tsdb::{Block, BlockMeta, MemBlockFiles, ReadStats};
+    let dir = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/promtool-2.42-blocks"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().path())
+    .find(|p| p.join("meta.json").is_file())
+    .unwrap();
+    let meta = BlockMeta::read_dir(&dir).await.unwrap();
+    let stats = Arc::new(ReadStats::default());
+    let files = Arc::new(
+        MemBlockFiles::load_dir(&dir)
+            .unwrap()
+            .counted(stats.clone()),
+    );
+    let cache = Arc::new(IndexCache::new(1 << 20));
+    let block = Arc::new(
+        Block::open(meta, files, None)
+            .await
+            .unwrap()
+            .with_index_cache(cache.clone()),
+    );
+    let any = Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap();
+    let read = |skip| {
+        let block = block.clone();
+        let any = any.clone();
+        async move {
+            let mut s = block.series_owned(&[any], i64::MIN, i64::MAX, skip);
+            let mut n = Vec::new();
+            while let Some(x) = s.next().await {
+                let x = x.unwrap();
+                n.push((x.labels, x.chunks.len()));
+            }
+            n
+        }
+    };
+    let before = stats.reads();
+    let first = read(true).await;
+    let cold = stats.reads() - before;
+    assert!(cold > 0 && !first.is_empty());
+    assert!(cache.used_bytes() > 0);
+    let before = stats.reads();
+    let second = read(true).await;
+    assert_eq!(
+        stats.reads() - before,
+        0,
+        "postings and series came from the cache"
+    );
+    assert_eq!(first, second);
+}

@@ -11,6 +11,7 @@ use super::store::BlockSeries;
 use super::sync::BlockLoader;
 use super::tsdb_block::TsdbBlock;
 use crate::objstore::Bucket;
+use crate::tsdb::cache::IndexCache;
 use crate::tsdb::{Block, BlockFiles, BlockMeta, ReadAt, TsdbError};
 
 /// One object of a block, read by ranges.
@@ -103,11 +104,22 @@ pub struct BucketLoader {
     bucket: Arc<Bucket>,
     /// Index headers are kept here, so a restart reads no index again.
     header_dir: PathBuf,
+    cache: Option<Arc<IndexCache>>,
 }
 
 impl BucketLoader {
     pub fn new(bucket: Arc<Bucket>, header_dir: PathBuf) -> Self {
-        Self { bucket, header_dir }
+        Self {
+            bucket,
+            header_dir,
+            cache: None,
+        }
+    }
+
+    /// Blocks loaded from now on share `cache` for postings and series.
+    pub fn with_index_cache(mut self, cache: Arc<IndexCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 }
 
@@ -145,7 +157,10 @@ impl BlockLoader for BucketLoader {
             bucket: self.bucket.clone(),
             ulid: ulid.to_string(),
         });
-        let block = Block::open(meta, files, Some(&self.header_dir)).await?;
+        let mut block = Block::open(meta, files, Some(&self.header_dir)).await?;
+        if let Some(cache) = &self.cache {
+            block = block.with_index_cache(cache.clone());
+        }
         Ok(Arc::new(TsdbBlock::new(block)?))
     }
 }

@@ -4,7 +4,7 @@
 
 pub mod bounds;
 pub mod bucket;
-pub mod cache;
+
 pub mod role;
 pub mod store;
 pub mod sync;
@@ -27,6 +27,8 @@ pub struct StoreConfig {
     pub bucket: BucketConfig,
     /// Index headers go under `<data_dir>/index-headers`.
     pub data_dir: PathBuf,
+    /// `--index-cache-size`: bytes of postings and series kept in memory.
+    pub index_cache_bytes: usize,
 }
 
 /// `skein store`: serves the bucket's blocks until `shutdown`.
@@ -37,9 +39,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let bucket = Arc::new(Bucket::open(&cfg.bucket)?);
     let group_id = bucket.id().to_string();
-    let loader = Arc::new(bucket::BucketLoader::new(
-        bucket,
-        cfg.data_dir.join("index-headers"),
-    ));
+    let cache = Arc::new(crate::tsdb::cache::IndexCache::new(cfg.index_cache_bytes));
+    let loader = Arc::new(
+        bucket::BucketLoader::new(bucket, cfg.data_dir.join("index-headers"))
+            .with_index_cache(cache),
+    );
     role::run_with(cfg.gateway, loader, group_id, shutdown, on_bound).await
 }

@@ -113,6 +113,13 @@ impl Block {
         Self::open(meta, Arc::new(LocalBlockDir::new(dir)), header_cache_dir).await
     }
 
+    /// Keeps this block's postings lists and series entries in `cache`.
+    pub fn with_index_cache(mut self, cache: Arc<super::cache::IndexCache>) -> Self {
+        let id = super::cache::block_id(&self.meta.ulid);
+        self.index = self.index.with_cache(cache, id);
+        self
+    }
+
     pub fn meta(&self) -> &BlockMeta {
         &self.meta
     }

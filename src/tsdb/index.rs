@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cache::{CacheKey, IndexCache};
 use super::encoding::{uvarint, Dec, Varint};
 use super::error::{check_crc, Section, TsdbError};
 use super::header::IndexHeader;
@@ -518,6 +519,9 @@ const SERIES_ESTIMATE: u64 = 4096;
 pub struct IndexReader {
     src: Arc<dyn ReadAt>,
     header: Arc<IndexHeader>,
+    /// Postings lists and series entries kept in memory, with this
+    /// block's cache id.
+    cache: Option<(Arc<IndexCache>, u128)>,
 }
 
 impl IndexReader {
@@ -527,7 +531,14 @@ impl IndexReader {
         Ok(Self {
             src,
             header: Arc::new(header),
+            cache: None,
         })
+    }
+
+    /// Keeps postings lists and series entries read from now on in `cache`.
+    pub fn with_cache(mut self, cache: Arc<IndexCache>, block: u128) -> Self {
+        self.cache = Some((cache, block));
+        self
     }
 
     /// Opens the index with a header built earlier; fails when the header
@@ -544,7 +555,11 @@ impl IndexReader {
                 ),
             ));
         }
-        Ok(Self { src, header })
+        Ok(Self {
+            src,
+            header,
+            cache: None,
+        })
     }
 
     pub fn header(&self) -> &Arc<IndexHeader> {
@@ -574,8 +589,29 @@ impl IndexReader {
         let mut sorted = ranges.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let fetched = Fetched::read(self.src.as_ref(), &coalesce(&sorted, MAX_READ_GAP)).await?;
         let mut out = HashMap::with_capacity(sorted.len());
+        // Cached lists first; only the others are read.
+        if let Some((cache, block)) = &self.cache {
+            let keys: Vec<CacheKey> = sorted
+                .iter()
+                .map(|&(offset, _)| CacheKey::Postings {
+                    block: *block,
+                    offset,
+                })
+                .collect();
+            let mut missing = Vec::with_capacity(sorted.len());
+            for (&(start, end), hit) in sorted.iter().zip(cache.get_many(&keys)) {
+                match hit {
+                    Some(buf) => {
+                        out.insert(start, parse_postings(self.file(), &buf, start)?);
+                    }
+                    None => missing.push((start, end)),
+                }
+            }
+            sorted = missing;
+        }
+        let fetched = Fetched::read(self.src.as_ref(), &coalesce(&sorted, MAX_READ_GAP)).await?;
+        let mut fresh = Vec::new();
         for &(start, end) in &sorted {
             let buf = fetched.from(start).ok_or_else(|| TsdbError::OutOfRange {
                 file: self.file().to_string(),
@@ -586,6 +622,16 @@ impl IndexReader {
                 .unwrap_or(usize::MAX)
                 .min(buf.len());
             out.insert(start, parse_postings(self.file(), &buf[..len], start)?);
+            if let Some((_, block)) = &self.cache {
+                let key = CacheKey::Postings {
+                    block: *block,
+                    offset: start,
+                };
+                fresh.push((key, buf.slice(..len)));
+            }
+        }
+        if let Some((cache, _)) = &self.cache {
+            cache.put_many(fresh);
         }
         Ok(out)
     }
@@ -639,24 +685,62 @@ impl IndexReader {
         }
         offsets.sort_unstable();
         offsets.dedup();
-        let ranges: Vec<(u64, u64)> = offsets
+        // Entries in the cache need no read.
+        let cached: Vec<Option<Bytes>> = match &self.cache {
+            Some((cache, block)) => {
+                let keys: Vec<CacheKey> = offsets
+                    .iter()
+                    .map(|&o| CacheKey::Series {
+                        block: *block,
+                        series: o / 16,
+                    })
+                    .collect();
+                cache.get_many(&keys)
+            }
+            None => vec![None; offsets.len()],
+        };
+        let to_read: Vec<u64> = offsets
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(&o, _)| o)
+            .collect();
+        let ranges: Vec<(u64, u64)> = to_read
             .iter()
             .enumerate()
             .map(|(i, &o)| {
-                let next = offsets.get(i + 1).copied().unwrap_or(end);
+                let next = to_read.get(i + 1).copied().unwrap_or(end);
                 (o, (o + SERIES_ESTIMATE).min(next).min(end))
             })
             .collect();
         let fetched = Fetched::read(self.src.as_ref(), &coalesce(&ranges, MAX_READ_GAP)).await?;
         let mut parsed = Vec::with_capacity(offsets.len());
-        for &o in &offsets {
+        let mut fresh = Vec::new();
+        for (&o, hit) in offsets.iter().zip(cached) {
             let series_ref = (o / 16) as SeriesRef;
-            let have = fetched.from(o).unwrap_or_default();
-            let buf = match series_entry_len(&have) {
-                Some(Ok(n)) if n <= have.len() as u64 => have,
-                // parse_series reports the bad length.
-                Some(Err(())) => have,
-                _ => self.read_series_entry(o, end).await?,
+            let buf = match hit {
+                Some(buf) => buf,
+                None => {
+                    let have = fetched.from(o).unwrap_or_default();
+                    let buf = match series_entry_len(&have) {
+                        Some(Ok(n)) if n <= have.len() as u64 => have,
+                        // parse_series reports the bad length.
+                        Some(Err(())) => have,
+                        _ => self.read_series_entry(o, end).await?,
+                    };
+                    if let (Some((_, block)), Some(Ok(n))) = (&self.cache, series_entry_len(&buf)) {
+                        if let Ok(n) = usize::try_from(n) {
+                            if n <= buf.len() {
+                                let key = CacheKey::Series {
+                                    block: *block,
+                                    series: o / 16,
+                                };
+                                fresh.push((key, buf.slice(..n)));
+                            }
+                        }
+                    }
+                    buf
+                }
             };
             parsed.push(parse_series(
                 self.file(),
@@ -664,6 +748,9 @@ impl IndexReader {
                 series_ref,
                 &buf,
             )?);
+        }
+        if let Some((cache, _)) = &self.cache {
+            cache.put_many(fresh);
         }
         // `parsed` follows the sorted, deduplicated references: when the
         // request was already like that (postings are), it is the answer.

@@ -11,6 +11,7 @@
 //! - [`source`]: where bytes come from ([`ReadAt`], [`BlockFiles`]).
 
 pub mod block;
+pub mod cache;
 pub mod chunks;
 mod encoding;
 pub mod error;

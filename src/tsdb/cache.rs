@@ -9,28 +9,27 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use lru::LruCache;
 
-/// What is cached: a postings list (by label name and value) or a series
-/// entry (by reference), of one block.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What is cached: a postings list (by its offset in the index) or a
+/// series entry (by reference), of one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheKey {
-    Postings {
-        block: u128,
-        name: String,
-        value: String,
-    },
-    Series {
-        block: u128,
-        series: u64,
-    },
+    Postings { block: u128, offset: u64 },
+    Series { block: u128, series: u64 },
+}
+
+/// A cache id for a block, from its ULID.
+pub fn block_id(ulid: &str) -> u128 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let h = |salt: u8| {
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one((salt, ulid))
+    };
+    (u128::from(h(1)) << 64) | u128::from(h(2))
 }
 
 impl CacheKey {
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + match self {
-                CacheKey::Postings { name, value, .. } => name.len() + value.len(),
-                CacheKey::Series { .. } => 0,
-            }
     }
 
     fn kind(&self) -> &'static str {
@@ -49,6 +48,14 @@ struct Inner {
 pub struct IndexCache {
     inner: Mutex<Inner>,
     max_bytes: usize,
+}
+
+impl std::fmt::Debug for IndexCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexCache")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 pub const CACHE_REQUESTS_TOTAL: &str = "skein_store_index_cache_requests_total";
@@ -123,7 +130,7 @@ impl IndexCache {
                 if size > self.max_bytes / 10 {
                     continue;
                 }
-                if let Some(old) = g.lru.put(k.clone(), v) {
+                if let Some(old) = g.lru.put(k, v) {
                     g.used -= k.size() + old.len();
                 }
                 g.used += size;
