@@ -162,22 +162,7 @@ impl PromqlCluster {
                     endpoints.push(store.grpc.to_string());
                     cluster.stores.push(store);
                 }
-                let querier_ip = format!("{}:0", ip(3));
-                let querier = Process::start(
-                    "query",
-                    &[
-                        "query",
-                        "--grpc-address",
-                        &querier_ip,
-                        "--http-address",
-                        &querier_ip,
-                        "--cluster.disable",
-                        "--endpoint",
-                        &endpoints.join(","),
-                        "--store.health-check-interval",
-                        "500ms",
-                    ],
-                )?;
+                let querier = start_querier(&ip(3), &endpoints.join(","), &[])?;
                 let http = querier.http;
                 cluster.querier = Some(querier);
                 cluster.target = http;
@@ -208,24 +193,8 @@ impl PromqlCluster {
                     ],
                 )?;
                 let sidecar_grpc = sidecar.grpc.to_string();
-                let querier_ip = format!("{}:0", ip(3));
-                let querier = Process::start(
-                    "query",
-                    &[
-                        "query",
-                        "--grpc-address",
-                        &querier_ip,
-                        "--http-address",
-                        &querier_ip,
-                        "--cluster.disable",
-                        "--endpoint",
-                        &sidecar_grpc,
-                        "--query.replica-label",
-                        "replica",
-                        "--store.health-check-interval",
-                        "500ms",
-                    ],
-                )?;
+                let querier =
+                    start_querier(&ip(3), &sidecar_grpc, &["--query.replica-label", "replica"])?;
                 let http = querier.http;
                 cluster.sidecar = Some(sidecar);
                 cluster.querier = Some(querier);
@@ -413,6 +382,25 @@ fn check_loaded(addr: SocketAddr, dataset: Dataset, dir: &Path) -> anyhow::Resul
 
 /// Whether the querier's `/api/v1/stores` lists the sidecar as checked,
 /// without error, carrying the external label.
+/// A querier on `ip` asking the static `endpoints` (comma-separated).
+fn start_querier(ip: &str, endpoints: &str, extra: &[&str]) -> anyhow::Result<Process> {
+    let listen = format!("{ip}:0");
+    let mut args = vec![
+        "query",
+        "--grpc-address",
+        &listen,
+        "--http-address",
+        &listen,
+        "--cluster.disable",
+        "--endpoint",
+        endpoints,
+        "--store.health-check-interval",
+        "500ms",
+    ];
+    args.extend_from_slice(extra);
+    Process::start("query", &args)
+}
+
 fn sidecar_healthy(querier: SocketAddr, sidecar_grpc: &str) -> bool {
     store_healthy(querier, sidecar_grpc, true)
 }
