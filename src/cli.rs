@@ -122,6 +122,35 @@ pub struct SidecarArgs {
           default_value = "10s", value_parser = parse_positive_duration)]
     pub prometheus_timeout: Duration,
 
+    /// Bucket that completed Prometheus blocks are uploaded to. Without it
+    /// the sidecar only serves Prometheus.
+    #[command(flatten)]
+    pub objstore: crate::objstore::ObjstoreArgs,
+
+    /// Prometheus' data directory (its --storage.tsdb.path), read for
+    /// completed blocks to upload.
+    #[arg(
+        long = "tsdb.path",
+        env = "SKEIN_TSDB_PATH",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub tsdb_path: std::path::PathBuf,
+
+    /// Also upload blocks Prometheus compacted itself (level > 1). Only
+    /// for a Prometheus whose level-1 blocks were never uploaded: otherwise
+    /// the bucket holds the same samples twice.
+    #[arg(
+        long = "shipper.upload-compacted",
+        env = "SKEIN_SHIPPER_UPLOAD_COMPACTED"
+    )]
+    pub upload_compacted: bool,
+
+    /// How often the tsdb directory is checked for blocks to upload.
+    #[arg(long = "shipper.interval", env = "SKEIN_SHIPPER_INTERVAL",
+          default_value = "30s", value_parser = parse_positive_duration)]
+    pub shipper_interval: Duration,
+
     #[command(flatten)]
     pub listen: ListenArgs,
 
@@ -142,6 +171,15 @@ impl SidecarArgs {
             cluster: self.cluster.to_config(),
             refresh_interval: self.refresh_interval,
             prometheus_timeout: self.prometheus_timeout,
+            shipper: match self.objstore.load()? {
+                Some(bucket) => Some(crate::sidecar::ShipperConfig {
+                    bucket,
+                    tsdb_path: self.tsdb_path,
+                    upload_compacted: self.upload_compacted,
+                    interval: self.shipper_interval,
+                }),
+                None => None,
+            },
         })
     }
 }

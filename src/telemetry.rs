@@ -52,6 +52,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::query::metrics::describe();
         crate::promql::metrics_names::describe();
         crate::tsdb::cache::describe();
+        crate::sidecar::shipper::describe();
         handle
     })
 }

@@ -40,7 +40,7 @@ async fn fake_prometheus(
         .route(
             "/api/v1/status/flags",
             get(|| async {
-                r#"{"status":"success","data":{"storage.tsdb.retention.time":"15d"}}"#
+                r#"{"status":"success","data":{"storage.tsdb.retention.time":"15d","storage.tsdb.min-block-duration":"2h","storage.tsdb.max-block-duration":"1d"}}"#
             }),
         )
         .route(
@@ -63,6 +63,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
         cluster: None,
         refresh_interval: Duration::from_millis(200),
         prometheus_timeout: Duration::from_secs(2),
+        shipper: None,
     }
 }
 
@@ -197,4 +198,48 @@ async fn a_samples_answer_is_reencoded_into_chunks() {
         .iter()
         .enumerate()
         .all(|(i, x)| x.t == i as i64 * 1_000 && x.v == i as f64));
+}
+
+/// Uploading from a Prometheus that compacts its own blocks could merge
+/// blocks before they are shipped: the sidecar refuses with the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipper_refuses_a_compacting_prometheus() {
+    let prom = fake_prometheus(
+        "  external_labels:\n    replica: a\n",
+        (StatusCode::OK, "text/plain", b""),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(prom);
+    cfg.shipper = Some(sidecar::ShipperConfig {
+        bucket: skein::objstore::BucketConfig::parse(&format!(
+            "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            dir.path().join("bucket").display()
+        ))
+        .unwrap(),
+        tsdb_path: dir.path().to_path_buf(),
+        upload_compacted: false,
+        interval: Duration::from_millis(100),
+    });
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        sidecar::run(cfg.clone(), CancellationToken::new(), |_| {}),
+    )
+    .await
+    .expect("the sidecar should stop");
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(
+        e.contains("compacts its blocks") && e.contains("--storage.tsdb.min-block-duration"),
+        "{e}"
+    );
+
+    // A tsdb path that does not exist is refused at start.
+    cfg.shipper.as_mut().unwrap().tsdb_path = dir.path().join("missing");
+    let e = format!(
+        "{:#}",
+        sidecar::run(cfg, CancellationToken::new(), |_| {})
+            .await
+            .unwrap_err()
+    );
+    assert!(e.contains("--tsdb.path"), "{e}");
 }

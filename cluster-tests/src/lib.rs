@@ -275,6 +275,18 @@ pub fn start_prometheus(
     replica: &str,
     target: SocketAddr,
 ) -> anyhow::Result<Spawned> {
+    start_prometheus_with(binary, dir, addr, replica, target, &[])
+}
+
+/// [`start_prometheus`] with more Prometheus flags.
+pub fn start_prometheus_with(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    addr: &str,
+    replica: &str,
+    target: SocketAddr,
+    extra: &[&str],
+) -> anyhow::Result<Spawned> {
     std::fs::create_dir_all(dir)?;
     let config = dir.join("prometheus.yml");
     std::fs::write(
@@ -291,6 +303,7 @@ pub fn start_prometheus(
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address={addr}"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

@@ -5,6 +5,7 @@
 
 pub mod prom_api;
 pub mod remote_read;
+pub mod shipper;
 pub mod store;
 
 use std::sync::Arc;
@@ -30,6 +31,19 @@ pub struct SidecarConfig {
     /// read again.
     pub refresh_interval: Duration,
     pub prometheus_timeout: Duration,
+    /// Block upload, when a bucket is configured.
+    pub shipper: Option<ShipperConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShipperConfig {
+    pub bucket: crate::objstore::BucketConfig,
+    /// Prometheus' `--storage.tsdb.path`, as this process sees it.
+    pub tsdb_path: std::path::PathBuf,
+    /// Also upload blocks Prometheus compacted (level > 1).
+    pub upload_compacted: bool,
+    /// How often the tsdb directory is checked for new blocks.
+    pub interval: Duration,
 }
 
 /// Addresses a running sidecar listens on.
@@ -76,6 +90,67 @@ async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {
     })
 }
 
+/// Checks the tsdb directory and the bucket, then ships blocks in the
+/// background until `shutdown`. The task ends early only on a fatal
+/// misconfiguration.
+fn start_shipper(
+    sc: &ShipperConfig,
+    store: PrometheusStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    if !sc.tsdb_path.is_dir() {
+        anyhow::bail!(
+            "--tsdb.path {}: not a directory; point it at Prometheus' --storage.tsdb.path",
+            sc.tsdb_path.display()
+        );
+    }
+    let bucket = Arc::new(crate::objstore::Bucket::open(&sc.bucket)?);
+    info!(bucket = bucket.id(), tsdb = %sc.tsdb_path.display(), "uploading completed blocks");
+    let ship = shipper::Shipper::new(bucket, &sc.tsdb_path, sc.upload_compacted);
+    let (interval, upload_compacted) = (sc.interval, sc.upload_compacted);
+    Ok(tokio::spawn(async move {
+        let mut checked = false;
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let state = store.state();
+            if !state.ready || state.external_labels.is_empty() {
+                tick.reset_after(Duration::from_millis(500).min(interval));
+                continue;
+            }
+            if !checked {
+                match store.api().block_durations().await {
+                    Ok((min, max)) if min != max && !upload_compacted => {
+                        anyhow::bail!(
+                            "prometheus at {} compacts its blocks (--storage.tsdb.min-block-duration {:?} != --storage.tsdb.max-block-duration {:?}): blocks could be merged before they are uploaded. Start it with both set to 2h, or pass --shipper.upload-compacted",
+                            store.api().base(), min, max
+                        );
+                    }
+                    Ok(_) => checked = true,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read prometheus' block durations; retrying");
+                        continue;
+                    }
+                }
+            }
+            match ship.sync(&state.external_labels).await {
+                Ok(r) if r.failed > 0 || !r.uploaded.is_empty() => {
+                    info!(
+                        uploaded = r.uploaded.len(),
+                        failed = r.failed,
+                        "shipper sync"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "shipper sync failed"),
+            }
+        }
+    }))
+}
+
 pub async fn run(
     cfg: SidecarConfig,
     shutdown: CancellationToken,
@@ -99,6 +174,18 @@ pub async fn run(
     let grpc_stop = CancellationToken::new();
     let served: Arc<dyn Store> = Arc::new(store.clone());
     let grpc_task = tokio::spawn(crate::store::serve(grpc, served, grpc_stop.clone()));
+    let shipper = match &cfg.shipper {
+        Some(sc) => Some(start_shipper(sc, store.clone(), shutdown.clone())?),
+        None => None,
+    };
+    let mut shipper_done = std::pin::pin!(async move {
+        match shipper {
+            Some(t) => t
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("shipper task: {e}"))),
+            None => std::future::pending().await,
+        }
+    });
     info!(grpc = %bound.grpc, http = %bound.http, prometheus = %cfg.prometheus_url, "sidecar started");
     on_bound(bound);
 
@@ -129,6 +216,7 @@ pub async fn run(
     let result = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
+            r = &mut shipper_done => break r.and_then(|()| Err(anyhow::anyhow!("shipper stopped"))),
             _ = tick.tick() => {}
         }
         let state = match probe(&store).await {

@@ -169,6 +169,19 @@ impl PromApi {
             .filter(|d| !d.is_zero()))
     }
 
+    /// `--storage.tsdb.min-block-duration` and `max-block-duration`: equal
+    /// when Prometheus does not compact its blocks.
+    pub async fn block_durations(
+        &self,
+    ) -> Result<(Option<Duration>, Option<Duration>), StoreError> {
+        let flags: BTreeMap<String, String> = self.get("/api/v1/status/flags", &[]).await?;
+        let get = |k: &str| flags.get(k).and_then(|v| parse_prom_duration(v));
+        Ok((
+            get("storage.tsdb.min-block-duration"),
+            get("storage.tsdb.max-block-duration"),
+        ))
+    }
+
     fn range_query(matchers: &[Matcher], start: i64, end: i64) -> Vec<(String, String)> {
         let mut q = vec![
             ("start".to_string(), format!("{:.3}", start as f64 / 1000.0)),

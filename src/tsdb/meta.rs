@@ -122,7 +122,7 @@ pub struct FileHash {
 }
 
 /// Crockford's base32 alphabet, which ULIDs are written in.
-fn is_ulid(s: &str) -> bool {
+pub fn is_ulid(s: &str) -> bool {
     s.len() == 26
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)))
