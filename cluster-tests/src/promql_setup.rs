@@ -209,6 +209,11 @@ impl PromqlCluster {
         Ok(cluster)
     }
 
+    /// gRPC addresses of the store gateways (Target::Store only).
+    pub fn store_grpc(&self) -> Vec<SocketAddr> {
+        self.stores.iter().map(|s| s.grpc).collect()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::TryStreamExt;
 
 use super::store::BlockSeries;
 use super::sync::BlockLoader;
 use super::tsdb_block::TsdbBlock;
 use crate::objstore::Bucket;
 use crate::tsdb::cache::IndexCache;
+use crate::tsdb::error::segment_seq;
 use crate::tsdb::{Block, BlockFiles, BlockMeta, ReadAt, TsdbError};
 
 /// One object of a block, read by ranges.
@@ -91,6 +93,24 @@ impl BlockFiles for BucketBlockFiles {
             Err(e) => Err(io_error(&path, e)),
         }
     }
+
+    /// One listing of `<ulid>/chunks/`.
+    async fn chunk_segments(&self) -> Result<Vec<String>, TsdbError> {
+        let dir = format!("{}/chunks", self.ulid);
+        let objects: Vec<_> = self
+            .bucket
+            .iter(&dir)
+            .try_collect()
+            .await
+            .map_err(|e| io_error(&dir, e))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| {
+                let name = o.path.rsplit('/').next()?;
+                segment_seq(name).map(|_| name.to_string())
+            })
+            .collect())
+    }
 }
 
 /// Whether a directory name is a block ULID (26 Crockford base32 chars).
@@ -145,11 +165,24 @@ impl BlockLoader for BucketLoader {
         Ok(out)
     }
 
+    /// Opens a block and checks what can be checked without reading series
+    /// or chunks: meta.json, the index's header, TOC, symbol table and
+    /// postings offset table (the index header), and the chunk segment
+    /// files. Damage elsewhere is found by the queries that read it.
     async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>> {
         let path = format!("{ulid}/meta.json");
         let data = self.bucket.get(&path).await?;
         let meta = BlockMeta::parse(&path, &data)?;
         meta.validate(&path)?;
+        // The ULID names the cached index header: a copied meta.json would
+        // share another block's.
+        if meta.ulid != ulid {
+            return Err(TsdbError::InvalidMeta {
+                file: path,
+                detail: format!("ulid {} is not the block's directory name", meta.ulid),
+            }
+            .into());
+        }
         tokio::fs::create_dir_all(&self.header_dir)
             .await
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", self.header_dir.display()))?;
@@ -158,6 +191,7 @@ impl BlockLoader for BucketLoader {
             ulid: ulid.to_string(),
         });
         let mut block = Block::open(meta, files, Some(&self.header_dir)).await?;
+        block.check_chunk_files().await?;
         if let Some(cache) = &self.cache {
             block = block.with_index_cache(cache.clone());
         }

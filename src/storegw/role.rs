@@ -41,6 +41,7 @@ pub async fn run_with(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
+    super::sync::describe();
     let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
     let http = api::bind("--http-address", &cfg.http_address).await?;
     let bound = Bound {

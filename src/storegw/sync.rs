@@ -3,13 +3,13 @@
 //! fails to load is logged and skipped (and tried again at the next sync);
 //! it never stops the others.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::store::{BlockSeries, GatewayStore};
 
@@ -22,6 +22,27 @@ pub trait BlockLoader: Send + Sync + 'static {
 
     /// Opens a block for serving.
     async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>>;
+}
+
+const BLOCKS_LOADED: &str = "skein_store_blocks_loaded";
+const BLOCKS_FAILED: &str = "skein_store_blocks_failed";
+const BLOCK_LOADS_TOTAL: &str = "skein_store_block_loads_total";
+pub(crate) const BLOCK_CORRUPTION_ERRORS_TOTAL: &str = "skein_store_block_corruption_errors_total";
+
+pub(crate) fn describe() {
+    metrics::describe_gauge!(BLOCKS_LOADED, "Blocks served.");
+    metrics::describe_gauge!(
+        BLOCKS_FAILED,
+        "Blocks of the bucket that failed to load at the last sync (retried at every sync)."
+    );
+    metrics::describe_counter!(
+        BLOCK_LOADS_TOTAL,
+        "Block load attempts, by result (ok, failed)."
+    );
+    metrics::describe_counter!(
+        BLOCK_CORRUPTION_ERRORS_TOTAL,
+        "Requests failed by damaged data of a served block (found when read)."
+    );
 }
 
 /// What one sync did.
@@ -37,6 +58,8 @@ pub struct Syncer {
     loader: Arc<dyn BlockLoader>,
     store: Arc<GatewayStore>,
     loaded: HashMap<String, Arc<dyn BlockSeries>>,
+    /// Listed blocks whose last load failed, with the error.
+    failures: BTreeMap<String, String>,
 }
 
 impl Syncer {
@@ -45,7 +68,13 @@ impl Syncer {
             loader,
             store,
             loaded: HashMap::new(),
+            failures: BTreeMap::new(),
         }
+    }
+
+    /// Blocks of the bucket that failed their last load, with the error.
+    pub fn failures(&self) -> &BTreeMap<String, String> {
+        &self.failures
     }
 
     /// One pass over the bucket. Fails only when the bucket cannot be
@@ -57,6 +86,7 @@ impl Syncer {
         let before = self.loaded.len();
         self.loaded.retain(|ulid, _| listed.contains(ulid));
         report.dropped = before - self.loaded.len();
+        self.failures.retain(|ulid, _| listed.contains(ulid));
         let mut new: Vec<&String> = listed
             .iter()
             .filter(|u| !self.loaded.contains_key(*u))
@@ -65,16 +95,30 @@ impl Syncer {
         for ulid in new {
             match self.loader.load(ulid).await {
                 Ok(b) => {
+                    metrics::counter!(BLOCK_LOADS_TOTAL, "result" => "ok").increment(1);
+                    if self.failures.remove(ulid).is_some() {
+                        info!(block = %ulid, "block loaded after failing before");
+                    }
                     self.loaded.insert(ulid.clone(), b);
                     report.loaded += 1;
                 }
                 Err(e) => {
-                    warn!(block = %ulid, error = %format!("{e:#}"), "block skipped: cannot load it");
+                    metrics::counter!(BLOCK_LOADS_TOTAL, "result" => "failed").increment(1);
+                    let error = format!("{e:#}");
+                    // Said once per cause, not at every retry.
+                    if self.failures.get(ulid) == Some(&error) {
+                        debug!(block = %ulid, %error, "block still cannot be loaded");
+                    } else {
+                        warn!(block = %ulid, %error, "block skipped: cannot load it (retried at every sync)");
+                    }
+                    self.failures.insert(ulid.clone(), error);
                     report.failed.push(ulid.clone());
                 }
             }
         }
         report.served = self.loaded.len();
+        metrics::gauge!(BLOCKS_LOADED).set(report.served as f64);
+        metrics::gauge!(BLOCKS_FAILED).set(self.failures.len() as f64);
         self.store
             .set_blocks(self.loaded.values().cloned().collect());
         if report.loaded + report.dropped > 0 || !report.failed.is_empty() {

@@ -41,6 +41,7 @@ impl TsdbBlock {
 /// unavailable.
 pub(crate) fn store_error(block: &str, e: TsdbError) -> StoreError {
     if e.is_corruption() {
+        metrics::counter!(super::sync::BLOCK_CORRUPTION_ERRORS_TOTAL).increment(1);
         StoreError::Internal(format!("block {block}: {e}"))
     } else {
         StoreError::Unavailable {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use futures::Stream;
 
 use super::chunks::ChunkReader;
-use super::error::TsdbError;
+use super::error::{segment_file_name, segment_seq, TsdbError};
 use super::header::IndexHeader;
 use super::index::{ChunkMeta, IndexReader, SeriesRef};
 use super::meta::BlockMeta;
-use super::source::{BlockFiles, LocalBlockDir};
+use super::source::{BlockFiles, LocalBlockDir, ReadAt};
 use crate::model::{Chunk, Labels, Matcher, Series};
 
 /// Series read per batch: their entries are fetched together, then their
@@ -71,6 +71,7 @@ impl Block {
                 file: format!("{}/index", meta.ulid),
             });
         };
+        check_size(&meta, "index", index_src.as_ref())?;
         let index = match header_cache_dir {
             None => IndexReader::open(index_src).await?,
             Some(dir) => {
@@ -105,6 +106,51 @@ impl Block {
             index,
             chunks,
         })
+    }
+
+    /// Checks the chunk segment files without reading any chunk: those
+    /// meta.json lists (or else those in `chunks/`) are numbered from
+    /// `000001` without a gap, exist, start with a valid header and have the
+    /// size meta.json gives, if any; a block with series has at least one.
+    /// One listing and one 8-byte read per segment; the segments stay open
+    /// for queries.
+    pub async fn check_chunk_files(&self) -> Result<(), TsdbError> {
+        let names = match self.meta.segment_files() {
+            Some(listed) => listed.to_vec(),
+            None => self.chunks.list_segments().await?,
+        };
+        let mut seqs = Vec::with_capacity(names.len());
+        for n in &names {
+            seqs.push(segment_seq(n).ok_or_else(|| TsdbError::InvalidMeta {
+                file: format!("{}/meta.json", self.meta.ulid),
+                detail: format!("{n:?} is not a chunk segment file name"),
+            })?);
+        }
+        seqs.sort_unstable();
+        let has_series = self.meta.stats.num_chunks > 0 || !self.index.label_names().is_empty();
+        let wanted = if seqs.is_empty() && has_series {
+            1
+        } else {
+            seqs.len()
+        };
+        for i in 0..wanted {
+            let seq = u32::try_from(i).map_err(|_| {
+                TsdbError::malformed(&self.meta.ulid, "chunk segments", "too many segments")
+            })?;
+            if seqs.get(i) != Some(&seq) {
+                return Err(TsdbError::MissingSegment {
+                    block: self.meta.ulid.clone(),
+                    segment: format!("chunks/{}", segment_file_name(seq)),
+                });
+            }
+            let src = self.chunks.segment(seq).await?;
+            check_size(
+                &self.meta,
+                &format!("chunks/{}", segment_file_name(seq)),
+                src.as_ref(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Opens a block directory on the local disk (reading its meta.json).
@@ -204,6 +250,31 @@ impl Block {
         }
         Ok(out)
     }
+}
+
+/// Checks a file's size against the one meta.json lists, if any.
+fn check_size(meta: &BlockMeta, rel_path: &str, src: &dyn ReadAt) -> Result<(), TsdbError> {
+    let Some(want) = meta.file_size(rel_path) else {
+        return Ok(());
+    };
+    let have = src.len();
+    if have < want {
+        return Err(TsdbError::Truncated {
+            file: src.name().to_string(),
+            what: "file (size from meta.json)".to_string(),
+            offset: 0,
+            needed: want,
+            available: have,
+        });
+    }
+    if have > want {
+        return Err(TsdbError::malformed(
+            src.name(),
+            "file",
+            format!("{have} bytes, meta.json lists {want}"),
+        ));
+    }
+    Ok(())
 }
 
 fn stream<'a, B>(
@@ -482,5 +553,96 @@ mod tests {
         files.remove("index");
         let err = Block::open(meta, Arc::new(files), None).await.unwrap_err();
         assert!(matches!(err, TsdbError::MissingFile { .. }), "{err}");
+    }
+
+    async fn check(meta: &BlockMeta, files: &MemBlockFiles) -> Result<(), TsdbError> {
+        Block::open(meta.clone(), Arc::new(files.clone()), None)
+            .await?
+            .check_chunk_files()
+            .await
+    }
+
+    #[tokio::test]
+    async fn chunk_files_checked_on_request() {
+        let (meta, files) = small_block(None);
+        check(&meta, &files).await.unwrap();
+        let seg = files.get("chunks/000001").unwrap().clone();
+
+        let mut none = files.clone();
+        none.remove("chunks/000001");
+        let err = check(&meta, &none).await.unwrap_err();
+        assert!(
+            matches!(&err, TsdbError::MissingSegment { segment, .. } if segment == "chunks/000001"),
+            "{err}"
+        );
+        // A gap in the numbering.
+        let gap = none
+            .clone()
+            .with_file("chunks/000002", seg.clone())
+            .with_file("chunks/000002.tmp", seg.clone());
+        let err = check(&meta, &gap).await.unwrap_err();
+        assert!(
+            matches!(&err, TsdbError::MissingSegment { segment, .. } if segment == "chunks/000001"),
+            "{err}"
+        );
+        let mut bad = seg.to_vec();
+        bad[0] ^= 1;
+        let err = check(&meta, &files.clone().with_file("chunks/000001", bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TsdbError::BadMagic { .. }), "{err}");
+        let err = check(
+            &meta,
+            &files.clone().with_file("chunks/000001", seg.slice(..3)),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, TsdbError::Truncated { .. }), "{err}");
+
+        // Sizes and segments listed in meta.json.
+        let index_len = files.get("index").unwrap().len() as i64;
+        let listed = |index: i64, segment: i64, names: &[&str]| {
+            let mut m = meta.clone();
+            let file = |rel: &str, size| crate::tsdb::meta::BlockFile {
+                rel_path: rel.into(),
+                size_bytes: Some(size),
+                hash: None,
+            };
+            m.thanos = Some(crate::tsdb::meta::ThanosMeta {
+                segment_files: names.iter().map(|s| s.to_string()).collect(),
+                files: vec![file("index", index), file("chunks/000001", segment)],
+                ..Default::default()
+            });
+            m
+        };
+        let seg_len = seg.len() as i64;
+        check(&listed(index_len, seg_len, &["000001"]), &files)
+            .await
+            .unwrap();
+        let err = check(&listed(index_len + 1, seg_len, &[]), &files)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TsdbError::Truncated { .. }), "{err}");
+        assert!(err.to_string().contains("meta.json"), "{err}");
+        let err = check(&listed(index_len, seg_len - 1, &[]), &files)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TsdbError::Malformed { .. }), "{err}");
+        let err = check(&listed(index_len, seg_len, &["000001", "000002"]), &files)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, TsdbError::MissingSegment { segment, .. } if segment == "chunks/000002"),
+            "{err}"
+        );
+        let err = check(&listed(index_len, seg_len, &["x"]), &files)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TsdbError::InvalidMeta { .. }), "{err}");
+
+        // A block without series needs no segment.
+        let empty = MemBlockFiles::new("01HXXXXXXXXXXXXXXXXXXXXXXX")
+            .with_file("index", IndexBuilder::default().build(&[]).bytes);
+        check(&meta, &empty).await.unwrap();
     }
 }

@@ -141,6 +141,11 @@ impl ChunkReader {
         Ok(src)
     }
 
+    /// Names of the block's chunk segment files, in any order.
+    pub async fn list_segments(&self) -> Result<Vec<String>, TsdbError> {
+        self.files.chunk_segments().await
+    }
+
     fn cached(&self, seq: u32) -> Option<Arc<dyn ReadAt>> {
         self.segments.lock().ok()?.get(&seq).cloned()
     }

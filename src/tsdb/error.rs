@@ -29,7 +29,8 @@ pub enum Section {
 impl fmt::Display for Section {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Section::Toc => f.write_str("table of contents"),
+            // The last 52 bytes: what a cut-off file shows first.
+            Section::Toc => f.write_str("table of contents (end of file; truncated file?)"),
             Section::SymbolTable => f.write_str("symbol table"),
             Section::Series { series_ref } => write!(
                 f,
@@ -54,6 +55,16 @@ impl fmt::Display for Section {
 /// The file name of chunk segment `seq` (0-based): `000001` for 0.
 pub fn segment_file_name(seq: u32) -> String {
     format!("{:06}", u64::from(seq) + 1)
+}
+
+/// The segment number of a chunk segment file name (0 for `000001`), or
+/// `None` when the name is not one.
+pub fn segment_seq(name: &str) -> Option<u32> {
+    if name.len() < 6 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = name.parse().ok()?;
+    u32::try_from(n.checked_sub(1)?).ok()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -196,6 +196,20 @@ impl BlockMeta {
             .unwrap_or_default()
     }
 
+    /// The size the Thanos section lists for `rel_path` (`index`,
+    /// `chunks/000001`, ...), when it lists one.
+    pub fn file_size(&self, rel_path: &str) -> Option<u64> {
+        let files = &self.thanos.as_ref()?.files;
+        let size = files.iter().find(|f| f.rel_path == rel_path)?.size_bytes?;
+        u64::try_from(size).ok()
+    }
+
+    /// The chunk segment files the Thanos section lists, when it lists any.
+    pub fn segment_files(&self) -> Option<&[String]> {
+        let t = self.thanos.as_ref()?;
+        (!t.segment_files.is_empty()).then_some(t.segment_files.as_slice())
+    }
+
     /// Downsampling resolution in milliseconds (0 for raw data).
     pub fn resolution(&self) -> i64 {
         self.thanos.as_ref().map_or(0, |t| t.downsample.resolution)
@@ -275,6 +289,12 @@ mod tests {
         assert_eq!(t.files[0].size_bytes, Some(1024));
         assert_eq!(t.files[1].hash.as_ref().unwrap().func, "SHA256");
         assert_eq!(t.files[2].size_bytes, None);
+        assert_eq!(m.file_size("index"), Some(77));
+        assert_eq!(m.file_size("meta.json"), None);
+        assert_eq!(m.file_size("chunks/000002"), None);
+        assert_eq!(m.segment_files().unwrap(), ["000001", "000002"]);
+        let p = BlockMeta::parse("meta.json", PROMETHEUS.as_bytes()).unwrap();
+        assert_eq!((p.file_size("index"), p.segment_files()), (None, None));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::error::TsdbError;
+use super::error::{segment_file_name, segment_seq, TsdbError};
 
 /// A file that can be read at any offset.
 #[async_trait]
@@ -231,6 +231,28 @@ impl<R: ReadAt> ReadAt for Counted<R> {
 pub trait BlockFiles: Send + Sync + fmt::Debug {
     /// Opens a file of the block; a file that does not exist is `Ok(None)`.
     async fn open(&self, name: &str) -> Result<Option<Arc<dyn ReadAt>>, TsdbError>;
+
+    /// Names of the chunk segment files in `chunks/` (`000001`, ...), in
+    /// any order. Without a listing, segments are opened from `000001` on
+    /// until one is missing.
+    async fn chunk_segments(&self) -> Result<Vec<String>, TsdbError> {
+        let mut out = Vec::new();
+        loop {
+            let name = segment_file_name(out.len() as u32);
+            if self.open(&format!("chunks/{name}")).await?.is_none() {
+                return Ok(out);
+            }
+            out.push(name);
+        }
+    }
+}
+
+/// Keeps the names that are chunk segment file names.
+fn segment_names(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| segment_seq(n).is_some())
+        .collect()
 }
 
 /// A block directory on the local disk.
@@ -255,6 +277,23 @@ impl BlockFiles for LocalBlockDir {
         Ok(LocalFile::open(self.dir.join(name))
             .await?
             .map(|f| Arc::new(f) as Arc<dyn ReadAt>))
+    }
+
+    async fn chunk_segments(&self) -> Result<Vec<String>, TsdbError> {
+        let dir = self.dir.join("chunks");
+        let name = dir.display().to_string();
+        let listed = tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(&dir)?
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<std::io::Result<Vec<String>>>()
+        })
+        .await
+        .map_err(|e| TsdbError::io(&name, std::io::Error::other(e)))?;
+        match listed {
+            Ok(names) => Ok(segment_names(names)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(TsdbError::io(name, e)),
+        }
     }
 }
 
@@ -340,6 +379,15 @@ impl BlockFiles for MemBlockFiles {
             Some(stats) => Arc::new(Counted::new(file, Arc::clone(stats))) as Arc<dyn ReadAt>,
             None => Arc::new(file),
         }))
+    }
+
+    async fn chunk_segments(&self) -> Result<Vec<String>, TsdbError> {
+        Ok(segment_names(
+            self.files
+                .keys()
+                .filter_map(|k| k.strip_prefix("chunks/"))
+                .map(str::to_string),
+        ))
     }
 }
 
