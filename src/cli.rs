@@ -97,6 +97,29 @@ pub struct StoreArgs {
           default_value = "250MB", value_parser = parse_bytes)]
     pub index_cache_size: usize,
 
+    /// Most series one Series request may return; a request over it fails
+    /// with a clear error instead of loading them. 0: no limit.
+    #[arg(
+        long = "store.series-limit",
+        env = "SKEIN_STORE_SERIES_LIMIT",
+        default_value_t = 0
+    )]
+    pub series_limit: usize,
+
+    /// Most samples one Series request may return (counted from the
+    /// chunks sent); a request over it fails with a clear error. 0: no limit.
+    #[arg(
+        long = "store.series-sample-limit",
+        env = "SKEIN_STORE_SERIES_SAMPLE_LIMIT",
+        default_value_t = 0
+    )]
+    pub sample_limit: u64,
+
+    /// Series requests answered at once; the others wait their turn.
+    #[arg(long = "store.series-max-concurrency", env = "SKEIN_STORE_SERIES_MAX_CONCURRENCY",
+          default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub series_concurrency: u32,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -515,6 +538,11 @@ impl StoreArgs {
                 sync_interval: self.sync_interval,
                 min_time: self.min_time.unwrap_or(TimeBound::At(i64::MIN)),
                 max_time: self.max_time.unwrap_or(TimeBound::At(i64::MAX)),
+                limits: crate::storegw::GatewayLimits {
+                    series: self.series_limit,
+                    samples: self.sample_limit,
+                    concurrency: self.series_concurrency as usize,
+                },
             },
             bucket,
             data_dir: self.data_dir,

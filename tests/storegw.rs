@@ -448,3 +448,86 @@ async fn the_index_cache_saves_index_reads() {
     );
     assert_eq!(first, second);
 }
+
+/// Per-request limits: a request over the series or sample limit fails
+/// with an error naming the flag; requests beyond the concurrency limit
+/// wait for a running one to finish.
+#[tokio::test]
+async fn limits_fail_clearly_and_concurrency_queues() {
+    use skein::storegw::tsdb_block::TsdbBlock;
+    use skein::storegw::GatewayLimits;
+    use skein::tsdb::Block;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/promtool-2.42-blocks");
+    let mut blocks: Vec<Arc<dyn BlockSeries>> = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.join("meta.json").is_file() {
+            let block = Block::open_dir(&path, None).await.unwrap();
+            blocks.push(Arc::new(TsdbBlock::new(block).unwrap()));
+        }
+    }
+    let gateway = |limits: GatewayLimits| {
+        let g = GatewayStore::new(
+            "file:///fixtures".into(),
+            TimeBound::At(i64::MIN),
+            TimeBound::At(i64::MAX),
+        )
+        .with_limits(limits);
+        g.set_blocks(blocks.clone());
+        g
+    };
+    let all = || {
+        SeriesRequest::new(
+            i64::MIN,
+            i64::MAX,
+            vec![Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()],
+        )
+    };
+    let first_error = |frames: Vec<Result<SeriesFrame, StoreError>>| {
+        frames
+            .into_iter()
+            .find_map(|f| f.err())
+            .map(|e| (e.code(), e.to_string()))
+    };
+
+    let unlimited = gateway(GatewayLimits::default());
+    let frames: Vec<_> = unlimited.series(all()).await.unwrap().collect().await;
+    assert!(first_error(frames).is_none());
+
+    let g = gateway(GatewayLimits {
+        series: 3,
+        ..Default::default()
+    });
+    let frames: Vec<_> = g.series(all()).await.unwrap().collect().await;
+    let (code, e) = first_error(frames).expect("series limit");
+    assert_eq!(code, skein::error::ErrorCode::Execution);
+    assert!(e.contains("--store.series-limit"), "{e}");
+
+    let g = gateway(GatewayLimits {
+        samples: 1000,
+        ..Default::default()
+    });
+    let frames: Vec<_> = g.series(all()).await.unwrap().collect().await;
+    let ok = frames.iter().filter(|f| f.is_ok()).count();
+    let (_, e) = first_error(frames).expect("sample limit");
+    assert!(e.contains("--store.series-sample-limit"), "{e}");
+    assert!(ok < 100, "stopped early: {ok} series sent");
+
+    // One at a time: the second request starts once the first is dropped.
+    let g = Arc::new(gateway(GatewayLimits {
+        concurrency: 1,
+        ..Default::default()
+    }));
+    let first = g.series(all()).await.unwrap();
+    let g2 = g.clone();
+    let second = tokio::spawn(async move { g2.series(all()).await.map(|_| ()) });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!second.is_finished(), "the second request should wait");
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(5), second)
+        .await
+        .expect("the second request runs once the first is done")
+        .unwrap()
+        .unwrap();
+}

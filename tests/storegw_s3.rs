@@ -145,6 +145,7 @@ async fn a_gateway_serves_promtool_blocks_from_s3() {
             sync_interval: Duration::from_secs(60),
             min_time: TimeBound::At(i64::MIN),
             max_time: TimeBound::At(i64::MAX),
+            limits: Default::default(),
         },
         bucket: config.clone(),
         data_dir: data.path().to_path_buf(),

@@ -25,6 +25,10 @@ pub enum StoreError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A limit of the answering store; asking another member of its group
+    /// gives the same answer.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
 }
 
 impl StoreError {
@@ -35,6 +39,7 @@ impl StoreError {
             StoreError::Timeout { .. } => ErrorCode::Timeout,
             StoreError::Canceled => ErrorCode::Canceled,
             StoreError::Protocol { .. } | StoreError::Internal(_) => ErrorCode::Internal,
+            StoreError::LimitExceeded(_) => ErrorCode::Execution,
             StoreError::Remote { code, .. } => *code,
         }
     }

@@ -11,7 +11,7 @@ pub mod sync;
 pub mod tsdb_block;
 
 pub use bounds::{parse_time_bound, TimeBound};
-pub use store::{BlockInfo, BlockSeries, GatewayStore};
+pub use store::{BlockInfo, BlockSeries, GatewayLimits, GatewayStore};
 pub use sync::{BlockLoader, SyncReport, Syncer};
 
 use std::path::PathBuf;

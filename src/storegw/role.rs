@@ -22,6 +22,7 @@ pub struct GatewayConfig {
     pub sync_interval: Duration,
     pub min_time: TimeBound,
     pub max_time: TimeBound,
+    pub limits: super::store::GatewayLimits,
 }
 
 /// Addresses a running gateway listens on.
@@ -48,11 +49,9 @@ pub async fn run_with(
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,
     };
-    let store = Arc::new(GatewayStore::new(
-        group_id.clone(),
-        cfg.min_time,
-        cfg.max_time,
-    ));
+    let store = Arc::new(
+        GatewayStore::new(group_id.clone(), cfg.min_time, cfg.max_time).with_limits(cfg.limits),
+    );
     let mut syncer = Syncer::new(loader, store.clone());
     let readiness = Readiness::default();
     let http_task = tokio::spawn(api::serve(

@@ -57,7 +57,31 @@ pub trait BlockSeries: Send + Sync + 'static {
     ) -> Result<Vec<String>, StoreError>;
 }
 
+/// Per-request limits of a gateway (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayLimits {
+    /// `--store.series-limit`: series one Series request may return.
+    pub series: usize,
+    /// `--store.series-sample-limit`: samples one Series request may return.
+    pub samples: u64,
+    /// `--store.series-max-concurrency`: Series requests answered at once;
+    /// the others wait.
+    pub concurrency: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            series: 0,
+            samples: 0,
+            concurrency: 20,
+        }
+    }
+}
+
 pub struct GatewayStore {
+    limits: GatewayLimits,
+    concurrency: Arc<tokio::sync::Semaphore>,
     blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
     /// Set by the first sync: until then an empty answer would be a lie.
     synced: AtomicBool,
@@ -69,13 +93,22 @@ pub struct GatewayStore {
 
 impl GatewayStore {
     pub fn new(group_id: String, min_time: TimeBound, max_time: TimeBound) -> Self {
+        let limits = GatewayLimits::default();
         Self {
+            limits,
+            concurrency: Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
             blocks: RwLock::new(Arc::new(Vec::new())),
             synced: AtomicBool::new(false),
             group_id,
             min_time,
             max_time,
         }
+    }
+
+    pub fn with_limits(mut self, limits: GatewayLimits) -> Self {
+        self.concurrency = Arc::new(tokio::sync::Semaphore::new(limits.concurrency.max(1)));
+        self.limits = limits;
+        self
     }
 
     /// Replaces the served blocks (kept sorted by time).
@@ -186,6 +219,13 @@ impl Store for GatewayStore {
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
         self.check_synced()?;
         crate::store::validate_range(req.min_time, req.max_time)?;
+        // Held until the answer's stream is dropped.
+        let permit = self
+            .concurrency
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Internal("series semaphore closed".into()))?;
         let (mint, maxt) = (req.min_time, req.max_time);
         let mut inputs = Vec::new();
         for (block, matchers) in self.select(&req.matchers, mint, maxt) {
@@ -203,8 +243,11 @@ impl Store for GatewayStore {
             req.limit
         };
         let merged = merge(inputs);
+        let (series_limit, sample_limit) = (self.limits.series, self.limits.samples);
         Ok(Box::pin(async_stream::try_stream! {
+            let _permit = permit;
             let mut merged = std::pin::pin!(merged);
+            let mut samples = 0u64;
             let (mut buffers, mut out): (Vec<Vec<Sample>>, Vec<Sample>) = (Vec::new(), Vec::new());
             let mut sent = 0;
             while let Some(frame) = merged.next().await {
@@ -215,16 +258,33 @@ impl Store for GatewayStore {
                             break;
                         }
                         sent += 1;
+                        if series_limit != 0 && sent > series_limit {
+                            Err(StoreError::LimitExceeded(format!(
+                                "the request matches more than {series_limit} series (--store.series-limit); narrow its matchers or time range"
+                            )))?;
+                        }
                         // Blocks of one source split a series in time: join
                         // its chunks (overlapping blocks are merged).
-                        yield SeriesFrame::Series(combine(
+                        let s = combine(
                             g,
                             false,
                             DedupFunc::Penalty,
                             false,
                             &mut buffers,
                             &mut out,
-                        )?);
+                        )?;
+                        if sample_limit != 0 {
+                            samples += s.chunks.iter().map(|c| match c.data.as_ref() {
+                                [a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
+                                _ => 0,
+                            }).sum::<u64>();
+                            if samples > sample_limit {
+                                Err(StoreError::LimitExceeded(format!(
+                                    "the request reads more than {sample_limit} samples (--store.series-sample-limit); narrow its matchers or time range"
+                                )))?;
+                            }
+                        }
+                        yield SeriesFrame::Series(s);
                     }
                 }
             }
