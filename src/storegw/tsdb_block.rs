@@ -42,6 +42,7 @@ impl TsdbBlock {
 pub(crate) fn store_error(block: &str, e: TsdbError) -> StoreError {
     if e.is_corruption() {
         metrics::counter!(super::sync::BLOCK_CORRUPTION_ERRORS_TOTAL).increment(1);
+        tracing::warn!(block, error = %e, "request failed on damaged block data");
         StoreError::Internal(format!("block {block}: {e}"))
     } else {
         StoreError::Unavailable {
