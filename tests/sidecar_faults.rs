@@ -233,7 +233,7 @@ async fn shipper_refuses_a_compacting_prometheus() {
         "{e}"
     );
 
-    // A tsdb path that does not exist is refused at start.
+    // A tsdb path that does not exist once Prometheus is ready is refused.
     cfg.shipper.as_mut().unwrap().tsdb_path = dir.path().join("missing");
     let e = format!(
         "{:#}",

@@ -90,20 +90,14 @@ async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {
     })
 }
 
-/// Checks the tsdb directory and the bucket, then ships blocks in the
-/// background until `shutdown`. The task ends early only on a fatal
-/// misconfiguration.
+/// Opens the bucket, then ships blocks in the background until `shutdown`.
+/// Once Prometheus is ready, the tsdb directory and its block durations are
+/// checked: the task ends early only on such a fatal misconfiguration.
 fn start_shipper(
     sc: &ShipperConfig,
     store: PrometheusStore,
     shutdown: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    if !sc.tsdb_path.is_dir() {
-        anyhow::bail!(
-            "--tsdb.path {}: not a directory; point it at Prometheus' --storage.tsdb.path",
-            sc.tsdb_path.display()
-        );
-    }
     let bucket = Arc::new(crate::objstore::Bucket::open(&sc.bucket)?);
     info!(bucket = bucket.id(), tsdb = %sc.tsdb_path.display(), "uploading completed blocks");
     let ship = shipper::Shipper::new(bucket, &sc.tsdb_path, sc.upload_compacted);
@@ -122,6 +116,13 @@ fn start_shipper(
                 continue;
             }
             if !checked {
+                // Prometheus creates its directory before it is ready.
+                if !ship.tsdb().is_dir() {
+                    anyhow::bail!(
+                        "--tsdb.path {}: not a directory; point it at Prometheus' --storage.tsdb.path",
+                        ship.tsdb().display()
+                    );
+                }
                 match store.api().block_durations().await {
                     Ok((min, max)) if min != max && !upload_compacted => {
                         anyhow::bail!(
