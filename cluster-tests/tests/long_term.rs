@@ -174,15 +174,31 @@ fn sidecar_uploads_and_gateway_serves_prometheus_blocks() {
         .sum();
     assert!(want.len() > 100 && samples > 1000, "{} series", want.len());
 
-    wait_for(
-        "both queriers see the blocks",
+    // The gateway picks up a block at its next sync and the queriers learn
+    // its new time range at their next health check: wait until both
+    // queriers answer with every sample, and only then compare in detail.
+    let complete = |addr: SocketAddr| {
+        let got = raw_samples(addr, min, max, &[]);
+        got.len() == want.len()
+            && got
+                .iter()
+                .map(|s| s["values"].as_array().map_or(0, Vec::len))
+                .sum::<usize>()
+                == samples
+    };
+    let waited = wait_for(
+        "both queriers see every sample of the blocks",
         Duration::from_secs(30),
         || {
             healthy_members(both.http).is_some_and(|(_, h)| h == 2)
-                && raw_samples(gateway_only.http, min, max, &[]).len() == want.len()
+                && complete(gateway_only.http)
+                && complete(both.http)
         },
-    )
-    .unwrap();
+    );
+    // On a timeout, the comparison below shows what differs.
+    if let Err(e) = waited {
+        eprintln!("{e}");
+    }
     for (name, q) in [
         ("gateway only", &gateway_only),
         ("gateway and sidecar", &both),
