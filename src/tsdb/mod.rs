@@ -9,6 +9,7 @@
 //! - [`chunks`]: chunk segment files.
 //! - [`block`]: [`Block`], what a store gateway queries.
 //! - [`source`]: where bytes come from ([`ReadAt`], [`BlockFiles`]).
+//! - [`writer`]: writing blocks ([`BlockWriter`], [`write_blocks`]).
 
 pub mod block;
 pub mod cache;
@@ -22,6 +23,7 @@ pub mod postings;
 pub mod source;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod writer;
 
 pub use block::{header_path, Block, BlockSeries, SeriesStream};
 pub use chunks::ChunkReader;
@@ -32,3 +34,4 @@ pub use meta::BlockMeta;
 pub use source::{
     BlockFiles, Counted, LocalBlockDir, LocalFile, MemBlockFiles, MemFile, ReadAt, ReadStats,
 };
+pub use writer::{write_blocks, BlockWriter, BlockWriterOptions, WriteError};
