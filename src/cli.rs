@@ -522,6 +522,11 @@ pub struct SyntheticArgs {
           allow_hyphen_values = true)]
     pub gaps: Vec<(i64, i64)>,
 
+    /// Slide the window with the clock: regenerate it up to now every
+    /// scrape interval, as a live source whose samples keep arriving.
+    #[arg(long = "follow", env = "SKEIN_SYNTHETIC_FOLLOW")]
+    pub follow: bool,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -577,6 +582,7 @@ impl SyntheticArgs {
                 gaps: self.gaps,
                 external_labels,
             },
+            follow: self.follow,
         })
     }
 }

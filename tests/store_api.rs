@@ -39,6 +39,7 @@ fn config() -> SyntheticConfig {
             gaps: vec![(END - HOUR, END - HOUR + 300_000)],
             external_labels: Labels::from_pairs([("region", "eu"), ("replica", "a")]).unwrap(),
         },
+        follow: false,
     }
 }
 
@@ -487,4 +488,62 @@ async fn a_port_that_is_not_grpc_is_unavailable() {
     assert!(
         RemoteStore::connect_lazy("bad address with spaces", &ClientConfig::default()).is_err()
     );
+}
+
+/// The newest sample a store holds for `up`-like series: the largest chunk
+/// max time over all series.
+async fn newest_sample(remote: &RemoteStore) -> i64 {
+    let req = SeriesRequest::new(0, i64::MAX, vec![]);
+    let frames: Vec<_> = remote.series(req).await.unwrap().collect().await;
+    frames
+        .into_iter()
+        .filter_map(|f| match f.unwrap() {
+            SeriesFrame::Series(s) => s.chunks.iter().map(|c| c.max_time).max(),
+            _ => None,
+        })
+        .max()
+        .expect("some series")
+}
+
+#[tokio::test]
+async fn a_following_store_keeps_its_window_ending_now() {
+    let now = skein::model::time::now_ms();
+    let mut cfg = config();
+    cfg.follow = true;
+    cfg.generator.interval_ms = 100;
+    cfg.generator.start_ms = now - 60_000;
+    cfg.generator.end_ms = now;
+    cfg.generator.gaps.clear();
+    let running = start(cfg).await;
+    let remote =
+        RemoteStore::connect_lazy(&running.grpc.to_string(), &ClientConfig::default()).unwrap();
+    // A live source: no upper bound on its time range.
+    assert_eq!(remote.info().await.unwrap().max_time, i64::MAX);
+    let first = newest_sample(&remote).await;
+    assert!(first <= now + 100, "{first} > {now}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let newest = newest_sample(&remote).await;
+        if newest >= first + 500 {
+            // The oldest samples slid out as new ones came in.
+            let req = SeriesRequest::new(0, now - 59_000, vec![]);
+            let old: Vec<_> = remote.series(req).await.unwrap().collect().await;
+            let oldest = old
+                .into_iter()
+                .filter_map(|f| match f.unwrap() {
+                    SeriesFrame::Series(s) => s.chunks.first().map(|c| c.min_time),
+                    _ => None,
+                })
+                .min();
+            assert!(oldest.is_none_or(|t| t > now - 60_000), "{oldest:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "newest sample stayed at {newest}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown.cancel();
+    running.task.await.unwrap().unwrap();
 }

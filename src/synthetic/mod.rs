@@ -1,6 +1,7 @@
 //! `skein synthetic`: an in-memory store of generated series served over the
 //! Store API. Tests and the demo use it as a stand-in for real sources.
 
+pub mod follow;
 pub mod generator;
 
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub struct SyntheticConfig {
     pub peer_type: PeerType,
     pub store_group_id: String,
     pub generator: GeneratorConfig,
+    /// Slide the window with the clock, regenerating it up to now every
+    /// scrape interval, as a live source would.
+    pub follow: bool,
 }
 
 /// Builds the store the configuration describes.
@@ -88,7 +92,7 @@ pub async fn run(
                 grpc_address: advertised(bound.grpc, node_ip),
                 http_address: advertised(bound.http, node_ip),
                 min_time: info.min_time,
-                max_time: info.max_time,
+                max_time: if cfg.follow { i64::MAX } else { info.max_time },
                 ready: true,
             };
             Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
@@ -107,7 +111,15 @@ pub async fn run(
     );
     on_bound(bound);
     let readiness = Readiness::default();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let follow_stop = CancellationToken::new();
+    let (store, follow_task): (Arc<dyn Store>, _) = if cfg.follow {
+        let following = Arc::new(follow::FollowingStore::new(store));
+        let task =
+            follow::spawn_follow_task(Arc::clone(&following), cfg.clone(), follow_stop.clone());
+        (following, Some(task))
+    } else {
+        (Arc::new(store), None)
+    };
     let http_task = tokio::spawn(api::serve(
         http,
         api::base_router(readiness.clone()),
@@ -131,6 +143,10 @@ pub async fn run(
         cluster.leave(advert, *interval * 3).await;
     }
     server_stop.cancel();
+    follow_stop.cancel();
+    if let Some(task) = follow_task {
+        let _ = task.await;
+    }
     grpc_task
         .await
         .context("gRPC server task")?
