@@ -4,6 +4,7 @@ pub mod actors;
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod demo;
 pub mod error;
 pub mod model;
 pub mod objstore;
