@@ -46,6 +46,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         // Fails only when another recorder is installed already; the handle
         // then renders nothing, which tests notice.
         let _ = metrics::set_global_recorder(recorder);
+        crate::api::metrics::describe();
         crate::store::metrics::describe();
         crate::cluster::metrics::describe();
         crate::actors::metrics::describe();

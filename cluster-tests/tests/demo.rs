@@ -4,7 +4,7 @@
 //! process and removes its work directory. Uses 127.0.0.x (the demo's own
 //! addresses), and runs the Prometheus pair too when it is on the PATH.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skein_cluster_tests::promql_setup::form;
-use skein_cluster_tests::{get_json, require_binary, skein_bin, wait_for};
+use skein_cluster_tests::{get_json, http_get, require_binary, skein_bin, wait_for};
 
 fn now_s() -> u64 {
     std::time::SystemTime::now()
@@ -134,16 +134,63 @@ fn demo_starts_answers_and_cleans_up() {
         .unwrap_or_default();
     assert!(store_kinds.iter().any(|k| k == "store"), "{stores}");
 
+    // Every node's exposition is clean for promtool, and the querier's
+    // holds the latency histograms of its HTTP API, its store groups and
+    // its PromQL engine after the queries above.
+    let promtool = require_binary("promtool");
+    for ip in ["127.0.0.11", "127.0.0.21", "127.0.0.31"] {
+        let addr: SocketAddr = format!("{ip}:10902").parse().unwrap();
+        let (status, text) = http_get(addr, "/metrics").unwrap();
+        assert_eq!(status, 200);
+        if ip == "127.0.0.11" {
+            for family in [
+                "skein_http_request_duration_seconds_bucket{handler=\"/api/v1/query_range\"",
+                "skein_http_requests_total{handler=\"/api/v1/query_range\",code=\"200\"}",
+                "skein_query_group_request_duration_seconds_bucket{group=",
+                "skein_promql_query_duration_seconds_bucket{kind=\"range\"",
+                "skein_cluster_members{",
+                "skein_store_peers{",
+            ] {
+                assert!(text.contains(family), "{family} missing from {ip}");
+            }
+        }
+        if let Some(promtool) = &promtool {
+            let mut check = Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            check
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let out = check.wait_with_output().unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "{ip}: {said}"
+            );
+        }
+    }
+
     if prometheus {
-        // The real pair scrapes every skein node; deduplicated, one `up`
-        // series per node.
+        // The real pair scrapes every skein node (up is 1 for each);
+        // deduplicated, one `up` series per node.
         wait_for(
             "Prometheus scraped the skein nodes",
             Duration::from_secs(60),
-            || range(q, r#"up{job="skein"}"#, 60, 15, "&dedup=false").len() == 18,
+            || range(q, r#"up{job="skein"} == 1"#, 30, 15, "&dedup=false").len() == 18,
         )
         .unwrap();
-        assert_eq!(range(q, r#"up{job="skein"}"#, 60, 15, "").len(), 9);
+        assert_eq!(range(q, r#"up{job="skein"}"#, 30, 15, "").len(), 9);
     }
 
     // Ctrl-C: every process stops and the work directory goes.

@@ -2,6 +2,7 @@
 //! the cluster views of queriers.
 
 pub mod cluster;
+pub mod metrics;
 pub mod prom;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +75,7 @@ pub async fn serve(
         // Small answers must not wait for delayed ACKs.
         let _ = tcp.set_nodelay(true);
     });
+    let router = router.route_layer(axum::middleware::from_fn(metrics::track));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -13,6 +13,7 @@ pub const PRUNED_GROUPS_TOTAL: &str = "skein_query_pruned_groups_total";
 pub const REQUESTS_TOTAL: &str = "skein_query_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "skein_query_request_duration_seconds";
 pub const GROUP_FIRST_FRAME_SECONDS: &str = "skein_query_group_first_frame_seconds";
+pub const GROUP_REQUEST_DURATION_SECONDS: &str = "skein_query_group_request_duration_seconds";
 
 pub fn describe() {
     describe_counter!(
@@ -70,4 +71,38 @@ pub fn describe() {
         Unit::Seconds,
         "Time until a store group's first frame, by peer type."
     );
+    describe_histogram!(
+        GROUP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time a store group took to answer a Series request (to its last frame, failure or cancellation), by group and peer type; a SOURCE group counts each member's answer."
+    );
+}
+
+/// Records the time from its creation to its drop as one answer of a
+/// group: a stream that ends, fails or is dropped by its consumer.
+pub struct GroupTimer {
+    group: String,
+    peer_type: &'static str,
+    started: std::time::Instant,
+}
+
+impl GroupTimer {
+    pub fn new(group: String, peer_type: &'static str) -> Self {
+        Self {
+            group,
+            peer_type,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for GroupTimer {
+    fn drop(&mut self) {
+        metrics::histogram!(
+            GROUP_REQUEST_DURATION_SECONDS,
+            "group" => std::mem::take(&mut self.group),
+            "peer_type" => self.peer_type
+        )
+        .record(self.started.elapsed().as_secs_f64());
+    }
 }

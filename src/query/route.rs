@@ -215,7 +215,9 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
     let timeout = with_timeout(cfg.response_timeout);
     let policy = req.partial_response;
     let peer_type = group.peer_type.as_str();
+    let timer = super::metrics::GroupTimer::new(group.key.to_string(), peer_type);
     Box::pin(async_stream::stream! {
+        let _timer = timer;
         let mut queue: VecDeque<usize> = pick_order(&group.members).into();
         let mut failures: Vec<String> = Vec::new();
         let mut last: Option<Labels> = None;
@@ -351,7 +353,9 @@ pub fn member_stream(
     let latency = group.latency.clone();
     let penalty = cfg.hedge_max_delay;
     let peer_type = group.peer_type.as_str();
+    let timer = super::metrics::GroupTimer::new(key.clone(), peer_type);
     Box::pin(async_stream::stream! {
+        let _timer = timer;
         metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "primary").increment(1);
         let started = Instant::now();
         let result = open(&member, 0, false, req, timeout, latency, penalty).await.2;
