@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+pub mod load;
 pub mod openmetrics;
 pub mod promql_data;
 pub mod promql_diff;
 pub mod promql_setup;
+pub mod proxy;
 
 /// The `skein` binary: `SKEIN_BIN`, or the workspace's debug build.
 pub fn skein_bin() -> anyhow::Result<PathBuf> {
@@ -145,6 +147,23 @@ pub fn http_request(
     body: Option<(&str, &[u8])>,
     timeout: Duration,
 ) -> anyhow::Result<(u16, Vec<u8>)> {
+    http_exchange(addr, method, path, body, timeout).map(|(status, _, body)| (status, body))
+}
+
+/// `GET`, returning the status, the response head (lowercased, for header
+/// checks) and the body.
+pub fn http_get_with_head(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String, String)> {
+    let (status, head, body) = http_exchange(addr, "GET", path, None, Duration::from_secs(10))?;
+    Ok((status, head, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, String, Vec<u8>)> {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     conn.set_read_timeout(Some(timeout))?;
@@ -189,7 +208,7 @@ pub fn http_request(
     } else {
         body.to_vec()
     };
-    Ok((status, body))
+    Ok((status, head, body))
 }
 
 /// Decodes a chunked body; None when it is cut short or malformed.

@@ -4,12 +4,11 @@
 //! fail or come back partial, and the stall may cost no more than the
 //! hedging bound. Loopback range 127.0.11.x.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use skein_cluster_tests::load::Load;
 use skein_cluster_tests::{get_json, healthy_members, start_node, wait_for, Process};
 
 const SEED: &str = "127.0.11.1:10900";
@@ -27,53 +26,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Latencies (ms) of the queries sent while `run` is set, and the
-/// failures (errors, non-success answers, warnings) by message.
-struct Load {
-    /// The answer every query must give.
-    want: serde_json::Value,
-    latencies: Mutex<Vec<f64>>,
-    failures: Mutex<Vec<String>>,
-}
-
-impl Load {
-    fn query(&self, querier: SocketAddr) {
-        let started = Instant::now();
-        let r = get_json(querier, Self::path());
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.latencies.lock().unwrap().push(ms);
-        match r {
-            Ok(v) if v["status"] == "success" && v["warnings"].is_null() => {
-                if v["data"] != self.want {
-                    self.failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("wrong answer: {v}"));
-                }
-            }
-            Ok(v) => self.failures.lock().unwrap().push(v.to_string()),
-            Err(e) => self.failures.lock().unwrap().push(format!("{e:#}")),
-        }
-    }
-
-    fn path() -> &'static str {
-        "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)&time=1700003000"
-    }
-
-    fn take(&self) -> (usize, Vec<String>, f64) {
-        let mut l = std::mem::take(&mut *self.latencies.lock().unwrap());
-        l.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let p99 = l
-            .get((l.len() * 99 / 100).min(l.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0);
-        (
-            l.len(),
-            std::mem::take(&mut *self.failures.lock().unwrap()),
-            p99,
-        )
-    }
-}
+const QUERY: &str = "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)&time=1700003000";
 
 #[test]
 fn gateways_stall_and_crash_without_failed_queries() {
@@ -127,7 +80,7 @@ fn gateways_stall_and_crash_without_failed_queries() {
     )
     .unwrap();
 
-    let want = get_json(http, Load::path()).unwrap();
+    let want = get_json(http, QUERY).unwrap();
     assert_eq!(want["status"], "success", "{want}");
     assert!(
         want["data"]["result"]
@@ -135,11 +88,7 @@ fn gateways_stall_and_crash_without_failed_queries() {
             .is_some_and(|r| !r.is_empty()),
         "{want}"
     );
-    let load = Load {
-        want: want["data"].clone(),
-        latencies: Mutex::new(Vec::new()),
-        failures: Mutex::new(Vec::new()),
-    };
+    let load = Load::new(QUERY, want["data"].clone());
     let running = AtomicBool::new(true);
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -151,13 +100,9 @@ fn gateways_stall_and_crash_without_failed_queries() {
         }
         let phase = |name: &str, secs: u64| {
             std::thread::sleep(Duration::from_secs(secs));
-            let (n, mut failures, p99) = load.take();
-            println!(
-                "{name}: {n} queries, {} failed, p99 {p99:.1} ms",
-                failures.len()
-            );
-            failures.truncate(3);
-            (n, failures, p99)
+            let mut p = load.take(name);
+            p.failures.truncate(3);
+            (p.queries, p.failures, p.p99_ms)
         };
         let (n, failures, healthy_p99) = phase("all healthy", 3);
         assert!(n > 0 && failures.is_empty(), "{failures:?}");

@@ -60,8 +60,29 @@ impl Health {
 #[derive(Debug, Default)]
 pub struct PeerStats {
     in_flight: AtomicU64,
-    /// Exponentially weighted moving average, in microseconds.
+    /// Exponentially weighted moving average, in microseconds, as of
+    /// `updated_us`.
     latency_ewma_us: AtomicU64,
+    /// When the average last took a sample, in microseconds since
+    /// [`stats_epoch`].
+    updated_us: AtomicU64,
+}
+
+/// How fast a latency estimate fades while no sample comes in: it halves
+/// every this many microseconds. A peer that lost hedges (each counted with
+/// a penalty) and is then left alone becomes cheap again within seconds, so
+/// a request finds out whether it recovered; a peer that keeps answering
+/// keeps its estimate current.
+const LATENCY_HALF_LIFE_US: f64 = 1_000_000.0;
+
+/// The process-wide origin of [`PeerStats`] timestamps.
+fn stats_epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_us() -> u64 {
+    u64::try_from(stats_epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 impl PeerStats {
@@ -69,8 +90,19 @@ impl PeerStats {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// The latency estimate now: the average, faded by the time since its
+    /// last sample.
     pub fn latency(&self) -> Duration {
-        Duration::from_micros(self.latency_ewma_us.load(Ordering::Relaxed))
+        Duration::from_micros(self.decayed_us(now_us()))
+    }
+
+    fn decayed_us(&self, now: u64) -> u64 {
+        let ewma = self.latency_ewma_us.load(Ordering::Relaxed);
+        let age = now.saturating_sub(self.updated_us.load(Ordering::Relaxed));
+        if ewma == 0 || age == 0 {
+            return ewma;
+        }
+        (ewma as f64 * (-(age as f64) / LATENCY_HALF_LIFE_US).exp2()) as u64
     }
 
     /// Counts a request in flight until the guard is dropped, so canceled
@@ -90,22 +122,32 @@ impl PeerStats {
 
     /// Routing cost: the latency estimate scaled by the requests in flight.
     pub fn cost(&self) -> u128 {
-        let latency = self.latency_ewma_us.load(Ordering::Relaxed).max(1);
+        let latency = self.decayed_us(now_us()).max(1);
         u128::from(latency) * u128::from(self.in_flight() + 1)
     }
 
-    /// Folds a sample into the average with weight 1/8.
+    /// Forgets the estimate: what was learnt before no longer describes the
+    /// peer (it was unreachable and is back). Until the next sample sets it
+    /// afresh, the peer costs least, so the next request finds out.
+    pub fn reset_latency(&self) {
+        self.latency_ewma_us.store(0, Ordering::Relaxed);
+        self.updated_us.store(now_us(), Ordering::Relaxed);
+    }
+
+    /// Folds a sample into the (faded) average with weight 1/8. The two
+    /// fields are updated one after the other; a racing reader sees one
+    /// estimate or the other, which routing tolerates.
     pub fn observe_latency(&self, took: Duration) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .latency_ewma_us
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(if old == 0 {
-                    sample
-                } else {
-                    old - old / 8 + sample / 8
-                })
-            });
+        let now = now_us();
+        let old = self.decayed_us(now);
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.latency_ewma_us.store(new, Ordering::Relaxed);
+        self.updated_us.store(now, Ordering::Relaxed);
     }
 }
 
@@ -293,8 +335,16 @@ impl StorePeer {
         metrics::histogram!(HEALTH_CHECK_DURATION_SECONDS).record(took.as_secs_f64());
         match result {
             Ok(info) => {
-                // A baseline for routing until queries feed the estimate.
-                self.stats.observe_latency(took);
+                // A baseline for routing until queries feed the estimate. A
+                // peer that comes back from unhealthy starts afresh: the
+                // penalties of requests it left unanswered while away (and
+                // this check, which may have waited out the outage) would
+                // keep routing off it long after it recovered.
+                if s.health == Health::Unhealthy {
+                    self.stats.reset_latency();
+                } else {
+                    self.stats.observe_latency(took);
+                }
                 metrics::counter!(HEALTH_CHECKS_TOTAL, "result" => "ok").increment(1);
                 if s.health != Health::Healthy {
                     info!(endpoint = %s.endpoint, peer_type = %info.peer_type,
@@ -364,5 +414,36 @@ impl Handler<GetPeerSnapshot> for StorePeer {
     type Result = MessageResult<GetPeerSnapshot>;
     fn handle(&mut self, _msg: GetPeerSnapshot, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.snapshot())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_follow_samples_and_fade_when_idle() {
+        let s = PeerStats::default();
+        assert_eq!(s.latency(), Duration::ZERO);
+        s.observe_latency(Duration::from_millis(8));
+        let first = s.latency();
+        assert!(first <= Duration::from_millis(8) && first > Duration::from_millis(7));
+        s.observe_latency(Duration::from_millis(16));
+        assert!(s.latency() > first);
+        // A penalty raises it; without samples it halves every second.
+        s.observe_latency(Duration::from_secs(1) + Duration::from_millis(8));
+        let at = now_us();
+        let now = s.decayed_us(at);
+        assert!(now > 100_000, "{now}");
+        let later = s.decayed_us(at + 2 * LATENCY_HALF_LIFE_US as u64);
+        assert!(
+            later * 4 <= now + 4 && later * 4 + 4 >= now,
+            "{now} {later}"
+        );
+        // A reset forgets it; the next sample sets it.
+        s.reset_latency();
+        assert_eq!(s.cost(), 1);
+        s.observe_latency(Duration::from_millis(3));
+        assert!(s.latency() <= Duration::from_millis(3));
     }
 }

@@ -1,0 +1,80 @@
+//! A steady query load for fault tests: threads ask one query again and
+//! again, and every answer that is not the expected one (an error, a
+//! failed status, a warning, other data) counts as a failure.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::get_json;
+
+pub struct Load {
+    path: String,
+    /// The `data` every answer must hold.
+    want: serde_json::Value,
+    latencies: Mutex<Vec<f64>>,
+    failures: Mutex<Vec<String>>,
+}
+
+/// What a phase of load measured.
+#[derive(Debug)]
+pub struct Phase {
+    pub queries: usize,
+    pub failures: Vec<String>,
+    pub p99_ms: f64,
+}
+
+impl Load {
+    pub fn new(path: &str, want: serde_json::Value) -> Self {
+        Self {
+            path: path.to_string(),
+            want,
+            latencies: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Sends the query once to `querier` and records the outcome.
+    pub fn query(&self, querier: SocketAddr) {
+        let started = Instant::now();
+        let r = get_json(querier, &self.path);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let failure = match r {
+            Ok(v) if v["status"] == "success" && v["warnings"].is_null() => {
+                (v["data"] != self.want).then(|| format!("{querier}: wrong answer: {v}"))
+            }
+            Ok(v) => Some(format!("{querier}: {v}")),
+            Err(e) => Some(format!("{querier}: {e:#}")),
+        };
+        self.latencies.lock().unwrap().push(ms);
+        if let Some(f) = failure {
+            self.failures.lock().unwrap().push(f);
+        }
+    }
+
+    /// What was recorded since the last call, printed as
+    /// `<name>: N queries, F failed, p99 X ms`.
+    pub fn take(&self, name: &str) -> Phase {
+        let mut l = std::mem::take(&mut *self.latencies.lock().unwrap());
+        l.sort_by(|a, b| a.total_cmp(b));
+        let p99_ms = l
+            .get((l.len() * 99 / 100).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0);
+        let failures = std::mem::take(&mut *self.failures.lock().unwrap());
+        println!(
+            "{name}: {} queries, {} failed, p99 {p99_ms:.1} ms",
+            l.len(),
+            failures.len()
+        );
+        Phase {
+            queries: l.len(),
+            failures,
+            p99_ms,
+        }
+    }
+}
