@@ -1,6 +1,7 @@
 //! Real processes on 127.0.1.x form one cluster from a single seed: three
 //! queriers and a two-member STORE group. `kill -9` of a store shows in every
-//! querier's view within the failure-detector bound.
+//! querier's view within the failure-detector bound; a store that joins
+//! late, through another seed, is used by every querier.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -112,5 +113,40 @@ fn queriers_and_stores_form_one_cluster_from_one_seed() {
         .unwrap();
         eprintln!("{}: killed store gone after {took:?}", q.name());
         assert!(took < Duration::from_secs(10), "detection took {took:?}");
+    }
+
+    // A late joiner, seeded through another querier: every querier adds it
+    // to the group, and once the last original member is gone it alone
+    // answers every querier's queries.
+    let late = store("127.0.1.13", "127.0.1.2:10900");
+    let joined = late.grpc.to_string();
+    for q in queriers {
+        wait_for(
+            "the late store in the group",
+            Duration::from_secs(20),
+            || {
+                store_group(q.http).is_some_and(|m| {
+                    m.len() == 2 && m.iter().any(|(e, h)| *e == joined && h == "healthy")
+                })
+            },
+        )
+        .unwrap();
+    }
+    drop(s1);
+    let path = "/api/v1/query?query=count(http_requests_total)";
+    for q in queriers {
+        wait_for(
+            "answers from the late store alone",
+            Duration::from_secs(20),
+            || {
+                get_json(q.http, path).is_ok_and(|v| {
+                    v["status"] == "success"
+                        && v["warnings"].is_null()
+                        && v["data"]["result"][0]["value"][1] == "4"
+                        && store_group(q.http).is_some_and(|m| m.len() == 1)
+                })
+            },
+        )
+        .unwrap();
     }
 }
