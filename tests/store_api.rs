@@ -547,3 +547,24 @@ async fn a_following_store_keeps_its_window_ending_now() {
     running.shutdown.cancel();
     running.task.await.unwrap().unwrap();
 }
+
+/// A client that keeps an idle HTTP/2 connection open, never answering the
+/// server's GOAWAY, cannot hold a stopping store: the drain is bounded.
+#[tokio::test]
+async fn an_idle_client_connection_does_not_hold_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let running = start(config()).await;
+    let mut conn = tokio::net::TcpStream::connect(running.grpc).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    running.shutdown.cancel();
+    let bound = skein::shutdown::DRAIN_TIMEOUT + Duration::from_secs(5);
+    tokio::time::timeout(bound, running.task)
+        .await
+        .expect("the store stopped within the drain timeout")
+        .unwrap()
+        .unwrap();
+    drop(conn);
+}

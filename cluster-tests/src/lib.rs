@@ -38,6 +38,27 @@ pub fn skein_bin() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Makes the child get SIGKILL when the test process dies (on Linux), so a
+/// test killed by the runner after a timeout leaves no process behind; a
+/// test that ends normally kills its children when they are dropped.
+pub fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no parent state.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
 /// A running skein process.
 pub struct Process {
     name: String,
@@ -51,14 +72,14 @@ impl Process {
     /// Starts `skein <args> --log.format=json` and waits until it logs a line
     /// with `grpc` and `http` address fields.
     pub fn start(name: &str, args: &[&str]) -> anyhow::Result<Self> {
-        let mut child = Command::new(skein_bin()?)
-            .args(args)
+        let mut cmd = Command::new(skein_bin()?);
+        cmd.args(args)
             .args(["--log.format", "json"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
+            .stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
         let (tx, rx) = mpsc::channel();
         let prefix = name.to_string();
@@ -319,7 +340,9 @@ pub fn start_prometheus_with(
              scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     )?;
-    let child = Command::new(binary)
+    let mut cmd = Command::new(binary);
+    die_with_parent(&mut cmd);
+    let child = cmd
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",

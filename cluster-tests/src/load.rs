@@ -3,6 +3,7 @@
 //! failed status, a warning, other data) counts as a failure.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -76,5 +77,17 @@ impl Load {
             failures,
             p99_ms,
         }
+    }
+}
+
+/// Clears a "keep running" flag when dropped, so load threads of a
+/// `std::thread::scope` stop even when an assertion in the scope panics (the
+/// scope waits for its threads; without this the test would hang until the
+/// runner kills it, and its processes with it would never be cleaned up).
+pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }

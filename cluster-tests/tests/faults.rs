@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use skein_cluster_tests::load::Load;
+use skein_cluster_tests::load::{Load, StopOnDrop};
 use skein_cluster_tests::proxy::Proxy;
 use skein_cluster_tests::{
     get_json, healthy_members, http_get_with_head, start_node, wait_for, Process,
@@ -117,6 +117,7 @@ fn rolling_restart_of_every_querier_fails_no_query_on_the_others() {
     let live: RwLock<Vec<SocketAddr>> = RwLock::new(queriers.iter().map(|q| q.http).collect());
     let running = AtomicBool::new(true);
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&running);
         for t in 0..3 {
             let (live, running, load) = (&live, &running, &load);
             s.spawn(move || {
@@ -283,6 +284,7 @@ fn a_partitioned_store_costs_no_query_and_is_used_again_once_healed() {
     let load = Load::new(&path, want["data"].clone());
     let running = AtomicBool::new(true);
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&running);
         for _ in 0..3 {
             s.spawn(|| {
                 while running.load(Ordering::Relaxed) {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use skein_cluster_tests::load::Load;
+use skein_cluster_tests::load::{Load, StopOnDrop};
 use skein_cluster_tests::{get_json, healthy_members, start_node, wait_for, Process};
 
 const SEED: &str = "127.0.11.1:10900";
@@ -91,6 +91,7 @@ fn gateways_stall_and_crash_without_failed_queries() {
     let load = Load::new(QUERY, want["data"].clone());
     let running = AtomicBool::new(true);
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&running);
         for _ in 0..4 {
             s.spawn(|| {
                 while running.load(Ordering::Relaxed) {

@@ -76,7 +76,12 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let router = router.route_layer(axum::middleware::from_fn(metrics::track));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    crate::shutdown::drain_bounded(
+        "HTTP",
+        std::future::IntoFuture::into_future(server),
+        &shutdown,
+    )
+    .await
 }

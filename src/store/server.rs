@@ -204,7 +204,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let svc = StoreService::new(store);
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(
             StoreServer::new(svc.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -214,7 +214,7 @@ pub async fn serve(
         // Small answers must not wait for delayed ACKs.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown.cancelled_owned(),
-        )
-        .await
+            shutdown.clone().cancelled_owned(),
+        );
+    crate::shutdown::drain_bounded("gRPC", server, &shutdown).await
 }
