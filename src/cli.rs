@@ -147,6 +147,12 @@ pub struct StoreArgs {
           value_parser = crate::storegw::parse_time_bound)]
     pub max_time: Option<crate::storegw::TimeBound>,
 
+    /// Store group id, for operators who know which gateways hold the same
+    /// data. Default: the bucket plus --min-time/--max-time, so gateways
+    /// that split a bucket by time are separate groups.
+    #[arg(long = "store-group-id", env = "SKEIN_STORE_GROUP_ID")]
+    pub store_group_id: Option<String>,
+
     /// Memory for postings lists and series entries read from indexes,
     /// e.g. 250MB or 1GiB; 0 disables the cache.
     #[arg(long = "index-cache-size", env = "SKEIN_INDEX_CACHE_SIZE",
@@ -608,6 +614,7 @@ impl StoreArgs {
             bucket,
             data_dir: self.data_dir,
             index_cache_bytes: self.index_cache_size,
+            store_group_id: self.store_group_id.filter(|g| !g.is_empty()),
         })
     }
 }

@@ -204,6 +204,7 @@ pub fn labels_request_from_pb(
     end: i64,
     matchers: Vec<pb::LabelMatcher>,
     limit: i64,
+    without_replica_labels: Vec<String>,
 ) -> Result<LabelsRequest, StoreError> {
     Ok(LabelsRequest {
         name,
@@ -212,6 +213,7 @@ pub fn labels_request_from_pb(
         matchers: matchers_from_pb(matchers)?,
         partial_response: partial_from_pb(disabled, strategy)?,
         limit: non_negative(limit, "limit")?,
+        without_replica_labels,
         hops: 0,
     })
 }
@@ -225,6 +227,7 @@ pub fn label_names_request_to_pb(r: &LabelsRequest) -> pb::LabelNamesRequest {
         end: r.end,
         matchers: r.matchers.iter().map(matcher_to_pb).collect(),
         limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
+        without_replica_labels: r.without_replica_labels.clone(),
         hints: None,
     }
 }
@@ -239,6 +242,7 @@ pub fn label_values_request_to_pb(r: &LabelsRequest) -> pb::LabelValuesRequest {
         end: r.end,
         matchers: r.matchers.iter().map(matcher_to_pb).collect(),
         limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
+        without_replica_labels: r.without_replica_labels.clone(),
         hints: None,
     }
 }
@@ -336,11 +340,14 @@ fn peer_type_to_pb(p: PeerType) -> pb::PeerType {
     }
 }
 
-/// The peer type a peer declared, or the one its component type implies
-/// when it did not declare one (it is not skein).
-fn peer_type_from_pb(raw: i32, component: &str, peer: &str) -> Result<PeerType, StoreError> {
+/// The peer type a peer declared. A peer that does not declare one (it is
+/// not skein) is a SOURCE whatever its component type: its members are all
+/// asked and merged, because nothing says two of them hold the same data
+/// (Thanos gateways sharded by relabelling report equal label sets).
+/// `--endpoint-group` makes such peers one STORE group on purpose.
+fn peer_type_from_pb(raw: i32, _component: &str, peer: &str) -> Result<PeerType, StoreError> {
     match pb::PeerType::try_from(raw) {
-        Ok(pb::PeerType::Unspecified) => Ok(PeerType::from_component(component)),
+        Ok(pb::PeerType::Unspecified) => Ok(PeerType::Source),
         Ok(pb::PeerType::Store) => Ok(PeerType::Store),
         Ok(pb::PeerType::Source) => Ok(PeerType::Source),
         Ok(pb::PeerType::Query) => Ok(PeerType::Query),
@@ -495,13 +502,13 @@ mod tests {
     }
 
     #[test]
-    fn thanos_component_types_map_to_peer_types() {
+    fn peers_without_a_peer_type_are_sources() {
         for (component, want) in [
             ("sidecar", PeerType::Source),
             ("receive", PeerType::Source),
             ("rule", PeerType::Source),
-            ("store", PeerType::Store),
-            ("query", PeerType::Query),
+            ("store", PeerType::Source),
+            ("query", PeerType::Source),
         ] {
             let r = pb::info::InfoResponse {
                 component_type: component.into(),

@@ -253,6 +253,7 @@ async fn remote_store_selects_by_matchers_and_time() {
             partial_response: PartialResponse::Warn,
             limit: 0,
             hops: 0,
+            without_replica_labels: Vec::new(),
         })
         .await
         .unwrap();
@@ -456,6 +457,7 @@ async fn garbage_from_a_peer_is_an_error_not_a_panic() {
         partial_response: PartialResponse::Warn,
         limit: 0,
         hops: 0,
+        without_replica_labels: Vec::new(),
     };
     assert!(remote.label_names(req.clone()).await.is_err());
     let err = remote.label_values(req).await.unwrap_err();

@@ -111,6 +111,7 @@ fn labels_req(name: &str, matchers: &[Matcher]) -> LabelsRequest {
         partial_response: PartialResponse::Abort,
         limit: 0,
         hops: 0,
+        without_replica_labels: Vec::new(),
     }
 }
 
@@ -277,7 +278,7 @@ impl skein::storegw::BlockLoader for FakeBucket {
             .collect())
     }
 
-    async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>> {
+    async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>> {
         let good = self
             .blocks
             .lock()
@@ -286,7 +287,13 @@ impl skein::storegw::BlockLoader for FakeBucket {
             .any(|(u, ok)| u == ulid && *ok);
         anyhow::ensure!(good, "index of {ulid}: bad magic");
         let up: &[(&str, &str)] = &[("__name__", "up")];
-        Ok(MemBlock::block(ulid, &[("cluster", "x")], 0, H, &[up]))
+        Ok(Some(MemBlock::block(
+            ulid,
+            &[("cluster", "x")],
+            0,
+            H,
+            &[up],
+        )))
     }
 }
 

@@ -301,6 +301,7 @@ impl PromApi {
                 partial_response,
                 limit: store_limit,
                 hops: 0,
+                without_replica_labels: Vec::new(),
             };
             async move {
                 if name.is_empty() {

@@ -133,7 +133,8 @@ fn strip_and_sort(stream: SeriesStream, names: Vec<String>) -> SeriesStream {
                 }
             } else {
                 let labels = same[0].labels.clone();
-                let chunks = super::merge::merge_chunks(same).map_err(StoreError::from)?;
+                // Replicas are kept apart for deduplication, never unioned.
+                let chunks = super::merge::concat_chunks(same);
                 yield SeriesFrame::Series(crate::model::Series { labels, chunks });
             }
         }

@@ -138,6 +138,53 @@ fn flush(run: &mut Vec<Chunk>, out: &mut Vec<Chunk>) -> Result<(), ChunkError> {
     Ok(())
 }
 
+/// The chunks of one series from several replicas (a store that left the
+/// replica labels out), kept apart: sorted by time, identical chunks once,
+/// never decoded or unioned. Whoever deduplicates splits them back into
+/// replicas with [`split_overlapping`].
+pub fn concat_chunks(parts: Vec<Series>) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = parts.into_iter().flat_map(|s| s.chunks).collect();
+    sort_chunks(&mut chunks);
+    chunks
+}
+
+fn sort_chunks(chunks: &mut Vec<Chunk>) {
+    chunks.sort_by(|a, b| {
+        (a.min_time, a.max_time)
+            .cmp(&(b.min_time, b.max_time))
+            .then_with(|| a.data.cmp(&b.data))
+    });
+    chunks.dedup();
+}
+
+/// Whether any two chunks of a series sorted by time overlap.
+pub fn overlapping(chunks: &[Chunk]) -> bool {
+    chunks.windows(2).any(|w| w[1].min_time <= w[0].max_time)
+}
+
+/// Splits a series' chunks into runs in which no two chunks overlap: each
+/// chunk, in order of time, joins the first run whose last chunk ends
+/// before it starts. Chunks of several replicas in one series (a store
+/// that left the replica labels out) become one run per replica where
+/// they overlap, which deduplication then treats as replicas.
+pub fn split_overlapping(mut chunks: Vec<Chunk>) -> Vec<Vec<Chunk>> {
+    if !overlapping(&chunks) {
+        return vec![chunks];
+    }
+    sort_chunks(&mut chunks);
+    let mut runs: Vec<Vec<Chunk>> = Vec::new();
+    for c in chunks {
+        match runs
+            .iter_mut()
+            .find(|r| r.last().is_some_and(|l| l.max_time < c.min_time))
+        {
+            Some(run) => run.push(c),
+            None => runs.push(vec![c]),
+        }
+    }
+    runs
+}
+
 /// All samples of a series' chunks, in order, appended to `out`.
 pub fn decode_series(chunks: &[Chunk], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
     for c in chunks {

@@ -267,7 +267,9 @@ pub fn combine(
     out: &mut Vec<Sample>,
 ) -> Result<Series, StoreError> {
     let SeriesGroup { labels, mut parts } = g;
-    if parts.len() == 1 {
+    // One part is passed on as it is, unless its chunks overlap: a store
+    // that left replica labels out sends each replica's chunks apart.
+    if parts.len() == 1 && !merge::overlapping(&parts[0].chunks) {
         let chunks = parts.pop().map(|p| p.chunks).unwrap_or_default();
         return Ok(Series { labels, chunks });
     }
@@ -283,14 +285,24 @@ pub fn combine(
             chunks: merge::merge_chunks(parts)?,
         });
     }
-    if buffers.len() < parts.len() {
-        buffers.resize_with(parts.len(), Vec::new);
+    // Every part may hold several replicas (their chunks overlap): split
+    // them back so that each replica is deduplicated as one, never unioned.
+    let runs: Vec<Vec<crate::model::Chunk>> = parts
+        .into_iter()
+        .flat_map(|p| merge::split_overlapping(p.chunks))
+        .collect();
+    if runs.len() == 1 {
+        let chunks = runs.into_iter().flatten().collect();
+        return Ok(Series { labels, chunks });
     }
-    for (buf, part) in buffers.iter_mut().zip(&parts) {
+    if buffers.len() < runs.len() {
+        buffers.resize_with(runs.len(), Vec::new);
+    }
+    for (buf, run) in buffers.iter_mut().zip(&runs) {
         buf.clear();
-        merge::decode_series(&part.chunks, buf)?;
+        merge::decode_series(run, buf)?;
     }
-    let replicas: Vec<&[Sample]> = buffers[..parts.len()].iter().map(Vec::as_slice).collect();
+    let replicas: Vec<&[Sample]> = buffers[..runs.len()].iter().map(Vec::as_slice).collect();
     let switches = dedup::dedup(func, &replicas, counter, out);
     if switches > 0 {
         ::metrics::counter!(DEDUP_SWITCHES_TOTAL).increment(switches);
@@ -358,5 +370,112 @@ impl Store for Querier {
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         self.labels(req, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Chunk;
+
+    /// Samples every 15 s over 10 minutes, shifted by `offset` ms, as one
+    /// replica of an HA pair scrapes them.
+    fn replica(offset: i64, v0: f64) -> Vec<Chunk> {
+        let samples: Vec<Sample> = (0..40)
+            .map(|i| Sample {
+                t: i * 15_000 + offset,
+                v: v0 + i as f64,
+            })
+            .collect();
+        Chunk::encode_xor(&samples, 120).unwrap()
+    }
+
+    fn samples(s: &Series) -> Vec<Sample> {
+        let mut out = Vec::new();
+        merge::decode_series(&s.chunks, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn replicas_in_one_part_are_deduplicated_not_unioned() {
+        // A store that left the replica label out sends both replicas'
+        // chunks in one series.
+        let labels = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let chunks = merge::concat_chunks(vec![
+            Series {
+                labels: labels.clone(),
+                chunks: replica(0, 0.0),
+            },
+            Series {
+                labels: labels.clone(),
+                chunks: replica(700, 0.0),
+            },
+        ]);
+        let g = SeriesGroup {
+            labels: labels.clone(),
+            parts: vec![Series {
+                labels: labels.clone(),
+                chunks,
+            }],
+        };
+        let (mut bufs, mut out) = (Vec::new(), Vec::new());
+        let s = combine(
+            g.clone(),
+            true,
+            DedupFunc::Penalty,
+            true,
+            &mut bufs,
+            &mut out,
+        )
+        .unwrap();
+        let got = samples(&s);
+        assert_eq!(got.len(), 40, "one replica's density");
+        assert!(got.windows(2).all(|w| w[0].t < w[1].t));
+        // Without deduplication the series is still in time order.
+        let s = combine(g, false, DedupFunc::Penalty, false, &mut bufs, &mut out).unwrap();
+        let got = samples(&s);
+        assert_eq!(got.len(), 80);
+        assert!(got.windows(2).all(|w| w[0].t < w[1].t));
+    }
+
+    #[test]
+    fn a_gap_in_one_replica_is_filled_by_the_other() {
+        let labels = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let a = replica(0, 0.0);
+        // b has only its first and last 10 samples (two chunks).
+        let b: Vec<Sample> = (0..40)
+            .filter(|i| !(10..30).contains(i))
+            .map(|i| Sample {
+                t: i * 15_000 + 500,
+                v: i as f64,
+            })
+            .collect();
+        let b = vec![
+            Chunk::encode_xor(&b[..10], 120).unwrap().remove(0),
+            Chunk::encode_xor(&b[10..], 120).unwrap().remove(0),
+        ];
+        let g = SeriesGroup {
+            labels: labels.clone(),
+            parts: vec![
+                Series {
+                    labels: labels.clone(),
+                    chunks: b,
+                },
+                Series {
+                    labels: labels.clone(),
+                    chunks: a,
+                },
+            ],
+        };
+        let (mut bufs, mut out) = (Vec::new(), Vec::new());
+        let s = combine(g, true, DedupFunc::Penalty, false, &mut bufs, &mut out).unwrap();
+        let got = samples(&s);
+        assert!(
+            (39..=41).contains(&got.len()),
+            "about one replica's density, got {}",
+            got.len()
+        );
+        let max_gap = got.windows(2).map(|w| w[1].t - w[0].t).max().unwrap();
+        assert!(max_gap <= 15_500, "gap of {max_gap} ms");
     }
 }

@@ -259,6 +259,10 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                 tokio::select! {
                     Some((i, _hedge, result)) = inflight.next() => match result {
                         Ok(o) => break Some(o),
+                        Err(e) if !e.is_retryable() => {
+                            yield Err(final_error(&group.members[i], e));
+                            return;
+                        }
                         Err(e) => {
                             debug!(group = %group.key, endpoint = %group.members[i].endpoint, error = %e, "group member failed");
                             failures.push(describe_failure(&group.members[i], &e));
@@ -322,6 +326,10 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                         yield Ok(SeriesFrame::Series(s));
                     }
                     Some(Ok(SeriesFrame::Warning(w))) => yield Ok(SeriesFrame::Warning(w)),
+                    Some(Err(e)) if !e.is_retryable() => {
+                        yield Err(final_error(&group.members[member], e));
+                        return;
+                    }
                     Some(Err(e)) => break Some(e),
                 }
             };
@@ -336,6 +344,20 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
             }
         }
     })
+}
+
+/// An error another member would repeat (a limit, a bad request): it ends
+/// the request whatever the partial-response strategy, naming the store.
+fn final_error(m: &MemberTarget, e: StoreError) -> StoreError {
+    metrics::counter!(STORE_ERRORS_TOTAL, "code" => e.code().as_str()).increment(1);
+    let named = |msg: String| format!("store {}: {msg}", m.endpoint);
+    match e {
+        StoreError::LimitExceeded(msg) => StoreError::LimitExceeded(named(msg)),
+        StoreError::InvalidArgument(msg) => StoreError::InvalidArgument(named(msg)),
+        StoreError::Matcher(e) => StoreError::InvalidArgument(named(e.to_string())),
+        // Errors from a peer name it already.
+        other => other,
+    }
 }
 
 /// One SOURCE member's answer. Its failure, before or during the answer,
@@ -365,6 +387,10 @@ pub fn member_stream(
                     .record(started.elapsed().as_secs_f64());
                 (o.stream, o.first, o._in_flight)
             }
+            Err(e) if !e.is_retryable() => {
+                yield Err(final_error(&member, e));
+                return;
+            }
             Err(e) => {
                 let why = describe_failure(&member, &e);
                 yield partial(policy, &member.endpoint, format!("store {why} (group {key}); its data is missing"));
@@ -383,6 +409,10 @@ pub fn member_stream(
                 Some(Ok(f)) => {
                     sent += u64::from(matches!(f, SeriesFrame::Series(_)));
                     yield Ok(f);
+                }
+                Some(Err(e)) if !e.is_retryable() => {
+                    yield Err(final_error(&member, e));
+                    return;
                 }
                 Some(Err(e)) => {
                     let why = describe_failure(&member, &e);

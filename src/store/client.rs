@@ -93,6 +93,51 @@ fn with_hops<T>(mut req: tonic::Request<T>, hops: u32) -> tonic::Request<T> {
     req
 }
 
+/// A peer's Series answer as frames of whole series. The Store API lets a
+/// store send one series over several consecutive frames (a large series,
+/// split by time) and several series in one batch frame; both become one
+/// frame per series here, so merge, resume and deduplication never see a
+/// series twice. Memory: the series being joined.
+fn joined_frames(mut stream: tonic::Streaming<pb::SeriesResponse>, peer: String) -> SeriesStream {
+    use pb::series_response::Result as Frame;
+    Box::pin(async_stream::try_stream! {
+        let mut pending: Option<crate::model::Series> = None;
+        loop {
+            let item = stream.next().await;
+            let series: Vec<pb::Series> = match item {
+                None => break,
+                Some(Err(status)) => Err(StoreError::from_status(&peer, &status))?,
+                Some(Ok(pb::SeriesResponse { result: Some(Frame::Series(s)) })) => vec![s],
+                Some(Ok(pb::SeriesResponse { result: Some(Frame::Batch(b)) })) => b.series,
+                Some(Ok(pb::SeriesResponse { result: Some(Frame::Warning(w)) })) => {
+                    yield SeriesFrame::Warning(w);
+                    continue;
+                }
+                // Hints are implementation-specific and carry no data.
+                Some(Ok(pb::SeriesResponse { result: Some(Frame::Hints(_)) })) => continue,
+                Some(Ok(pb::SeriesResponse { result: None })) => Err(StoreError::protocol(
+                    &peer,
+                    "series response frame without content",
+                ))?,
+            };
+            for s in series {
+                let s = proto::series_from_pb(s, &peer)?;
+                match pending.as_mut() {
+                    Some(p) if p.labels == s.labels => p.chunks.extend(s.chunks),
+                    _ => {
+                        if let Some(done) = pending.replace(s) {
+                            yield SeriesFrame::Series(done);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(done) = pending {
+            yield SeriesFrame::Series(done);
+        }
+    })
+}
+
 fn labels_response(values: Vec<String>, warnings: Vec<String>) -> LabelsResponse {
     LabelsResponse { values, warnings }
 }
@@ -127,28 +172,7 @@ impl Store for RemoteStore {
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
-        let peer = self.addr.clone();
-        let frames = stream.filter_map(move |item| {
-            let out = match item {
-                Ok(pb::SeriesResponse {
-                    result: Some(pb::series_response::Result::Series(s)),
-                }) => Some(proto::series_from_pb(s, &peer).map(SeriesFrame::Series)),
-                Ok(pb::SeriesResponse {
-                    result: Some(pb::series_response::Result::Warning(w)),
-                }) => Some(Ok(SeriesFrame::Warning(w))),
-                // Hints are implementation-specific and carry no data.
-                Ok(pb::SeriesResponse {
-                    result: Some(pb::series_response::Result::Hints(_)),
-                }) => None,
-                Ok(pb::SeriesResponse { result: None }) => Some(Err(StoreError::protocol(
-                    &peer,
-                    "series response frame without content",
-                ))),
-                Err(status) => Some(Err(StoreError::from_status(&peer, &status))),
-            };
-            futures::future::ready(out)
-        });
-        Ok(Box::pin(frames))
+        Ok(joined_frames(stream, self.addr.clone()))
     }
 
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {

@@ -44,8 +44,24 @@ impl StoreError {
         }
     }
 
+    /// Whether another member of the group may answer where this one
+    /// failed. A bad request, a limit or an unsupported request fails the
+    /// same everywhere; a peer that is down, slow, canceled the call or
+    /// spoke garbage may be alone in that.
     pub fn is_retryable(&self) -> bool {
-        self.code().is_retryable()
+        match self {
+            StoreError::InvalidArgument(_)
+            | StoreError::Matcher(_)
+            | StoreError::LimitExceeded(_)
+            | StoreError::Canceled => false,
+            StoreError::Unavailable { .. }
+            | StoreError::Timeout { .. }
+            | StoreError::Protocol { .. }
+            | StoreError::Internal(_) => true,
+            StoreError::Remote { code, .. } => {
+                matches!(code, ErrorCode::Canceled) || code.is_retryable()
+            }
+        }
     }
 
     pub fn protocol(peer: &str, message: impl std::fmt::Display) -> Self {

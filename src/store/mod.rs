@@ -44,16 +44,6 @@ impl PeerType {
         }
     }
 
-    /// The peer type of a component that does not say, from the Thanos
-    /// component type it reports.
-    pub fn from_component(component: &str) -> PeerType {
-        match component {
-            "store" => PeerType::Store,
-            "query" => PeerType::Query,
-            _ => PeerType::Source,
-        }
-    }
-
     /// The Thanos component type that best describes this peer type, for
     /// Thanos clients that do not know skein's field.
     pub fn component(self) -> &'static str {
@@ -162,6 +152,9 @@ pub struct LabelsRequest {
     pub partial_response: PartialResponse,
     /// At most this many values; 0 for no limit.
     pub limit: usize,
+    /// Replica labels the caller deduplicates on: absent from the names,
+    /// and without values.
+    pub without_replica_labels: Vec<String>,
     /// Queriers the request already passed through.
     pub hops: u32,
 }

@@ -139,8 +139,18 @@ impl pb::store_server::Store for StoreService {
             r.end,
             r.matchers,
             r.limit,
+            r.without_replica_labels,
         ) {
-            Ok(req) => self.store.label_names(LabelsRequest { hops, ..req }).await,
+            Ok(req) => {
+                let strip = req.without_replica_labels.clone();
+                self.store
+                    .label_names(LabelsRequest { hops, ..req })
+                    .await
+                    .map(|mut resp| {
+                        resp.values.retain(|n| !strip.contains(n));
+                        resp
+                    })
+            }
             Err(e) => Err(e),
         };
         timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
@@ -170,7 +180,13 @@ impl pb::store_server::Store for StoreService {
                 r.end,
                 r.matchers,
                 r.limit,
+                r.without_replica_labels,
             ) {
+                // A replica label the caller deduplicates on has no values
+                // in its answer.
+                Ok(req) if req.without_replica_labels.contains(&req.name) => {
+                    Ok(crate::store::LabelsResponse::default())
+                }
                 Ok(req) => self.store.label_values(LabelsRequest { hops, ..req }).await,
                 Err(e) => Err(e),
             }

@@ -1,6 +1,7 @@
 //! Blocks in an object-storage bucket: listing (`<ULID>/meta.json`
 //! present, no `deletion-mark.json`), and files read by range GETs.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -8,9 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 
+use super::bounds::TimeBound;
 use super::store::BlockSeries;
 use super::sync::BlockLoader;
 use super::tsdb_block::TsdbBlock;
+use crate::model::time::now_ms;
 use crate::objstore::Bucket;
 use crate::tsdb::cache::IndexCache;
 use crate::tsdb::error::segment_seq;
@@ -122,6 +125,12 @@ pub fn is_ulid(s: &str) -> bool {
 
 pub struct BucketLoader {
     bucket: Arc<Bucket>,
+    /// The part of time served (`--min-time`, `--max-time`): blocks wholly
+    /// outside are not opened, so their index headers take no memory.
+    bounds: (TimeBound, TimeBound),
+    /// Blocks not served, by ULID, with their time range and resolution,
+    /// so a later sync decides again without reading meta.json.
+    skipped: std::sync::Mutex<HashMap<String, (i64, i64, i64)>>,
     /// Index headers are kept here, so a restart reads no index again.
     header_dir: PathBuf,
     cache: Option<Arc<IndexCache>>,
@@ -131,8 +140,32 @@ impl BucketLoader {
     pub fn new(bucket: Arc<Bucket>, header_dir: PathBuf) -> Self {
         Self {
             bucket,
+            bounds: (TimeBound::At(i64::MIN), TimeBound::At(i64::MAX)),
+            skipped: Default::default(),
             header_dir,
             cache: None,
+        }
+    }
+
+    /// Opens only blocks that overlap `[min, max]`.
+    pub fn with_bounds(mut self, min: TimeBound, max: TimeBound) -> Self {
+        self.bounds = (min, max);
+        self
+    }
+
+    /// Whether a block of this range and resolution is served now: raw
+    /// blocks (downsampled ones hold aggregate chunks, which raw requests
+    /// must not read) overlapping the bounds. A block's max time is
+    /// exclusive in meta.json.
+    fn serves(&self, min_time: i64, max_time: i64, resolution: i64) -> bool {
+        let now = now_ms();
+        let (lo, hi) = (self.bounds.0.resolve(now), self.bounds.1.resolve(now));
+        resolution == 0 && min_time <= hi && max_time > lo
+    }
+
+    fn skip(&self, ulid: &str, range: (i64, i64, i64)) {
+        if let Ok(mut s) = self.skipped.lock() {
+            s.insert(ulid.to_string(), range);
         }
     }
 
@@ -169,11 +202,26 @@ impl BlockLoader for BucketLoader {
     /// or chunks: meta.json, the index's header, TOC, symbol table and
     /// postings offset table (the index header), and the chunk segment
     /// files. Damage elsewhere is found by the queries that read it.
-    async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>> {
+    async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>> {
+        let known = self.skipped.lock().ok().and_then(|s| s.get(ulid).copied());
+        if let Some((min, max, res)) = known {
+            if !self.serves(min, max, res) {
+                return Ok(None);
+            }
+        }
         let path = format!("{ulid}/meta.json");
         let data = self.bucket.get(&path).await?;
         let meta = BlockMeta::parse(&path, &data)?;
         meta.validate(&path)?;
+        let range = (meta.min_time, meta.max_time, meta.resolution());
+        if !self.serves(range.0, range.1, range.2) {
+            tracing::debug!(block = %ulid, resolution = range.2, "block not served here (time bounds or downsampled)");
+            self.skip(ulid, range);
+            return Ok(None);
+        }
+        if let Ok(mut s) = self.skipped.lock() {
+            s.remove(ulid);
+        }
         // The ULID names the cached index header: a copied meta.json would
         // share another block's.
         if meta.ulid != ulid {
@@ -195,7 +243,7 @@ impl BlockLoader for BucketLoader {
         if let Some(cache) = &self.cache {
             block = block.with_index_cache(cache.clone());
         }
-        Ok(Arc::new(TsdbBlock::new(block)?))
+        Ok(Some(Arc::new(TsdbBlock::new(block)?)))
     }
 }
 

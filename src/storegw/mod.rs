@@ -29,6 +29,24 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// `--index-cache-size`: bytes of postings and series kept in memory.
     pub index_cache_bytes: usize,
+    /// `--store-group-id`: replaces the group id derived from the bucket
+    /// and the time bounds.
+    pub store_group_id: Option<String>,
+}
+
+/// The store group of a gateway: everything that decides which blocks it
+/// serves, so that only gateways holding the same data share a group (a
+/// querier asks one member of a group). Gateways splitting a bucket by
+/// time are separate groups, and a query across the split asks each.
+pub fn group_id(bucket_id: &str, min_time: TimeBound, max_time: TimeBound) -> String {
+    let mut id = bucket_id.to_string();
+    if min_time != TimeBound::At(i64::MIN) {
+        id.push_str(&format!(";min-time={min_time}"));
+    }
+    if max_time != TimeBound::At(i64::MAX) {
+        id.push_str(&format!(";max-time={max_time}"));
+    }
+    id
 }
 
 /// `skein store`: serves the bucket's blocks until `shutdown`.
@@ -38,10 +56,15 @@ pub async fn run(
     on_bound: impl FnOnce(role::Bound),
 ) -> anyhow::Result<()> {
     let bucket = Arc::new(Bucket::open(&cfg.bucket)?);
-    let group_id = bucket.id().to_string();
+    let (min, max) = (cfg.gateway.min_time, cfg.gateway.max_time);
+    let group_id = cfg
+        .store_group_id
+        .clone()
+        .unwrap_or_else(|| group_id(bucket.id(), min, max));
     let cache = Arc::new(crate::tsdb::cache::IndexCache::new(cfg.index_cache_bytes));
     let loader = Arc::new(
         bucket::BucketLoader::new(bucket, cfg.data_dir.join("index-headers"))
+            .with_bounds(min, max)
             .with_index_cache(cache),
     );
     role::run_with(cfg.gateway, loader, group_id, shutdown, on_bound).await

@@ -12,8 +12,9 @@ use futures::StreamExt;
 
 use super::bounds::TimeBound;
 use crate::model::time::{now_ms, MIN_TIME};
+use crate::model::Series;
 use crate::model::{Labels, Matcher, Sample};
-use crate::query::merge::{merge, MergedFrame};
+use crate::query::merge::{concat_chunks, merge, MergedFrame, SeriesGroup};
 use crate::query::{combine, DedupFunc};
 use crate::store::external::with_external_labels;
 use crate::store::{
@@ -227,16 +228,26 @@ impl Store for GatewayStore {
             .await
             .map_err(|_| StoreError::Internal("series semaphore closed".into()))?;
         let (mint, maxt) = (req.min_time, req.max_time);
-        let mut inputs = Vec::new();
+        // Blocks of one source (one external label set) are joined first:
+        // they split its series in time, and where they overlap their
+        // samples are merged. Sources that only replica labels tell apart
+        // are then put side by side with their chunks kept apart, never
+        // unioned, so the querier deduplicates them as replicas.
+        let mut sources: Vec<(Labels, Vec<SeriesStream>)> = Vec::new();
         for (block, matchers) in self.select(&req.matchers, mint, maxt) {
-            let ext = block.info().labels.clone();
+            let ext = &block.info().labels;
             let s = block.series(&matchers, mint, maxt, req.skip_chunks).await?;
-            inputs.push(with_external_labels(
-                s,
-                ext,
-                req.without_replica_labels.clone(),
-            ));
+            match sources.iter_mut().find(|(l, _)| l == ext) {
+                Some((_, streams)) => streams.push(s),
+                None => sources.push((ext.clone(), vec![s])),
+            }
         }
+        let inputs: Vec<SeriesStream> = sources
+            .into_iter()
+            .map(|(ext, streams)| {
+                with_external_labels(one_source(streams), ext, req.without_replica_labels.clone())
+            })
+            .collect();
         let limit = if req.limit == 0 {
             usize::MAX
         } else {
@@ -248,7 +259,6 @@ impl Store for GatewayStore {
             let _permit = permit;
             let mut merged = std::pin::pin!(merged);
             let mut samples = 0u64;
-            let (mut buffers, mut out): (Vec<Vec<Sample>>, Vec<Sample>) = (Vec::new(), Vec::new());
             let mut sent = 0;
             while let Some(frame) = merged.next().await {
                 match frame? {
@@ -263,16 +273,11 @@ impl Store for GatewayStore {
                                 "the request matches more than {series_limit} series (--store.series-limit); narrow its matchers or time range"
                             )))?;
                         }
-                        // Blocks of one source split a series in time: join
-                        // its chunks (overlapping blocks are merged).
-                        let s = combine(
-                            g,
-                            false,
-                            DedupFunc::Penalty,
-                            false,
-                            &mut buffers,
-                            &mut out,
-                        )?;
+                        let SeriesGroup { labels, mut parts } = g;
+                        let s = match parts.len() {
+                            1 => parts.pop().unwrap_or(Series { labels, chunks: Vec::new() }),
+                            _ => Series { chunks: concat_chunks(parts), labels },
+                        };
                         if sample_limit != 0 {
                             samples += s.chunks.iter().map(|c| match c.data.as_ref() {
                                 [a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
@@ -322,6 +327,24 @@ impl Store for GatewayStore {
         }
         Ok(limited(values, req.limit))
     }
+}
+
+/// The blocks of one source as one sorted stream: a series' chunks from
+/// blocks that split it in time are joined, overlapping blocks merged.
+fn one_source(streams: Vec<SeriesStream>) -> SeriesStream {
+    let merged = merge(streams);
+    Box::pin(async_stream::try_stream! {
+        let mut merged = std::pin::pin!(merged);
+        let (mut buffers, mut out): (Vec<Vec<Sample>>, Vec<Sample>) = (Vec::new(), Vec::new());
+        while let Some(frame) = merged.next().await {
+            match frame? {
+                MergedFrame::Warning(w) => yield SeriesFrame::Warning(w),
+                MergedFrame::Series(g) => yield SeriesFrame::Series(
+                    combine(g, false, DedupFunc::Penalty, false, &mut buffers, &mut out)?,
+                ),
+            }
+        }
+    })
 }
 
 fn limited(values: BTreeSet<String>, limit: usize) -> LabelsResponse {

@@ -20,8 +20,9 @@ pub trait BlockLoader: Send + Sync + 'static {
     /// deletion.
     async fn list(&self) -> anyhow::Result<Vec<String>>;
 
-    /// Opens a block for serving.
-    async fn load(&self, ulid: &str) -> anyhow::Result<Arc<dyn BlockSeries>>;
+    /// Opens a block for serving; `None` for a block this gateway does not
+    /// serve (outside its time bounds, or downsampled).
+    async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>>;
 }
 
 const BLOCKS_LOADED: &str = "skein_store_blocks_loaded";
@@ -94,7 +95,10 @@ impl Syncer {
         new.sort();
         for ulid in new {
             match self.loader.load(ulid).await {
-                Ok(b) => {
+                Ok(None) => {
+                    self.failures.remove(ulid);
+                }
+                Ok(Some(b)) => {
                     metrics::counter!(BLOCK_LOADS_TOTAL, "result" => "ok").increment(1);
                     if self.failures.remove(ulid).is_some() {
                         info!(block = %ulid, "block loaded after failing before");
