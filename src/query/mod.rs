@@ -190,35 +190,65 @@ impl Querier {
             })
             .await
             .map_err(|e| StoreError::Internal(format!("store registry: {e}")))?;
-        let mut calls = Vec::new();
-        for g in selection.groups {
-            // SOURCE: every member; STORE/QUERY: members in routing order
-            // until one answers.
-            let lists: Vec<Vec<_>> = match g.peer_type {
-                PeerType::Source => g.members.iter().map(|m| vec![m.clone()]).collect(),
-                _ => {
-                    let order = route::pick_order(&g.members);
-                    vec![order.into_iter().map(|i| g.members[i].clone()).collect()]
-                }
-            };
-            for members in lists {
+        // SOURCE: every member at once; STORE/QUERY: hedged like Series.
+        type Call = futures::future::BoxFuture<'static, Result<LabelsResponse, route::CallFailure>>;
+        let ask = move |req: LabelsRequest| {
+            move |m: crate::actors::registry::MemberTarget| {
                 let req = req.clone();
-                let key = g.key.to_string();
-                calls.push(async move {
-                    let mut errors = Vec::new();
-                    for m in members {
-                        let r = if names {
-                            m.client.label_names(req.clone()).await
-                        } else {
-                            m.client.label_values(req.clone()).await
-                        };
-                        match r {
-                            Ok(r) => return Ok(r),
-                            Err(e) => errors.push(format!("{}: {e}", m.endpoint)),
-                        }
+                async move {
+                    if names {
+                        m.client.label_names(req).await
+                    } else {
+                        m.client.label_values(req).await
                     }
-                    Err(format!("store group {key}: {}", errors.join("; ")))
-                });
+                }
+            }
+        };
+        let mut calls: Vec<Call> = Vec::new();
+        for g in selection.groups {
+            let key = g.key.to_string();
+            match g.peer_type {
+                PeerType::Source => {
+                    for m in g.members.clone() {
+                        let key = key.clone();
+                        let route = self.cfg.route.clone();
+                        let call = ask(req.clone());
+                        let one = crate::actors::registry::GroupTarget {
+                            members: vec![m],
+                            ..g.clone()
+                        };
+                        calls.push(Box::pin(async move {
+                            route::hedged_call(&one, &route, call)
+                                .await
+                                .map_err(|f| match f {
+                                    route::CallFailure::NoMember(e) => {
+                                        route::CallFailure::NoMember(vec![format!(
+                                            "store group {key}: {}",
+                                            e.join("; ")
+                                        )])
+                                    }
+                                    other => other,
+                                })
+                        }));
+                    }
+                }
+                _ => {
+                    let route = self.cfg.route.clone();
+                    let call = ask(req.clone());
+                    calls.push(Box::pin(async move {
+                        route::hedged_call(&g, &route, call)
+                            .await
+                            .map_err(|f| match f {
+                                route::CallFailure::NoMember(e) => {
+                                    route::CallFailure::NoMember(vec![format!(
+                                        "store group {key}: no member answered: {}",
+                                        e.join("; ")
+                                    )])
+                                }
+                                other => other,
+                            })
+                    }));
+                }
             }
         }
         let results = futures::future::join_all(calls).await;
@@ -230,8 +260,18 @@ impl Querier {
                     values.extend(r.values);
                     warnings.extend(r.warnings);
                 }
-                Err(w) if req.partial_response == PartialResponse::Warn => warnings.push(w),
-                Err(w) => {
+                Err(route::CallFailure::Final(e)) => {
+                    ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "error")
+                        .increment(1);
+                    return Err(e);
+                }
+                Err(route::CallFailure::NoMember(w))
+                    if req.partial_response == PartialResponse::Warn =>
+                {
+                    warnings.extend(w)
+                }
+                Err(route::CallFailure::NoMember(w)) => {
+                    let w = w.join("; ");
                     ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "error")
                         .increment(1);
                     return Err(StoreError::Unavailable {

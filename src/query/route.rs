@@ -445,3 +445,107 @@ fn partial(
         }
     }
 }
+
+/// Why a hedged call to a group gave no answer.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// An error any member would repeat (a bad request, a limit).
+    Final(StoreError),
+    /// Every member failed, each with its error.
+    NoMember(Vec<String>),
+}
+
+/// One unary call (label names or values) to a STORE or QUERY group,
+/// routed like Series: members in [`pick_order`], a second one asked when
+/// the first has not answered within the adaptive delay (or at once in
+/// race mode), the next one after a failure, each attempt bounded by
+/// `--store.response-timeout`. The first answer wins; the others are
+/// dropped, which cancels them.
+pub async fn hedged_call<T, F, Fut>(
+    group: &GroupTarget,
+    cfg: &RouteConfig,
+    call: F,
+) -> Result<T, CallFailure>
+where
+    F: Fn(MemberTarget) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let timeout = with_timeout(cfg.response_timeout);
+    let peer_type = group.peer_type.as_str();
+    let mut queue: VecDeque<usize> = pick_order(&group.members).into();
+    let mut failures = Vec::new();
+    let start = |i: usize, role: &'static str| {
+        metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
+            .increment(1);
+        let member = group.members[i].clone();
+        let stats = member.stats.clone();
+        let latency = group.latency.clone();
+        let penalty = cfg.hedge_max_delay;
+        let peer = member.endpoint.clone();
+        let fut = call(member);
+        async move {
+            let mut in_flight = stats.begin(penalty);
+            let r = match timeout {
+                None => fut.await,
+                Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
+                    Err(StoreError::Timeout {
+                        peer,
+                        message: format!("no answer within --store.response-timeout={t:?}"),
+                    })
+                }),
+            };
+            if r.is_ok() {
+                latency.observe(in_flight.answered());
+            }
+            (i, r)
+        }
+        .boxed()
+    };
+    let mut inflight = FuturesUnordered::new();
+    let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
+    for n in 0..initial {
+        if let Some(i) = queue.pop_front() {
+            inflight.push(start(i, if n == 0 { "primary" } else { "hedge" }));
+        }
+    }
+    let delay = match cfg.hedge {
+        HedgeMode::Adaptive => adaptive_delay(group, cfg),
+        _ => Duration::from_secs(86_400),
+    };
+    let hedge_timer = tokio::time::sleep(delay);
+    tokio::pin!(hedge_timer);
+    let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
+    loop {
+        if inflight.is_empty() {
+            match queue.pop_front() {
+                Some(i) => {
+                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                    inflight.push(start(i, "fallback"));
+                }
+                None => return Err(CallFailure::NoMember(failures)),
+            }
+        }
+        tokio::select! {
+            Some((i, r)) = inflight.next() => match r {
+                Ok(v) => {
+                    if !inflight.is_empty() {
+                        metrics::counter!(CANCELED_TOTAL).increment(inflight.len() as u64);
+                    }
+                    return Ok(v);
+                }
+                Err(e) if !e.is_retryable() => {
+                    return Err(CallFailure::Final(final_error(&group.members[i], e)));
+                }
+                Err(e) => failures.push(describe_failure(&group.members[i], &e)),
+            },
+            _ = &mut hedge_timer, if hedge_armed => {
+                hedge_armed = false;
+                if let Some(i) = queue.pop_front() {
+                    metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                    inflight.push(start(i, "hedge"));
+                }
+            }
+        }
+    }
+}
