@@ -196,6 +196,8 @@ impl From<&SeriesRequest> for pb::SeriesRequest {
     }
 }
 
+// One field per wire field of the two label requests, which share them.
+#[allow(clippy::too_many_arguments)]
 pub fn labels_request_from_pb(
     name: String,
     disabled: bool,
