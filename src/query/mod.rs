@@ -204,52 +204,39 @@ impl Querier {
                 }
             }
         };
+        // A SOURCE member is a group of its own: every one is asked.
+        let targets = selection
+            .groups
+            .into_iter()
+            .flat_map(|g| match g.peer_type {
+                PeerType::Source => g
+                    .members
+                    .iter()
+                    .map(|m| crate::actors::registry::GroupTarget {
+                        members: vec![m.clone()],
+                        ..g.clone()
+                    })
+                    .collect(),
+                _ => vec![g],
+            });
         let mut calls: Vec<Call> = Vec::new();
-        for g in selection.groups {
-            let key = g.key.to_string();
-            match g.peer_type {
-                PeerType::Source => {
-                    for m in g.members.clone() {
-                        let key = key.clone();
-                        let route = self.cfg.route.clone();
-                        let call = ask(req.clone());
-                        let one = crate::actors::registry::GroupTarget {
-                            members: vec![m],
-                            ..g.clone()
-                        };
-                        calls.push(Box::pin(async move {
-                            route::hedged_call(&one, &route, call)
-                                .await
-                                .map_err(|f| match f {
-                                    route::CallFailure::NoMember(e) => {
-                                        route::CallFailure::NoMember(vec![format!(
-                                            "store group {key}: {}",
-                                            e.join("; ")
-                                        )])
-                                    }
-                                    other => other,
-                                })
-                        }));
-                    }
-                }
-                _ => {
-                    let route = self.cfg.route.clone();
-                    let call = ask(req.clone());
-                    calls.push(Box::pin(async move {
-                        route::hedged_call(&g, &route, call)
-                            .await
-                            .map_err(|f| match f {
-                                route::CallFailure::NoMember(e) => {
-                                    route::CallFailure::NoMember(vec![format!(
-                                        "store group {key}: no member answered: {}",
-                                        e.join("; ")
-                                    )])
-                                }
-                                other => other,
-                            })
-                    }));
-                }
-            }
+        for g in targets {
+            let route = self.cfg.route.clone();
+            let call = ask(req.clone());
+            calls.push(Box::pin(async move {
+                route::hedged_call(&g, &route, call)
+                    .await
+                    .map_err(|f| match f {
+                        route::CallFailure::NoMember(e) => {
+                            route::CallFailure::NoMember(vec![format!(
+                                "store group {}: no member answered: {}",
+                                g.key,
+                                e.join("; ")
+                            )])
+                        }
+                        other => other,
+                    })
+            }));
         }
         let results = futures::future::join_all(calls).await;
         let mut values = std::collections::BTreeSet::new();
