@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+pub mod history;
 pub mod load;
 pub mod openmetrics;
 pub mod promql_data;

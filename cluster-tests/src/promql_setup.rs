@@ -312,8 +312,22 @@ pub fn start_prometheus_on_blocks(
     dir: &Path,
     addr: &str,
 ) -> anyhow::Result<Spawned> {
+    start_prometheus_on_blocks_labelled(binary, dir, addr, &[("replica", "a")])
+}
+
+/// [`start_prometheus_on_blocks`] with these external labels.
+pub fn start_prometheus_on_blocks_labelled(
+    binary: &Path,
+    dir: &Path,
+    addr: &str,
+    external_labels: &[(&str, &str)],
+) -> anyhow::Result<Spawned> {
     let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global:\n  external_labels:\n    replica: a\n")?;
+    let mut yaml = String::from("global:\n  external_labels:\n");
+    for (k, v) in external_labels {
+        yaml.push_str(&format!("    {k}: {v:?}\n"));
+    }
+    std::fs::write(&config, yaml)?;
     let log = std::fs::File::create(dir.join("prometheus.log"))?;
     let child = Command::new(binary)
         .arg(format!("--config.file={}", config.display()))
@@ -388,7 +402,7 @@ fn check_loaded(addr: SocketAddr, dataset: Dataset, dir: &Path) -> anyhow::Resul
 /// Whether the querier's `/api/v1/stores` lists the sidecar as checked,
 /// without error, carrying the external label.
 /// A querier on `ip` asking the static `endpoints` (comma-separated).
-fn start_querier(ip: &str, endpoints: &str, extra: &[&str]) -> anyhow::Result<Process> {
+pub fn start_querier(ip: &str, endpoints: &str, extra: &[&str]) -> anyhow::Result<Process> {
     let listen = format!("{ip}:0");
     let mut args = vec![
         "query",
@@ -412,7 +426,7 @@ fn sidecar_healthy(querier: SocketAddr, sidecar_grpc: &str) -> bool {
 
 /// Whether the querier lists the store at `grpc` as checked and healthy
 /// (and, with `replica_a`, carrying the replica label of the sidecar).
-fn store_healthy(querier: SocketAddr, grpc: &str, replica_a: bool) -> bool {
+pub fn store_healthy(querier: SocketAddr, grpc: &str, replica_a: bool) -> bool {
     let Ok(v) = get_json(querier, "/api/v1/stores") else {
         return false;
     };
@@ -434,7 +448,7 @@ fn store_healthy(querier: SocketAddr, grpc: &str, replica_a: bool) -> bool {
         })
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -139,13 +139,26 @@ fn flush(run: &mut Vec<Chunk>, out: &mut Vec<Chunk>) -> Result<(), ChunkError> {
 }
 
 /// The chunks of one series from several replicas (a store that left the
-/// replica labels out), kept apart: sorted by time, identical chunks once,
-/// never decoded or unioned. Whoever deduplicates splits them back into
-/// replicas with [`split_overlapping`].
+/// replica labels out), kept apart: one replica after the other, each in
+/// time order, never decoded or unioned. Where two replicas overlap in
+/// time the list steps back, which is how [`split_overlapping`] finds
+/// where each replica starts.
 pub fn concat_chunks(parts: Vec<Series>) -> Vec<Chunk> {
-    let mut chunks: Vec<Chunk> = parts.into_iter().flat_map(|s| s.chunks).collect();
-    sort_chunks(&mut chunks);
+    let mut chunks = Vec::with_capacity(parts.iter().map(|p| p.chunks.len()).sum());
+    for p in parts {
+        let start = chunks.len();
+        chunks.extend(p.chunks);
+        if !is_sorted(&chunks[start..]) {
+            chunks[start..].sort_by_key(|c| (c.min_time, c.max_time));
+        }
+    }
     chunks
+}
+
+fn is_sorted(chunks: &[Chunk]) -> bool {
+    chunks
+        .windows(2)
+        .all(|w| (w[0].min_time, w[0].max_time) <= (w[1].min_time, w[1].max_time))
 }
 
 fn sort_chunks(chunks: &mut Vec<Chunk>) {
@@ -157,22 +170,37 @@ fn sort_chunks(chunks: &mut Vec<Chunk>) {
     chunks.dedup();
 }
 
-/// Whether any two chunks of a series sorted by time overlap.
+/// Whether any chunk of a series starts before the one before it ends
+/// (chunks that overlap, or a list that steps back in time).
 pub fn overlapping(chunks: &[Chunk]) -> bool {
     chunks.windows(2).any(|w| w[1].min_time <= w[0].max_time)
 }
 
-/// Splits a series' chunks into runs in which no two chunks overlap: each
-/// chunk, in order of time, joins the first run whose last chunk ends
-/// before it starts. Chunks of several replicas in one series (a store
-/// that left the replica labels out) become one run per replica where
-/// they overlap, which deduplication then treats as replicas.
+/// Splits a series' chunks into runs in which no two chunks overlap, one
+/// run per replica where several replicas' chunks share the series (a
+/// store that left the replica labels out).
+///
+/// Chunks listed one replica after the other, as skein's stores send them
+/// ([`concat_chunks`]), split exactly: a run ends wherever the list steps
+/// back in time. Chunks sorted by time with the replicas interleaved, as
+/// other stores send them, can only be told apart by guessing: each chunk
+/// joins the first run whose last chunk ends before it starts, which may
+/// hand a run to the other replica where chunks of both end close together.
 pub fn split_overlapping(mut chunks: Vec<Chunk>) -> Vec<Vec<Chunk>> {
     if !overlapping(&chunks) {
         return vec![chunks];
     }
-    sort_chunks(&mut chunks);
     let mut runs: Vec<Vec<Chunk>> = Vec::new();
+    if !is_sorted(&chunks) {
+        for c in chunks {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|l| l.max_time < c.min_time) => run.push(c),
+                _ => runs.push(vec![c]),
+            }
+        }
+        return runs;
+    }
+    sort_chunks(&mut chunks);
     for c in chunks {
         match runs
             .iter_mut()

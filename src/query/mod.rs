@@ -465,6 +465,53 @@ mod tests {
         assert!(got.windows(2).all(|w| w[0].t < w[1].t));
     }
 
+    /// Chunks of `n` samples every 15 s from `offset`, cut after `first`
+    /// samples and then every 120.
+    fn cut(offset: i64, n: i64, first: usize) -> Vec<Chunk> {
+        let s: Vec<Sample> = (0..n)
+            .map(|i| Sample {
+                t: i * 15_000 + offset,
+                v: i as f64,
+            })
+            .collect();
+        let mut out = Chunk::encode_xor(&s[..first], 120).unwrap();
+        out.extend(Chunk::encode_xor(&s[first..], 120).unwrap());
+        out
+    }
+
+    #[test]
+    fn replicas_in_one_part_deduplicate_as_if_sent_apart() {
+        // a's first chunk ends 6 ms after the half hour, b's 15 s before
+        // it: sorted by time, b's second chunk would come before a's.
+        let labels = Labels::from_pairs([("__name__", "x")]).unwrap();
+        let series = |chunks| Series {
+            labels: labels.clone(),
+            chunks,
+        };
+        let (a, b) = (cut(6, 240, 121), cut(400, 240, 120));
+        let apart = SeriesGroup {
+            labels: labels.clone(),
+            parts: vec![series(a.clone()), series(b.clone())],
+        };
+        let together = SeriesGroup {
+            labels: labels.clone(),
+            parts: vec![series(merge::concat_chunks(vec![series(a), series(b)]))],
+        };
+        let (mut bufs, mut out) = (Vec::new(), Vec::new());
+        let want = combine(apart, true, DedupFunc::Penalty, true, &mut bufs, &mut out).unwrap();
+        let got = combine(
+            together,
+            true,
+            DedupFunc::Penalty,
+            true,
+            &mut bufs,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(samples(&got), samples(&want));
+        assert_eq!(samples(&got).len(), 240);
+    }
+
     #[test]
     fn a_gap_in_one_replica_is_filled_by_the_other() {
         let labels = Labels::from_pairs([("__name__", "x")]).unwrap();
