@@ -36,6 +36,7 @@ fn advert(i: usize) -> NodeAdvert {
         min_time: 0,
         max_time: 1,
         ready: true,
+        leaving: false,
     }
 }
 

@@ -54,6 +54,7 @@ fn cfg(n: u16, seeds: &[u16], name: &str) -> ClusterConfig {
 /// A store served over real gRPC and announced over in-memory gossip.
 struct StoreNode {
     cluster: Cluster,
+    advert: NodeAdvert,
     grpc: SocketAddr,
     stop: CancellationToken,
 }
@@ -100,12 +101,14 @@ async fn store_node(
         min_time: 0,
         max_time: 1_000_000,
         ready: true,
+        leaving: false,
     };
     let mut c = cfg(n, seeds, "test");
     c.node_name = node_name.map(str::to_string);
     let cluster = Cluster::join_with(&c, &advert, transport).await.unwrap();
     StoreNode {
         cluster,
+        advert,
         grpc,
         stop,
     }
@@ -142,6 +145,7 @@ async fn query_node(
         min_time: i64::MIN,
         max_time: i64::MAX,
         ready: true,
+        leaving: false,
     };
     let cluster = Cluster::join_with(&cfg(n, seeds, "test"), &advert, transport)
         .await
@@ -187,7 +191,9 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
     let t = ChannelTransport::default();
     let q1 = query_node(&t, 1, &[], RegistryConfig::for_test()).await;
     let q2 = query_node(&t, 2, &[1], RegistryConfig::for_test()).await;
-    let q3 = query_node(&t, 3, &[1], RegistryConfig::for_test()).await;
+    let mut rc = RegistryConfig::for_test();
+    rc.unhealthy_timeout = Duration::from_secs(4);
+    let q3 = query_node(&t, 3, &[1], rc).await;
     let _a = store_node(
         &t,
         10,
@@ -218,7 +224,7 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
         "",
     )
     .await;
-    let _r2 = store_node(
+    let r2 = store_node(
         &t,
         13,
         &[1],
@@ -291,21 +297,42 @@ async fn cluster_forms_from_one_seed_and_groups_stores() {
         .unwrap();
     assert!(sel.groups.is_empty());
 
-    // A member that dies leaves its group within the failure-detector bound.
+    // A member that leaves cleanly is forgotten as soon as gossip has it
+    // gone; one that dies stays in its group, failing, for the unhealthy
+    // timeout (4 s here), so answers report its data missing meanwhile.
     let b_grpc = b.grpc.to_string();
+    let r2_grpc = r2.grpc.to_string();
+    let listed = |r: &RegistrySnapshot, ep: &str| {
+        r.groups
+            .iter()
+            .any(|g| g.members.iter().any(|m| m.endpoint == ep))
+    };
+    let died = Instant::now();
     drop(b);
-    let took = wait_for(
-        "the dead store to leave its group",
+    r2.cluster
+        .leave(&r2.advert, Duration::from_millis(300))
+        .await;
+    wait_for(
+        "the store that left to be forgotten",
         Duration::from_secs(10),
-        || async {
-            q3.registry()
-                .await
-                .groups
-                .iter()
-                .all(|g| g.members.iter().all(|m| m.endpoint != b_grpc))
-        },
+        || async { !listed(&q3.registry().await, &r2_grpc) },
     )
     .await;
+    let r = q3.registry().await;
+    if died.elapsed() < Duration::from_secs(4) {
+        assert!(listed(&r, &b_grpc), "the dead store was forgotten at once");
+    }
+    let took = wait_for(
+        "the dead store to leave its group",
+        Duration::from_secs(15),
+        || async { !listed(&q3.registry().await, &b_grpc) },
+    )
+    .await;
+    assert!(
+        died.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        died.elapsed()
+    );
     eprintln!("dead store removed after {took:?}");
     assert!(q3.group_sizes().await.contains(&(
         r#"[{region="eu"}]/bucket"#.to_string(),
@@ -403,6 +430,7 @@ async fn other_clusters_and_malformed_adverts_are_ignored() {
         min_time: 0,
         max_time: 1,
         ready: true,
+        leaving: false,
     };
     let stranger = Cluster::join_with(&cfg(20, &[1], "other"), &advert, &t)
         .await

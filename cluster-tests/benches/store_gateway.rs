@@ -25,7 +25,7 @@ use skein::sidecar::remote_read::RemoteRead;
 use skein::store::{ClientConfig, RemoteStore, SeriesFrame, SeriesRequest, Store};
 use skein_cluster_tests::promql_data::write_bench_dataset;
 use skein_cluster_tests::promql_setup::{PromqlCluster, Target};
-use skein_cluster_tests::{http_get, require_binary, wait_for, Process};
+use skein_cluster_tests::{http_get, require_binary, rss_kib, wait_for, Process};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -95,43 +95,29 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Starts a gateway on `bucket` and returns it once ready, with the time
 /// from spawn to `/-/ready`.
-fn start_gateway(bucket: &Path, data_dir: &Path, ip: &str) -> (Process, Duration) {
+fn start_gateway(bucket: &Path, data_dir: &Path, ip: &str, extra: &[&str]) -> (Process, Duration) {
     let objstore = format!(
         "type: FILESYSTEM\nconfig:\n  directory: {}\n",
         bucket.display()
     );
     let listen = format!("{ip}:0");
     let t = Instant::now();
-    let p = Process::start(
-        "gateway",
-        &[
-            "store",
-            "--objstore.config",
-            &objstore,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--grpc-address",
-            &listen,
-            "--http-address",
-            &listen,
-            "--cluster.disable",
-        ],
-    )
-    .expect("gateway start");
+    let mut args = vec![
+        "store",
+        "--objstore.config",
+        &objstore,
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--grpc-address",
+        &listen,
+        "--http-address",
+        &listen,
+        "--cluster.disable",
+    ];
+    args.extend_from_slice(extra);
+    let p = Process::start("gateway", &args).expect("gateway start");
     let http = p.http;
     wait_for("gateway ready", Duration::from_secs(300), || {
         http_get(http, "/-/ready").is_ok_and(|(s, _)| s == 200)
@@ -161,6 +147,15 @@ fn fill_bucket(block: &Path, bucket: &Path, n: usize) {
         }
         let mut m = meta.clone();
         m["ulid"] = new.clone().into();
+        // One after the other in time, so that time bounds can split them
+        // (only the index header is read for the memory figures).
+        let (lo, hi) = (
+            meta["minTime"].as_i64().unwrap(),
+            meta["maxTime"].as_i64().unwrap(),
+        );
+        let shift = i as i64 * (hi - lo);
+        m["minTime"] = (lo + shift).into();
+        m["maxTime"] = (hi + shift).into();
         m["compaction"]["sources"] = serde_json::json!([new]);
         std::fs::write(dst.join("meta.json"), m.to_string()).unwrap();
     }
@@ -318,18 +313,29 @@ fn main() {
     std::fs::create_dir_all(&empty).unwrap();
     fill_bucket(&block, &many, nblocks);
 
-    let (idle, _) = start_gateway(&empty, &work.path().join("d0"), "127.0.5.41");
+    let (idle, _) = start_gateway(&empty, &work.path().join("d0"), "127.0.5.41", &[]);
     std::thread::sleep(Duration::from_millis(500));
     let base_rss = rss_kib(idle.pid());
     drop(idle);
     let data_dir = work.path().join("d1");
-    let (cold, cold_t) = start_gateway(&many, &data_dir, "127.0.5.42");
+    let (cold, cold_t) = start_gateway(&many, &data_dir, "127.0.5.42", &[]);
     std::thread::sleep(Duration::from_millis(500));
     let loaded_rss = rss_kib(cold.pid());
     drop(cold);
-    let (warm, warm_t) = start_gateway(&many, &data_dir, "127.0.5.43");
+    let (warm, warm_t) = start_gateway(&many, &data_dir, "127.0.5.43", &[]);
     let warm_rss = rss_kib(warm.pid());
     drop(warm);
+    // A gateway bounded to the first half of the blocks' time (a time
+    // split): it loads, and holds, only those.
+    let (lo, hi) = (
+        meta["minTime"].as_i64().unwrap(),
+        meta["maxTime"].as_i64().unwrap(),
+    );
+    let half = lo + (nblocks / 2) as i64 * (hi - lo) - 1;
+    let bound = format!("{}.{:03}", half / 1000, half % 1000);
+    let (split, _) = start_gateway(&many, &data_dir, "127.0.5.44", &["--max-time", &bound]);
+    let split_rss = rss_kib(split.pid());
+    drop(split);
     let header_bytes: u64 = std::fs::read_dir(data_dir.join("index-headers"))
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -364,6 +370,10 @@ fn main() {
         base_rss as f64 / 1024.0,
         loaded_rss as f64 / 1024.0,
         warm_rss as f64 / 1024.0
+    );
+    println!(
+        "| RSS: --max-time at half the blocks' time (from cache) | {:.1} MiB |",
+        split_rss as f64 / 1024.0
     );
     println!(
         "| resident memory per loaded block (from cache) | {:.1} KiB |",

@@ -406,3 +406,16 @@ pub fn healthy_members(querier_http: SocketAddr) -> Option<(usize, usize)> {
         .count();
     Some((groups.len(), healthy))
 }
+
+/// Resident set size of a process, in KiB (0 when unknown).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -61,6 +61,8 @@ fn querier(name: &str, ip: &str, seed: Option<&str>) -> Process {
             "500ms",
             "--query.replica-label",
             "replica",
+            "--store.unhealthy-timeout",
+            "8s",
         ],
     )
     .unwrap()
@@ -230,11 +232,37 @@ fn a_dead_source_replica_gives_a_marked_partial_answer_with_the_others_data() {
     assert!(head.contains("cache-control: no-store"), "{head}");
     assert_eq!(partial["data"], whole["data"]);
     println!("dead replica: warning {warnings}");
-    // Once it is known to be gone, answers are clean again.
-    wait_for("the dead replica left", Duration::from_secs(30), || {
-        get_json(q.http, &path).is_ok_and(|v| v["warnings"].is_null() && v["data"] == whole["data"])
-    })
+    // Gossip buries it within seconds, but it died without leaving: answers
+    // keep saying what is missing until --store.unhealthy-timeout (8s).
+    let killed = std::time::Instant::now();
+    wait_for(
+        "gossip to bury the dead replica",
+        Duration::from_secs(30),
+        || members(q.http) == 2,
+    )
     .unwrap();
+    let v = get_json(q.http, &path).unwrap();
+    if killed.elapsed() < Duration::from_secs(7) {
+        assert!(
+            v["warnings"].to_string().contains("127.0.15.3"),
+            "a dead member's absence is still reported after gossip forgot it: {v}"
+        );
+    }
+    // Then it is forgotten, and answers are clean again.
+    let took = wait_for(
+        "the dead replica forgotten",
+        Duration::from_secs(30),
+        || {
+            get_json(q.http, &path)
+                .is_ok_and(|v| v["warnings"].is_null() && v["data"] == whole["data"])
+        },
+    )
+    .unwrap();
+    assert!(
+        killed.elapsed() >= Duration::from_secs(8),
+        "forgotten {:?} after the kill, before the timeout (waited {took:?})",
+        killed.elapsed()
+    );
 }
 
 #[test]

@@ -59,6 +59,8 @@ async fn querier_store_api_deduplicates_and_reports_dead_replicas() {
             "replica",
             "--store.response-timeout",
             "2s",
+            "--store.unhealthy-timeout",
+            "6s",
         ],
     )
     .unwrap();
@@ -138,8 +140,9 @@ async fn querier_store_api_deduplicates_and_reports_dead_replicas() {
     let (after, warnings) = frames(&querier, &["replica"]).await;
     assert_eq!(after.len(), 12);
     assert!(warnings.iter().any(|w| w.contains(&b_grpc)), "{warnings:?}");
-    // Once gossip has buried it, answers are complete and clean again.
-    wait_for("the dead replica to leave", Duration::from_secs(20), || {
+    // It died without leaving: once --store.unhealthy-timeout has passed
+    // it is forgotten, and answers are complete and clean again.
+    wait_for("the dead replica to leave", Duration::from_secs(30), || {
         get_json(q.http, "/api/v1/cluster").is_ok_and(|v| !v.to_string().contains(&b_grpc))
     })
     .unwrap();

@@ -15,7 +15,12 @@ fn querier(ip: &str, seed: Option<&str>) -> Process {
         "query",
         ip,
         seed,
-        &["--store.health-check-interval", "500ms"],
+        &[
+            "--store.health-check-interval",
+            "500ms",
+            "--store.unhealthy-timeout",
+            "5s",
+        ],
     )
     .unwrap()
 }
@@ -98,21 +103,37 @@ fn queriers_and_stores_form_one_cluster_from_one_seed() {
     let endpoints: Vec<&str> = members.iter().map(|(e, _)| e.as_str()).collect();
     assert!(endpoints.contains(&s1.grpc.to_string().as_str()));
 
-    // A crash: every querier drops the store from its group.
+    // A crash: every querier sees the store fail at once, keeps it in its
+    // group as failed (it died without leaving) and, after
+    // --store.unhealthy-timeout, drops it.
     let dead = s2.grpc.to_string();
     s2.kill();
     for q in queriers {
         let took = wait_for(
-            "the killed store to leave the group",
+            "the killed store marked failed",
             Duration::from_secs(20),
+            || {
+                store_group(q.http).is_some_and(|m| {
+                    m.iter().any(|(e, h)| *e == dead && h != "healthy")
+                        && m.iter().any(|(e, h)| *e != dead && h == "healthy")
+                })
+            },
+        )
+        .unwrap();
+        eprintln!("{}: killed store failed after {took:?}", q.name());
+        assert!(took < Duration::from_secs(10), "detection took {took:?}");
+    }
+    for q in queriers {
+        let took = wait_for(
+            "the killed store to leave the group",
+            Duration::from_secs(30),
             || {
                 store_group(q.http)
                     .is_some_and(|m| m.len() == 1 && m.iter().all(|(e, _)| *e != dead))
             },
         )
         .unwrap();
-        eprintln!("{}: killed store gone after {took:?}", q.name());
-        assert!(took < Duration::from_secs(10), "detection took {took:?}");
+        eprintln!("{}: killed store gone after {took:?} more", q.name());
     }
 
     // A late joiner, seeded through another querier: every querier adds it

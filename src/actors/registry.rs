@@ -132,6 +132,9 @@ struct PeerEntry {
     peer_type: PeerType,
     /// A static, non-strict peer unhealthy for longer than the timeout.
     hidden: bool,
+    /// When a gossiped peer vanished from gossip without saying it was
+    /// leaving: it stays, failing, until --store.unhealthy-timeout.
+    died: Option<std::time::Instant>,
 }
 
 struct GroupEntry {
@@ -242,6 +245,7 @@ impl StoreRegistry {
             group: None,
             peer_type: PeerType::Source,
             hidden: false,
+            died: None,
         };
         self.peers.insert(endpoint.to_string(), entry);
         self.regroup(endpoint, ctx);
@@ -390,8 +394,13 @@ impl Handler<MembershipChange> for StoreRegistry {
                         self.remove_peer(&old);
                     }
                 }
-                match self.peers.get(&endpoint) {
-                    Some(e) => e.addr.do_send(UpdateAdvert(m.advert)),
+                match self.peers.get_mut(&endpoint) {
+                    Some(e) => {
+                        if e.died.take().is_some() {
+                            info!(endpoint, node = %m.node, "member that died is back in gossip");
+                        }
+                        e.addr.do_send(UpdateAdvert(m.advert))
+                    }
                     None => self.add_peer(
                         &endpoint,
                         PeerSource::Gossip {
@@ -407,13 +416,35 @@ impl Handler<MembershipChange> for StoreRegistry {
                     return;
                 };
                 // Static endpoints stay: they were configured, not gossiped.
-                if matches!(
-                    self.peers.get(&endpoint).map(|e| &e.snapshot.source),
-                    Some(PeerSource::Gossip { .. })
-                ) {
+                let Some(entry) = self
+                    .peers
+                    .get_mut(&endpoint)
+                    .filter(|e| matches!(e.snapshot.source, PeerSource::Gossip { .. }))
+                else {
+                    return;
+                };
+                if m.advert.leaving {
                     info!(endpoint, node = %m.node, "member left; forgetting its store");
                     self.remove_peer(&endpoint);
+                    return;
                 }
+                // Gone without a word: its data is missing, and answers
+                // must say so until the operator's timeout has passed.
+                let timeout = self.cfg.unhealthy_timeout;
+                warn!(endpoint, node = %m.node, ?timeout,
+                      "member died (gone from gossip without leaving); its store stays, failing, for --store.unhealthy-timeout");
+                let died = std::time::Instant::now();
+                entry.died = Some(died);
+                ctx.run_later(timeout, move |act, _| {
+                    let still_dead = act
+                        .peers
+                        .get(&endpoint)
+                        .is_some_and(|e| e.died == Some(died));
+                    if still_dead {
+                        info!(endpoint, "member that died stayed away for --store.unhealthy-timeout; forgetting its store");
+                        act.remove_peer(&endpoint);
+                    }
+                });
             }
         }
     }

@@ -21,6 +21,9 @@ pub const MIN_TIME: &str = "skein.min_time";
 pub const MAX_TIME: &str = "skein.max_time";
 /// "true" once the node serves requests.
 pub const READY: &str = "skein.ready";
+/// "true" from the moment a node starts a clean shutdown: when it is gone
+/// from gossip after this, it left; without it, it died. Absent: false.
+pub const LEAVING: &str = "skein.leaving";
 
 /// What a node tells the cluster about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,8 @@ pub struct NodeAdvert {
     pub min_time: i64,
     pub max_time: i64,
     pub ready: bool,
+    /// Shutting down cleanly (see [`LEAVING`]).
+    pub leaving: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,6 +102,7 @@ impl NodeAdvert {
             (MIN_TIME.into(), self.min_time.to_string()),
             (MAX_TIME.into(), self.max_time.to_string()),
             (READY.into(), self.ready.to_string()),
+            (LEAVING.into(), self.leaving.to_string()),
         ]
     }
 
@@ -130,6 +136,11 @@ impl NodeAdvert {
                 "false" => false,
                 other => return Err(invalid(READY, other, "expected true or false")),
             },
+            leaving: match get(LEAVING) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(invalid(LEAVING, other, "expected true or false")),
+            },
         };
         if advert.min_time > advert.max_time {
             return Err(invalid(
@@ -159,6 +170,7 @@ mod tests {
             min_time: -5,
             max_time: i64::MAX,
             ready: true,
+            leaving: false,
         }
     }
 
@@ -180,6 +192,7 @@ mod tests {
             (GRPC_ADDRESS, "nowhere"),
             (MIN_TIME, "yesterday"),
             (READY, "maybe"),
+            (LEAVING, "soon"),
             (MAX_TIME, "-10"),
         ] {
             let mut m = good.clone();
@@ -187,6 +200,14 @@ mod tests {
             let r = NodeAdvert::from_lookup(|k| m.get(k).map(String::as_str));
             assert!(r.is_err(), "{key}={bad} accepted");
         }
+        // Nodes of an older version do not gossip the leaving key.
+        let mut m = good.clone();
+        m.remove(LEAVING);
+        assert!(
+            !NodeAdvert::from_lookup(|k| m.get(k).map(String::as_str))
+                .unwrap()
+                .leaving
+        );
         let mut m = good.clone();
         m.remove(GRPC_ADDRESS);
         assert_eq!(

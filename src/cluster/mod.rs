@@ -249,10 +249,11 @@ impl Cluster {
             .await
     }
 
-    /// Says not-ready, gives peers `grace` to hear it, and stops gossip.
+    /// Says not-ready and leaving, gives peers `grace` to hear it, and stops gossip.
     pub async fn leave(&self, advert: &NodeAdvert, grace: Duration) {
         let mut advert = advert.clone();
         advert.ready = false;
+        advert.leaving = true;
         self.set_advert(&advert).await;
         tokio::time::sleep(grace).await;
         if let Err(e) = self.handle.initiate_shutdown() {

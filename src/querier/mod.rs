@@ -108,6 +108,7 @@ pub async fn run(
                 min_time: MIN_TIME,
                 max_time: MAX_TIME,
                 ready: false,
+                leaving: false,
             };
             cfg.registry.self_grpc = Some(advert.grpc_address);
             let cluster = Cluster::join(c, &advert).await?;

@@ -205,6 +205,7 @@ pub async fn run(
                 min_time: MIN_TIME,
                 max_time: MAX_TIME,
                 ready: false,
+                leaving: false,
             };
             Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
         }

@@ -152,6 +152,7 @@ async fn advert_for(
         min_time: info.min_time,
         max_time: info.max_time,
         ready: true,
+        leaving: false,
     })
 }
 

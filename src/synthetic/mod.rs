@@ -94,6 +94,7 @@ pub async fn run(
                 min_time: info.min_time,
                 max_time: if cfg.follow { i64::MAX } else { info.max_time },
                 ready: true,
+                leaving: false,
             };
             Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
         }
