@@ -236,6 +236,12 @@ pub struct SidecarArgs {
           default_value = "30s", value_parser = parse_positive_duration)]
     pub shipper_interval: Duration,
 
+    /// Store group id, for operators who know better than the external
+    /// labels which sidecars hold the same data. Default: none, so the
+    /// group is the external label set.
+    #[arg(long = "store-group-id", env = "SKEIN_STORE_GROUP_ID")]
+    pub store_group_id: Option<String>,
+
     #[command(flatten)]
     pub listen: ListenArgs,
 
@@ -265,6 +271,7 @@ impl SidecarArgs {
                 }),
                 None => None,
             },
+            store_group_id: self.store_group_id.unwrap_or_default(),
         })
     }
 }
@@ -394,8 +401,20 @@ pub struct QueryArgs {
     )]
     pub strict_endpoints: Vec<String>,
 
+    /// Store API endpoints that hold identical data (Thanos gateways of one
+    /// bucket and time range, say), given together as host:port,host:port:
+    /// one STORE group, asked one member at a time and hedged, each member
+    /// used while healthy; repeatable.
+    #[arg(
+        long = "endpoint-group",
+        env = "SKEIN_ENDPOINT_GROUP",
+        value_delimiter = ';'
+    )]
+    pub endpoint_groups: Vec<String>,
+
     /// A static, non-strict endpoint failing this long is dropped from the
-    /// listing until it recovers.
+    /// listing until it recovers; a gossip member that died without
+    /// leaving stays in queries, failing, this long.
     #[arg(long = "store.unhealthy-timeout", env = "SKEIN_STORE_UNHEALTHY_TIMEOUT",
           default_value = "5m", value_parser = parse_positive_duration)]
     pub unhealthy_timeout: Duration,
@@ -493,6 +512,16 @@ impl QueryArgs {
                 anyhow::bail!("invalid --endpoint {e:?}: expected host:port");
             }
         }
+        let mut endpoint_groups = Vec::new();
+        for g in &self.endpoint_groups {
+            let members: Vec<String> = g.split(',').map(|m| m.trim().to_string()).collect();
+            if members.len() < 2 || members.iter().any(|m| m.is_empty() || m.contains('/')) {
+                anyhow::bail!(
+                    "invalid --endpoint-group {g:?}: expected two or more host:port, comma-separated"
+                );
+            }
+            endpoint_groups.push(members);
+        }
         let lookback_delta_ms = i64::try_from(self.lookback_delta.as_millis())
             .map_err(|_| anyhow::anyhow!("--query.lookback-delta is too large"))?;
         Ok(QuerierConfig {
@@ -507,6 +536,7 @@ impl QueryArgs {
                 client: ClientConfig::default(),
                 endpoints: self.endpoints,
                 strict_endpoints: self.strict_endpoints,
+                endpoint_groups,
                 unhealthy_timeout: self.unhealthy_timeout,
                 self_grpc: None,
             },

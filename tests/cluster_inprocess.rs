@@ -548,3 +548,61 @@ async fn strict_endpoint_that_is_down_stays_listed_and_selected() {
         .collect();
     assert_eq!(eps, vec![(dead.clone(), Health::Unhealthy, true)]);
 }
+
+/// A store over real gRPC that does not gossip.
+async fn plain_store(labels: &[(&str, &str)], stop: &CancellationToken) -> String {
+    let info = StoreInfo {
+        label_sets: vec![Labels::from_pairs(labels.iter().copied()).unwrap()],
+        min_time: 0,
+        max_time: 1_000_000,
+        // As a Thanos gateway answers: no skein peer type.
+        peer_type: PeerType::Source,
+        store_group_id: String::new(),
+        component: "store".into(),
+        supports_without_replica_labels: true,
+    };
+    let store = MemStore::new(info, vec![]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(skein::store::serve(listener, Arc::new(store), stop.clone()));
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_group_is_one_store_group() {
+    let stop = CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    let a = plain_store(&[("bucket", "b1")], &stop).await;
+    let b = plain_store(&[("bucket", "b1")], &stop).await;
+    let c = plain_store(&[("bucket", "b1")], &stop).await;
+    let mut rc = RegistryConfig::for_test();
+    rc.endpoint_groups = vec![vec![b.clone(), a.clone()]];
+    rc.endpoints = vec![c.clone()];
+    let t = ChannelTransport::default();
+    let q = query_node(&t, 30, &[], rc).await;
+    wait_for("three healthy stores", Duration::from_secs(10), || async {
+        let r = q.registry().await;
+        r.groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .filter(|m| m.health == Health::Healthy)
+            .count()
+            == 3
+    })
+    .await;
+    let mut groups = q.group_sizes().await;
+    groups.sort();
+    let mut pair = [a, b];
+    pair.sort();
+    assert_eq!(
+        groups,
+        vec![
+            (r#"[{bucket="b1"}]"#.to_string(), PeerType::Source, 1),
+            (
+                format!(r#"[{{bucket="b1"}}]/endpoint-group:{}"#, pair.join(",")),
+                PeerType::Store,
+                2
+            ),
+        ]
+    );
+}

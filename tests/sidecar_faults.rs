@@ -64,6 +64,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
         refresh_interval: Duration::from_millis(200),
         prometheus_timeout: Duration::from_secs(2),
         shipper: None,
+        store_group_id: String::new(),
     }
 }
 

@@ -34,6 +34,10 @@ pub struct RegistryConfig {
     pub endpoints: Vec<String>,
     /// `--endpoint-strict`: always in the active set, with the last good Info.
     pub strict_endpoints: Vec<String>,
+    /// `--endpoint-group`: endpoints given together, which the operator
+    /// says hold identical data: one STORE group (QUERY for queriers),
+    /// used while healthy like `--endpoint`.
+    pub endpoint_groups: Vec<Vec<String>>,
     /// A static, non-strict endpoint failing this long is dropped from the
     /// listing (it is still checked and comes back when healthy).
     pub unhealthy_timeout: Duration,
@@ -55,6 +59,7 @@ impl RegistryConfig {
             },
             endpoints: vec![],
             strict_endpoints: vec![],
+            endpoint_groups: vec![],
             unhealthy_timeout: Duration::from_secs(5 * 60),
             self_grpc: None,
         }
@@ -135,6 +140,34 @@ struct PeerEntry {
     /// When a gossiped peer vanished from gossip without saying it was
     /// leaving: it stays, failing, until --store.unhealthy-timeout.
     died: Option<std::time::Instant>,
+    /// The group id `--endpoint-group` gives it.
+    group_override: Option<String>,
+}
+
+/// [`peer_meta`], with what `--endpoint-group` says of the peer: its group
+/// id, and that its members are alike (a SOURCE is then a STORE).
+fn entry_meta(e: &PeerEntry) -> (GroupKey, PeerType, i64, i64) {
+    let (key, peer_type, min, max) = peer_meta(&e.snapshot);
+    match &e.group_override {
+        Some(id) => (
+            GroupKey::new(key.label_sets, id.clone()),
+            match peer_type {
+                PeerType::Source => PeerType::Store,
+                t => t,
+            },
+            min,
+            max,
+        ),
+        None => (key, peer_type, min, max),
+    }
+}
+
+/// The group id of an `--endpoint-group`: its members, sorted.
+pub fn endpoint_group_id(members: &[String]) -> String {
+    let mut m: Vec<&str> = members.iter().map(|s| s.trim()).collect();
+    m.sort_unstable();
+    m.dedup();
+    format!("endpoint-group:{}", m.join(","))
 }
 
 struct GroupEntry {
@@ -246,6 +279,7 @@ impl StoreRegistry {
             peer_type: PeerType::Source,
             hidden: false,
             died: None,
+            group_override: None,
         };
         self.peers.insert(endpoint.to_string(), entry);
         self.regroup(endpoint, ctx);
@@ -278,7 +312,7 @@ impl StoreRegistry {
         let Some(entry) = self.peers.get_mut(endpoint) else {
             return;
         };
-        let (key, peer_type, _, _) = peer_meta(&entry.snapshot);
+        let (key, peer_type, _, _) = entry_meta(entry);
         entry.peer_type = peer_type;
         let old = entry.group.replace(key.clone());
         let snapshot = entry.snapshot.clone();
@@ -365,6 +399,21 @@ impl Actor for StoreRegistry {
                 continue;
             }
             self.add_peer(&endpoint, PeerSource::Static { strict }, None, ctx);
+        }
+        for members in self.cfg.endpoint_groups.clone() {
+            let id = endpoint_group_id(&members);
+            for endpoint in members.iter().map(|m| m.trim()) {
+                if self.is_self(endpoint) {
+                    continue;
+                }
+                if !self.peers.contains_key(endpoint) {
+                    self.add_peer(endpoint, PeerSource::Static { strict: false }, None, ctx);
+                }
+                if let Some(e) = self.peers.get_mut(endpoint) {
+                    e.group_override = Some(id.clone());
+                }
+                self.regroup(endpoint, ctx);
+            }
         }
     }
 }
@@ -497,7 +546,7 @@ impl Handler<Select> for StoreRegistry {
                 if e.hidden || !self.active(e) {
                     continue;
                 }
-                let (_, peer_type, min_time, max_time) = peer_meta(&e.snapshot);
+                let (_, peer_type, min_time, max_time) = entry_meta(e);
                 types.push(peer_type);
                 if min_time > msg.max_time || max_time < msg.min_time {
                     continue;

@@ -49,6 +49,15 @@ impl QuerierConfig {
             ("grpc-address", self.grpc_address.clone()),
             ("endpoint", self.registry.endpoints.join(",")),
             ("endpoint-strict", self.registry.strict_endpoints.join(",")),
+            (
+                "endpoint-group",
+                self.registry
+                    .endpoint_groups
+                    .iter()
+                    .map(|g| g.join(","))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
             ("query.replica-label", q.replica_labels.join(",")),
             ("query.partial-response", q.partial_response.to_string()),
             ("query.hedge", format!("{:?}", q.route.hedge).to_lowercase()),

@@ -33,6 +33,8 @@ pub struct SidecarConfig {
     pub prometheus_timeout: Duration,
     /// Block upload, when a bucket is configured.
     pub shipper: Option<ShipperConfig>,
+    /// `--store-group-id`; empty: none (the group is its external labels).
+    pub store_group_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +160,8 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
-    let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?;
+    let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?
+        .with_group_id(cfg.store_group_id.clone());
     let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
     let http = api::bind("--http-address", &cfg.http_address).await?;
     let bound = Bound {
@@ -199,7 +202,7 @@ pub async fn run(
                 peer_type: PeerType::Source,
                 component: "sidecar".into(),
                 label_sets: vec![],
-                store_group_id: String::new(),
+                store_group_id: cfg.store_group_id.clone(),
                 grpc_address: advertised(bound.grpc, ip),
                 http_address: advertised(bound.http, ip),
                 min_time: MIN_TIME,

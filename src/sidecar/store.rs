@@ -34,6 +34,7 @@ pub struct PrometheusStore {
     rr: RemoteRead,
     api: PromApi,
     state: Arc<RwLock<PromState>>,
+    group_id: String,
 }
 
 impl PrometheusStore {
@@ -42,7 +43,14 @@ impl PrometheusStore {
             rr: RemoteRead::new(url, timeout)?,
             api: PromApi::new(url, timeout)?,
             state: Arc::new(RwLock::new(PromState::default())),
+            group_id: String::new(),
         })
+    }
+
+    /// The store group id it reports (`--store-group-id`; empty: none).
+    pub fn with_group_id(mut self, id: String) -> Self {
+        self.group_id = id;
+        self
     }
 
     pub fn api(&self) -> &PromApi {
@@ -101,7 +109,7 @@ impl Store for PrometheusStore {
             min_time: s.min_time,
             max_time: MAX_TIME,
             peer_type: PeerType::Source,
-            store_group_id: String::new(),
+            store_group_id: self.group_id.clone(),
             component: "sidecar".into(),
             supports_without_replica_labels: true,
         })
