@@ -1,7 +1,8 @@
 //! `skein store` on a FILESYSTEM bucket holding damaged blocks next to a
 //! clean one, behind a `skein query` that knows it by `--endpoint`. The
 //! blocks damaged in a way loading finds (cut index, bad magic, deleted
-//! chunk file, garbage meta.json) are skipped and counted in /metrics; a
+//! chunk file, garbage meta.json) are skipped and counted in /metrics, and
+//! queries over their time are warned that their data is missing; a
 //! block with a flipped byte in a series entry is served, and a query
 //! reading it gets the error (as a warning, or as the error without
 //! partial response) naming the block. The gateway keeps running and
@@ -192,6 +193,24 @@ fn a_gateway_serves_the_clean_blocks_of_a_damaged_bucket() {
     );
     let failed_loads = metric(&text, "skein_store_block_loads_total{result=\"failed\"}");
     assert!(failed_loads.is_some_and(|n| n >= 4.0), "{text}");
+
+    // A query over the time of a block that failed to load (a cut index):
+    // the gateway says its data is missing instead of answering as if the
+    // block held nothing. A block whose meta.json cannot be parsed says
+    // nothing about its time and is only counted.
+    let v = count_at(querier.http, "1700010000", true);
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains(CUT_INDEX) && warnings.contains("failed to load"),
+        "{v}"
+    );
+    assert!(!warnings.contains(GARBAGE_META), "{v}");
+    let (_, labels) = http_get(
+        querier.http,
+        "/api/v1/labels?start=1700007000&end=1700011000",
+    )
+    .unwrap();
+    assert!(labels.contains(CUT_INDEX), "{labels}");
 
     // A query reading the damaged series entry: a warning with partial
     // response, the error without; the block is named either way.

@@ -131,6 +131,8 @@ pub struct BucketLoader {
     /// Blocks not served, by ULID, with their time range and resolution,
     /// so a later sync decides again without reading meta.json.
     skipped: std::sync::Mutex<HashMap<String, (i64, i64, i64)>>,
+    /// Time ranges of blocks whose load failed after meta.json was read.
+    failed_ranges: std::sync::Mutex<HashMap<String, (i64, i64)>>,
     /// Index headers are kept here, so a restart reads no index again.
     header_dir: PathBuf,
     cache: Option<Arc<IndexCache>>,
@@ -142,6 +144,7 @@ impl BucketLoader {
             bucket,
             bounds: (TimeBound::At(i64::MIN), TimeBound::At(i64::MAX)),
             skipped: Default::default(),
+            failed_ranges: Default::default(),
             header_dir,
             cache: None,
         }
@@ -222,6 +225,10 @@ impl BlockLoader for BucketLoader {
         if let Ok(mut s) = self.skipped.lock() {
             s.remove(ulid);
         }
+        // Until the load succeeds: what a failure leaves missing.
+        if let Ok(mut f) = self.failed_ranges.lock() {
+            f.insert(ulid.to_string(), (meta.min_time, meta.max_time));
+        }
         // The ULID names the cached index header: a copied meta.json would
         // share another block's.
         if meta.ulid != ulid {
@@ -243,7 +250,15 @@ impl BlockLoader for BucketLoader {
         if let Some(cache) = &self.cache {
             block = block.with_index_cache(cache.clone());
         }
-        Ok(Some(Arc::new(TsdbBlock::new(block)?)))
+        let served: Arc<dyn BlockSeries> = Arc::new(TsdbBlock::new(block)?);
+        if let Ok(mut f) = self.failed_ranges.lock() {
+            f.remove(ulid);
+        }
+        Ok(Some(served))
+    }
+
+    fn known_range(&self, ulid: &str) -> Option<(i64, i64)> {
+        self.failed_ranges.lock().ok()?.get(ulid).copied()
     }
 }
 

@@ -80,8 +80,42 @@ impl Default for GatewayLimits {
     }
 }
 
+/// A block of the bucket this gateway should serve but could not load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBlock {
+    pub ulid: String,
+    /// Its time range (meta.json's, max exclusive), when meta.json was
+    /// read; None when even that failed, so any time may be affected.
+    pub range: Option<(i64, i64)>,
+    pub error: String,
+}
+
+impl MissingBlock {
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.range.is_none_or(|(lo, hi)| lo <= maxt && hi > mint)
+    }
+
+    fn warning(&self) -> String {
+        let range = match self.range {
+            Some((lo, hi)) => format!(
+                "{} to {}",
+                crate::model::time::format_ms(lo),
+                crate::model::time::format_ms(hi)
+            ),
+            None => "time range unknown".into(),
+        };
+        format!(
+            "block {} ({range}) is not served: it failed to load ({}); its data is missing from this answer",
+            self.ulid, self.error
+        )
+    }
+}
+
 pub struct GatewayStore {
     limits: GatewayLimits,
+    /// Blocks that failed to load at the last sync: requests over their
+    /// time get a warning instead of silently lacking their data.
+    missing: RwLock<Arc<Vec<MissingBlock>>>,
     concurrency: Arc<tokio::sync::Semaphore>,
     blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
     /// Set by the first sync: until then an empty answer would be a lie.
@@ -98,6 +132,7 @@ impl GatewayStore {
         Self {
             limits,
             concurrency: Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
+            missing: RwLock::new(Arc::new(Vec::new())),
             blocks: RwLock::new(Arc::new(Vec::new())),
             synced: AtomicBool::new(false),
             group_id,
@@ -124,6 +159,34 @@ impl GatewayStore {
             Err(poisoned) => *poisoned.into_inner() = blocks,
         }
         self.synced.store(true, Ordering::Release);
+    }
+
+    /// Replaces the list of blocks that failed to load.
+    pub fn set_missing(&self, missing: Vec<MissingBlock>) {
+        let missing = Arc::new(missing);
+        match self.missing.write() {
+            Ok(mut g) => *g = missing,
+            Err(poisoned) => *poisoned.into_inner() = missing,
+        }
+    }
+
+    /// Warnings for the missing blocks a request over `[mint, maxt]` (and
+    /// within the bounds) would have read.
+    fn missing_warnings(&self, mint: i64, maxt: i64) -> Vec<String> {
+        let (lo, hi) = self.bounds();
+        let (mint, maxt) = (mint.max(lo), maxt.min(hi));
+        if mint > maxt {
+            return Vec::new();
+        }
+        let missing = match self.missing.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        missing
+            .iter()
+            .filter(|m| m.overlaps(mint, maxt))
+            .map(MissingBlock::warning)
+            .collect()
     }
 
     /// Fails until the first sync has loaded the bucket's blocks.
@@ -255,8 +318,12 @@ impl Store for GatewayStore {
         };
         let merged = merge(inputs);
         let (series_limit, sample_limit) = (self.limits.series, self.limits.samples);
+        let missing = self.missing_warnings(mint, maxt);
         Ok(Box::pin(async_stream::try_stream! {
             let _permit = permit;
+            for w in missing {
+                yield SeriesFrame::Warning(w);
+            }
             let mut merged = std::pin::pin!(merged);
             let mut samples = 0u64;
             let mut sent = 0;
@@ -307,7 +374,9 @@ impl Store for GatewayStore {
             }
             names.extend(found);
         }
-        Ok(limited(names, req.limit))
+        let mut answer = limited(names, req.limit);
+        answer.warnings = self.missing_warnings(req.start, req.end);
+        Ok(answer)
     }
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
@@ -325,7 +394,9 @@ impl Store for GatewayStore {
                 None => values.extend(block.label_values(&req.name, &matchers).await?),
             }
         }
-        Ok(limited(values, req.limit))
+        let mut answer = limited(values, req.limit);
+        answer.warnings = self.missing_warnings(req.start, req.end);
+        Ok(answer)
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::store::{BlockSeries, GatewayStore};
+use super::store::{BlockSeries, GatewayStore, MissingBlock};
 
 /// Where blocks come from.
 #[async_trait]
@@ -23,6 +23,12 @@ pub trait BlockLoader: Send + Sync + 'static {
     /// Opens a block for serving; `None` for a block this gateway does not
     /// serve (outside its time bounds, or downsampled).
     async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>>;
+
+    /// The time range of a block whose load failed after its meta.json
+    /// was read (max exclusive); None when it was not.
+    fn known_range(&self, _ulid: &str) -> Option<(i64, i64)> {
+        None
+    }
 }
 
 const BLOCKS_LOADED: &str = "skein_store_blocks_loaded";
@@ -61,6 +67,10 @@ pub struct Syncer {
     loaded: HashMap<String, Arc<dyn BlockSeries>>,
     /// Listed blocks whose last load failed, with the error.
     failures: BTreeMap<String, String>,
+    /// Of those, the ones whose data queries must be warned is missing:
+    /// all but a meta.json that cannot be parsed (not a block one can
+    /// say anything about; counted and logged).
+    missing: BTreeMap<String, MissingBlock>,
 }
 
 impl Syncer {
@@ -70,6 +80,7 @@ impl Syncer {
             store,
             loaded: HashMap::new(),
             failures: BTreeMap::new(),
+            missing: BTreeMap::new(),
         }
     }
 
@@ -88,6 +99,7 @@ impl Syncer {
         self.loaded.retain(|ulid, _| listed.contains(ulid));
         report.dropped = before - self.loaded.len();
         self.failures.retain(|ulid, _| listed.contains(ulid));
+        self.missing.retain(|ulid, _| listed.contains(ulid));
         let mut new: Vec<&String> = listed
             .iter()
             .filter(|u| !self.loaded.contains_key(*u))
@@ -97,12 +109,14 @@ impl Syncer {
             match self.loader.load(ulid).await {
                 Ok(None) => {
                     self.failures.remove(ulid);
+                    self.missing.remove(ulid);
                 }
                 Ok(Some(b)) => {
                     metrics::counter!(BLOCK_LOADS_TOTAL, "result" => "ok").increment(1);
                     if self.failures.remove(ulid).is_some() {
                         info!(block = %ulid, "block loaded after failing before");
                     }
+                    self.missing.remove(ulid);
                     self.loaded.insert(ulid.clone(), b);
                     report.loaded += 1;
                 }
@@ -115,6 +129,21 @@ impl Syncer {
                     } else {
                         warn!(block = %ulid, %error, "block skipped: cannot load it (retried at every sync)");
                     }
+                    let range = self.loader.known_range(ulid);
+                    let bad_meta =
+                        range.is_none() && e.downcast_ref::<crate::tsdb::TsdbError>().is_some();
+                    if bad_meta {
+                        self.missing.remove(ulid);
+                    } else {
+                        self.missing.insert(
+                            ulid.clone(),
+                            MissingBlock {
+                                ulid: ulid.clone(),
+                                range,
+                                error: error.clone(),
+                            },
+                        );
+                    }
                     self.failures.insert(ulid.clone(), error);
                     report.failed.push(ulid.clone());
                 }
@@ -123,6 +152,8 @@ impl Syncer {
         report.served = self.loaded.len();
         metrics::gauge!(BLOCKS_LOADED).set(report.served as f64);
         metrics::gauge!(BLOCKS_FAILED).set(self.failures.len() as f64);
+        self.store
+            .set_missing(self.missing.values().cloned().collect());
         self.store
             .set_blocks(self.loaded.values().cloned().collect());
         if report.loaded + report.dropped > 0 || !report.failed.is_empty() {
