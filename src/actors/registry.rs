@@ -187,14 +187,21 @@ pub struct StoreRegistry {
 
 /// The group key, peer type and time range a peer's data falls under: its
 /// last good Info, else its gossip advert, else (a strict endpoint never
-/// reached) everything, so that queries count it as failed.
+/// reached) everything, so that queries count it as failed. The time range
+/// also covers the advert's: a gateway gossips a new range as soon as a
+/// sync changes it, before the next Info shows it, and pruning on the
+/// older range would skip a block that just landed.
 fn peer_meta(s: &PeerSnapshot) -> (GroupKey, PeerType, i64, i64) {
     if let Some(i) = &s.info {
+        let (min, max) = match &s.advert {
+            Some(a) => (i.min_time.min(a.min_time), i.max_time.max(a.max_time)),
+            None => (i.min_time, i.max_time),
+        };
         (
             GroupKey::new(i.label_sets.clone(), i.store_group_id.clone()),
             i.peer_type,
-            i.min_time,
-            i.max_time,
+            min,
+            max,
         )
     } else if let Some(a) = &s.advert {
         (
