@@ -147,6 +147,24 @@ pub struct StoreArgs {
           value_parser = crate::storegw::parse_time_bound)]
     pub max_time: Option<crate::storegw::TimeBound>,
 
+    /// Relabel rules (Prometheus' relabel_config, YAML) applied to each
+    /// block's external labels plus __block_id: only blocks left with a
+    /// label are served, e.g. a hashmod over __block_id to shard a bucket.
+    #[arg(
+        long = "selector.relabel-config",
+        env = "SKEIN_SELECTOR_RELABEL_CONFIG",
+        conflicts_with = "selector_relabel_config_file",
+        allow_hyphen_values = true
+    )]
+    pub selector_relabel_config: Option<String>,
+
+    /// --selector.relabel-config, read from this file.
+    #[arg(
+        long = "selector.relabel-config-file",
+        env = "SKEIN_SELECTOR_RELABEL_CONFIG_FILE"
+    )]
+    pub selector_relabel_config_file: Option<std::path::PathBuf>,
+
     /// Store group id, for operators who know which gateways hold the same
     /// data. Default: the bucket plus --min-time/--max-time, so gateways
     /// that split a bucket by time are separate groups.
@@ -627,6 +645,21 @@ impl StoreArgs {
     pub fn into_config(self) -> anyhow::Result<crate::storegw::StoreConfig> {
         use crate::storegw::TimeBound;
         let bucket = self.objstore.require()?;
+        let selector_text = match (
+            &self.selector_relabel_config,
+            &self.selector_relabel_config_file,
+        ) {
+            (Some(text), _) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read --selector.relabel-config-file {}: {e}",
+                    path.display()
+                )
+            })?,
+            (None, None) => String::new(),
+        };
+        let selector = crate::storegw::Selector::parse(&selector_text)
+            .map_err(|e| anyhow::anyhow!("invalid --selector.relabel-config: {e}"))?;
         Ok(crate::storegw::StoreConfig {
             gateway: crate::storegw::role::GatewayConfig {
                 grpc_address: self.listen.grpc_address,
@@ -645,6 +678,7 @@ impl StoreArgs {
             data_dir: self.data_dir,
             index_cache_bytes: self.index_cache_size,
             store_group_id: self.store_group_id.filter(|g| !g.is_empty()),
+            selector,
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod chunk;
 pub mod labels;
 pub mod matcher;
+pub mod relabel;
 pub mod series;
 pub mod time;
 

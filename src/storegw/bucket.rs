@@ -131,6 +131,10 @@ pub struct BucketLoader {
     /// Blocks not served, by ULID, with their time range and resolution,
     /// so a later sync decides again without reading meta.json.
     skipped: std::sync::Mutex<HashMap<String, (i64, i64, i64)>>,
+    /// `--selector.relabel-config`: blocks it drops are not served.
+    selector: Vec<crate::model::relabel::Rule>,
+    /// Blocks the selector dropped (it does not change while running).
+    unselected: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Time ranges of blocks whose load failed after meta.json was read.
     failed_ranges: std::sync::Mutex<HashMap<String, (i64, i64)>>,
     /// Index headers are kept here, so a restart reads no index again.
@@ -144,6 +148,8 @@ impl BucketLoader {
             bucket,
             bounds: (TimeBound::At(i64::MIN), TimeBound::At(i64::MAX)),
             skipped: Default::default(),
+            selector: Vec::new(),
+            unselected: Default::default(),
             failed_ranges: Default::default(),
             header_dir,
             cache: None,
@@ -170,6 +176,13 @@ impl BucketLoader {
         if let Ok(mut s) = self.skipped.lock() {
             s.insert(ulid.to_string(), range);
         }
+    }
+
+    /// Serves only blocks the relabel rules keep (over the block's
+    /// external labels and `__block_id`).
+    pub fn with_selector(mut self, rules: Vec<crate::model::relabel::Rule>) -> Self {
+        self.selector = rules;
+        self
     }
 
     /// Blocks loaded from now on share `cache` for postings and series.
@@ -206,6 +219,9 @@ impl BlockLoader for BucketLoader {
     /// postings offset table (the index header), and the chunk segment
     /// files. Damage elsewhere is found by the queries that read it.
     async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>> {
+        if self.unselected.lock().is_ok_and(|u| u.contains(ulid)) {
+            return Ok(None);
+        }
         let known = self.skipped.lock().ok().and_then(|s| s.get(ulid).copied());
         if let Some((min, max, res)) = known {
             if !self.serves(min, max, res) {
@@ -216,6 +232,15 @@ impl BlockLoader for BucketLoader {
         let data = self.bucket.get(&path).await?;
         let meta = BlockMeta::parse(&path, &data)?;
         meta.validate(&path)?;
+        let ext = crate::model::Labels::from_pairs(meta.external_labels())
+            .map_err(|e| anyhow::anyhow!("{path}: invalid external labels: {e}"))?;
+        if !crate::model::relabel::selects_block(&self.selector, &ext, ulid) {
+            tracing::debug!(block = %ulid, "block not served here (--selector.relabel-config)");
+            if let Ok(mut u) = self.unselected.lock() {
+                u.insert(ulid.to_string());
+            }
+            return Ok(None);
+        }
         let range = (meta.min_time, meta.max_time, meta.resolution());
         if !self.serves(range.0, range.1, range.2) {
             tracing::debug!(block = %ulid, resolution = range.2, "block not served here (time bounds or downsampled)");
