@@ -21,7 +21,6 @@ const SCRAPE: i64 = 15_000;
 const SERIES: usize = 300;
 /// The split, in the middle of the block [T0+2h, T0+4h).
 const SPLIT: i64 = T0 + 3 * HOUR;
-const SEED: &str = "127.0.22.1:10900";
 
 fn write(path: &std::path::Path) -> anyhow::Result<Dataset> {
     let mut w = OpenMetricsWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?));
