@@ -538,3 +538,52 @@ async fn limits_fail_clearly_and_concurrency_queues() {
         .unwrap()
         .unwrap();
 }
+
+/// The frames of an answer: series names and warnings.
+async fn frames(s: SeriesStream) -> (Vec<String>, Vec<String>) {
+    let (mut series, mut warnings) = (Vec::new(), Vec::new());
+    for f in s.collect::<Vec<_>>().await {
+        match f.unwrap() {
+            SeriesFrame::Series(s) => series.push(s.labels.to_string()),
+            SeriesFrame::Warning(w) => warnings.push(w),
+        }
+    }
+    (series, warnings)
+}
+
+#[tokio::test]
+async fn data_held_only_downsampled_is_reported_not_silently_absent() {
+    let g = gateway();
+    // Retention deleted source x's raw blocks after 2h; a 5m block of
+    // [0, 4h) remains. Source y has no raw block after 1h and no
+    // downsampled block at all.
+    g.set_downsampled(vec![skein::storegw::DownsampledBlock {
+        ulid: "D1".into(),
+        min_time: 0,
+        max_time: 4 * H,
+        resolution: 300_000,
+        labels: Labels::from_pairs([("cluster", "x"), ("replica", "1")]).unwrap(),
+    }]);
+    let any = Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap();
+    let ask = |mint, maxt, m: Vec<Matcher>| {
+        let g = &g;
+        async move { frames(g.series(SeriesRequest::new(mint, maxt, m)).await.unwrap()).await }
+    };
+    // Within the raw blocks: nothing to say.
+    let (series, warnings) = ask(0, 2 * H - 1, vec![any.clone()]).await;
+    assert_eq!(series.len(), 3);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // Past them: the part only D1 holds is named.
+    let (_, warnings) = ask(H, 3 * H, vec![any.clone()]).await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("D1")
+            && warnings[0].contains("1970-01-01T02:00:00.000Z")
+            && warnings[0].contains("5m"),
+        "{warnings:?}"
+    );
+    // A matcher that rules the source out rules the warning out.
+    let y = Matcher::new(MatchOp::Equal, "cluster", "y").unwrap();
+    let (_, warnings) = ask(H, 3 * H, vec![any, y]).await;
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

@@ -131,6 +131,8 @@ pub struct BucketLoader {
     /// Blocks not served, by ULID, with their time range and resolution,
     /// so a later sync decides again without reading meta.json.
     skipped: std::sync::Mutex<HashMap<String, (i64, i64, i64)>>,
+    /// Downsampled blocks seen, by ULID (reported, not served).
+    downsampled: std::sync::Mutex<HashMap<String, super::store::DownsampledBlock>>,
     /// `--selector.relabel-config`: blocks it drops are not served.
     selector: Vec<crate::model::relabel::Rule>,
     /// Blocks the selector dropped (it does not change while running).
@@ -150,6 +152,7 @@ impl BucketLoader {
             skipped: Default::default(),
             selector: Vec::new(),
             unselected: Default::default(),
+            downsampled: Default::default(),
             failed_ranges: Default::default(),
             header_dir,
             cache: None,
@@ -245,6 +248,20 @@ impl BlockLoader for BucketLoader {
         if !self.serves(range.0, range.1, range.2) {
             tracing::debug!(block = %ulid, resolution = range.2, "block not served here (time bounds or downsampled)");
             self.skip(ulid, range);
+            if range.2 != 0 {
+                if let Ok(mut d) = self.downsampled.lock() {
+                    d.insert(
+                        ulid.to_string(),
+                        super::store::DownsampledBlock {
+                            ulid: ulid.to_string(),
+                            min_time: range.0,
+                            max_time: range.1,
+                            resolution: range.2,
+                            labels: ext,
+                        },
+                    );
+                }
+            }
             return Ok(None);
         }
         if let Ok(mut s) = self.skipped.lock() {
@@ -280,6 +297,20 @@ impl BlockLoader for BucketLoader {
             f.remove(ulid);
         }
         Ok(Some(served))
+    }
+
+    fn downsampled(&self) -> Vec<super::store::DownsampledBlock> {
+        let now = now_ms();
+        let (lo, hi) = (self.bounds.0.resolve(now), self.bounds.1.resolve(now));
+        self.downsampled
+            .lock()
+            .map(|d| {
+                d.values()
+                    .filter(|b| b.min_time <= hi && b.max_time > lo)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn known_range(&self, ulid: &str) -> Option<(i64, i64)> {

@@ -11,7 +11,9 @@ pub mod sync;
 pub mod tsdb_block;
 
 pub use bounds::{parse_time_bound, TimeBound};
-pub use store::{BlockInfo, BlockSeries, GatewayLimits, GatewayStore};
+pub use store::{
+    BlockInfo, BlockSeries, DownsampledBlock, GatewayLimits, GatewayStore, MissingBlock,
+};
 pub use sync::{BlockLoader, SyncReport, Syncer};
 
 use std::path::PathBuf;

@@ -111,8 +111,23 @@ impl MissingBlock {
     }
 }
 
+/// A downsampled block (Thanos' 5m or 1h resolution) in the bucket, within
+/// the bounds, which this gateway does not serve: raw requests must not
+/// read aggregates, and a range that only such blocks cover is reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownsampledBlock {
+    pub ulid: String,
+    pub min_time: i64,
+    /// Exclusive, as in meta.json.
+    pub max_time: i64,
+    pub resolution: i64,
+    pub labels: Labels,
+}
+
 pub struct GatewayStore {
     limits: GatewayLimits,
+    /// Downsampled blocks of the bucket within the bounds.
+    downsampled: RwLock<Arc<Vec<DownsampledBlock>>>,
     /// Blocks that failed to load at the last sync: requests over their
     /// time get a warning instead of silently lacking their data.
     missing: RwLock<Arc<Vec<MissingBlock>>>,
@@ -133,6 +148,7 @@ impl GatewayStore {
             limits,
             concurrency: Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
             missing: RwLock::new(Arc::new(Vec::new())),
+            downsampled: RwLock::new(Arc::new(Vec::new())),
             blocks: RwLock::new(Arc::new(Vec::new())),
             synced: AtomicBool::new(false),
             group_id,
@@ -170,9 +186,19 @@ impl GatewayStore {
         }
     }
 
+    /// Replaces the list of downsampled blocks not served.
+    pub fn set_downsampled(&self, blocks: Vec<DownsampledBlock>) {
+        let blocks = Arc::new(blocks);
+        match self.downsampled.write() {
+            Ok(mut g) => *g = blocks,
+            Err(poisoned) => *poisoned.into_inner() = blocks,
+        }
+    }
+
     /// Warnings for the missing blocks a request over `[mint, maxt]` (and
-    /// within the bounds) would have read.
-    fn missing_warnings(&self, mint: i64, maxt: i64) -> Vec<String> {
+    /// within the bounds) would have read, and for parts of that range that
+    /// the bucket holds only downsampled, for sources the matchers allow.
+    fn missing_warnings(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
         let (lo, hi) = self.bounds();
         let (mint, maxt) = (mint.max(lo), maxt.min(hi));
         if mint > maxt {
@@ -182,11 +208,44 @@ impl GatewayStore {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        missing
+        let mut out: Vec<String> = missing
             .iter()
             .filter(|m| m.overlaps(mint, maxt))
             .map(MissingBlock::warning)
-            .collect()
+            .collect();
+        let downsampled = match self.downsampled.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if downsampled.is_empty() {
+            return out;
+        }
+        let raw = self.blocks();
+        for d in downsampled.iter() {
+            let (from, to) = (d.min_time.max(mint), (d.max_time - 1).min(maxt));
+            if from > to || !labels_allow(matchers, &d.labels) {
+                continue;
+            }
+            // The part of [from, to] no raw block of the same source covers.
+            let mut covered: Vec<(i64, i64)> = raw
+                .iter()
+                .map(|b| b.info())
+                .filter(|i| i.labels == d.labels)
+                .map(|i| (i.min_time, i.max_time))
+                .collect();
+            covered.sort_unstable();
+            if let Some((gap_from, gap_to)) = first_gap(&covered, from, to) {
+                out.push(format!(
+                    "data from {} to {} of {} is held only in downsampled block {} (resolution {}), which raw queries do not read; it is missing from this answer",
+                    crate::model::time::format_ms(gap_from),
+                    crate::model::time::format_ms(gap_to),
+                    d.labels,
+                    d.ulid,
+                    crate::api::prom::params::format_duration(d.resolution),
+                ));
+            }
+        }
+        out
     }
 
     /// Fails until the first sync has loaded the bucket's blocks.
@@ -318,7 +377,7 @@ impl Store for GatewayStore {
         };
         let merged = merge(inputs);
         let (series_limit, sample_limit) = (self.limits.series, self.limits.samples);
-        let missing = self.missing_warnings(mint, maxt);
+        let missing = self.missing_warnings(&req.matchers, mint, maxt);
         Ok(Box::pin(async_stream::try_stream! {
             let _permit = permit;
             for w in missing {
@@ -375,7 +434,7 @@ impl Store for GatewayStore {
             names.extend(found);
         }
         let mut answer = limited(names, req.limit);
-        answer.warnings = self.missing_warnings(req.start, req.end);
+        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end);
         Ok(answer)
     }
 
@@ -395,9 +454,35 @@ impl Store for GatewayStore {
             }
         }
         let mut answer = limited(values, req.limit);
-        answer.warnings = self.missing_warnings(req.start, req.end);
+        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end);
         Ok(answer)
     }
+}
+
+/// Whether matchers on a block's external labels can hold.
+fn labels_allow(matchers: &[Matcher], ext: &Labels) -> bool {
+    matchers
+        .iter()
+        .all(|m| ext.get(m.name()).is_none_or(|v| m.matches(v)))
+}
+
+/// The first stretch of `[from, to]` (inclusive) that none of `covered`
+/// (inclusive ranges, sorted by start) covers.
+fn first_gap(covered: &[(i64, i64)], from: i64, to: i64) -> Option<(i64, i64)> {
+    let mut at = from;
+    for &(lo, hi) in covered {
+        if hi < at {
+            continue;
+        }
+        if lo > at {
+            return Some((at, (lo - 1).min(to)));
+        }
+        at = hi.saturating_add(1);
+        if at > to {
+            return None;
+        }
+    }
+    (at <= to).then_some((at, to))
 }
 
 /// The blocks of one source as one sorted stream: a series' chunks from

@@ -24,6 +24,12 @@ pub trait BlockLoader: Send + Sync + 'static {
     /// serve (outside its time bounds, or downsampled).
     async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>>;
 
+    /// Downsampled blocks seen in the bucket, within the bounds, which are
+    /// not served.
+    fn downsampled(&self) -> Vec<super::store::DownsampledBlock> {
+        Vec::new()
+    }
+
     /// The time range of a block whose load failed after its meta.json
     /// was read (max exclusive); None when it was not.
     fn known_range(&self, _ulid: &str) -> Option<(i64, i64)> {
