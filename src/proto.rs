@@ -252,28 +252,50 @@ pub fn label_values_request_to_pb(r: &LabelsRequest) -> pb::LabelValuesRequest {
 pub fn series_to_pb(s: Series) -> pb::Series {
     pb::Series {
         labels: labels_into_pb(s.labels),
-        chunks: s
-            .chunks
-            .into_iter()
-            .map(|c| pb::AggrChunk {
-                min_time: c.min_time,
-                max_time: c.max_time,
-                raw: Some(pb::Chunk {
-                    r#type: encoding_to_pb(c.encoding) as i32,
-                    data: c.data,
-                    hash: 0,
-                }),
-                ..Default::default()
-            })
-            .collect(),
+        chunks: s.chunks.into_iter().map(chunk_to_pb).collect(),
     }
 }
 
 fn encoding_to_pb(e: ChunkEncoding) -> pb::chunk::Encoding {
     match e {
-        ChunkEncoding::Xor => pb::chunk::Encoding::Xor,
+        ChunkEncoding::Xor | ChunkEncoding::Aggr => pb::chunk::Encoding::Xor,
         ChunkEncoding::Histogram => pb::chunk::Encoding::Histogram,
         ChunkEncoding::FloatHistogram => pb::chunk::Encoding::FloatHistogram,
+    }
+}
+
+/// A chunk on the wire: raw data in `raw`, a downsampled chunk's
+/// aggregates in `count`, `sum`, `min`, `max` and `counter` (each an XOR
+/// chunk), as Thanos' gateway sends them.
+fn chunk_to_pb(c: Chunk) -> pb::AggrChunk {
+    let xor = |d: &[u8]| pb::Chunk {
+        r#type: pb::chunk::Encoding::Xor as i32,
+        data: c.data.slice_ref(d),
+        hash: 0,
+    };
+    if c.encoding == ChunkEncoding::Aggr {
+        if let Ok(p) = crate::model::chunk::aggr::parts(&c.data) {
+            return pb::AggrChunk {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                raw: None,
+                count: p[0].map(xor),
+                sum: p[1].map(xor),
+                min: p[2].map(xor),
+                max: p[3].map(xor),
+                counter: p[4].map(xor),
+            };
+        }
+    }
+    pb::AggrChunk {
+        min_time: c.min_time,
+        max_time: c.max_time,
+        raw: Some(pb::Chunk {
+            r#type: encoding_to_pb(c.encoding) as i32,
+            data: c.data,
+            hash: 0,
+        }),
+        ..Default::default()
     }
 }
 
@@ -281,11 +303,46 @@ pub fn series_from_pb(s: pb::Series, peer: &str) -> Result<Series, StoreError> {
     let labels = labels_from_pb(s.labels).map_err(|e| StoreError::protocol(peer, e))?;
     let mut chunks = Vec::with_capacity(s.chunks.len());
     for c in s.chunks {
-        let Some(raw) = c.raw else {
+        if c.min_time > c.max_time {
             return Err(StoreError::protocol(
                 peer,
-                format!("series {labels} has a chunk without raw data"),
+                format!(
+                    "series {labels} has a chunk with min time {} after max time {}",
+                    c.min_time, c.max_time
+                ),
             ));
+        }
+        let Some(raw) = c.raw else {
+            // A downsampled chunk: its aggregates, each an XOR chunk.
+            let aggregates = [&c.count, &c.sum, &c.min, &c.max, &c.counter];
+            if aggregates.iter().all(|a| a.is_none()) {
+                return Err(StoreError::protocol(
+                    peer,
+                    format!("series {labels} has a chunk with neither raw data nor aggregates"),
+                ));
+            }
+            let mut parts: [Option<&[u8]>; 5] = [None; 5];
+            for (slot, a) in parts.iter_mut().zip(aggregates) {
+                if let Some(a) = a {
+                    if a.r#type != pb::chunk::Encoding::Xor as i32 {
+                        return Err(StoreError::protocol(
+                            peer,
+                            format!(
+                                "series {labels} has an aggregate of encoding {}, not XOR",
+                                a.r#type
+                            ),
+                        ));
+                    }
+                    *slot = Some(&a.data[..]);
+                }
+            }
+            chunks.push(Chunk {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                encoding: ChunkEncoding::Aggr,
+                data: crate::model::chunk::aggr::encode_parts(&parts).into(),
+            });
+            continue;
         };
         let encoding = match pb::chunk::Encoding::try_from(raw.r#type) {
             Ok(pb::chunk::Encoding::Xor) => ChunkEncoding::Xor,

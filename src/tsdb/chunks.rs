@@ -29,6 +29,7 @@ fn encoding_of(b: u8) -> Option<ChunkEncoding> {
         1 => Some(ChunkEncoding::Xor),
         2 => Some(ChunkEncoding::Histogram),
         3 => Some(ChunkEncoding::FloatHistogram),
+        0xff => Some(ChunkEncoding::Aggr),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! Chunks: the unit samples travel in, on the wire and in blocks.
 
+pub mod aggr;
 mod bits;
 pub mod xor;
 
@@ -14,6 +15,8 @@ pub enum ChunkEncoding {
     Xor,
     Histogram,
     FloatHistogram,
+    /// Thanos' downsampled chunk: aggregates per window (see [`aggr`]).
+    Aggr,
 }
 
 impl ChunkEncoding {
@@ -22,6 +25,7 @@ impl ChunkEncoding {
             ChunkEncoding::Xor => "XOR",
             ChunkEncoding::Histogram => "histogram",
             ChunkEncoding::FloatHistogram => "float histogram",
+            ChunkEncoding::Aggr => "aggregate (downsampled)",
         }
     }
 }
@@ -38,6 +42,8 @@ pub enum ChunkError {
     Full,
     #[error("{} chunks are not supported", .0.as_str())]
     Unsupported(ChunkEncoding),
+    #[error("bad aggregate chunk: {0}")]
+    BadAggregate(String),
 }
 
 /// A chunk of samples covering `[min_time, max_time]`, still encoded.

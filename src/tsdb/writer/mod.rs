@@ -371,6 +371,14 @@ impl BlockWriter {
                     return Err(invalid(format!("chunk {i}: samples out of order")));
                 }
                 samples += decoded.len() as u64;
+            } else if c.encoding == ChunkEncoding::Aggr {
+                // Counted as Thanos does: the windows of the count aggregate.
+                let parts = crate::model::chunk::aggr::parts(&c.data)
+                    .map_err(|e| invalid(format!("chunk {i}: {e}")))?;
+                let n = parts[0]
+                    .and_then(|d| d.get(..2))
+                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+                samples += u64::from(n);
             } else {
                 let n = c
                     .data

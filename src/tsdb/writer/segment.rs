@@ -86,6 +86,7 @@ pub(super) fn encoding_byte(e: ChunkEncoding) -> u8 {
         ChunkEncoding::Xor => 1,
         ChunkEncoding::Histogram => 2,
         ChunkEncoding::FloatHistogram => 3,
+        ChunkEncoding::Aggr => 0xff,
     }
 }
 
