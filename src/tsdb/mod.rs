@@ -14,6 +14,7 @@
 pub mod block;
 pub mod cache;
 pub mod chunks;
+pub mod downsample;
 mod encoding;
 pub mod error;
 pub mod header;

@@ -95,6 +95,10 @@ pub struct BlockWriterOptions {
     pub segment_size: u64,
     /// When set, `[min, max)`: every sample must fall inside.
     pub time_range: Option<(i64, i64)>,
+    /// When set with `time_range`, `meta.json` states that range rather
+    /// than the samples' (as compacted and downsampled blocks do, whose
+    /// first sample may come after the range's start).
+    pub range_in_meta: bool,
     /// The Thanos section of `meta.json` (external labels, source). The
     /// writer fills in `segment_files` and `files` with the sizes written.
     pub thanos: Option<ThanosMeta>,
@@ -107,6 +111,7 @@ impl Default for BlockWriterOptions {
             samples_per_chunk: DEFAULT_SAMPLES_PER_CHUNK,
             segment_size: DEFAULT_SEGMENT_SIZE,
             time_range: None,
+            range_in_meta: false,
             thanos: None,
         }
     }
@@ -517,10 +522,14 @@ impl BlockWriter {
                 .collect();
             t
         });
+        let (min_time, max_time) = match self.opts.time_range {
+            Some(range) if self.opts.range_in_meta => range,
+            _ => (self.min_time, self.max_time + 1),
+        };
         let meta = BlockMeta {
             ulid: self.ulid.clone(),
-            min_time: self.min_time,
-            max_time: self.max_time + 1,
+            min_time,
+            max_time,
             stats: BlockStats {
                 num_samples: self.num_samples,
                 num_series: self.series.len() as u64,
