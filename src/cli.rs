@@ -486,6 +486,21 @@ pub struct QueryArgs {
           default_value_t = true, action = clap::ArgAction::Set)]
     pub partial_response: bool,
 
+    /// Let queries without `max_source_resolution` read downsampled blocks
+    /// (as "auto" does): range queries up to a fifth of their step,
+    /// instant queries up to `--query.instant.default.max_source_resolution`.
+    #[arg(long = "query.auto-downsampling", env = "SKEIN_QUERY_AUTO_DOWNSAMPLING",
+          default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub auto_downsampling: bool,
+
+    /// The coarsest downsampled data an instant query reads under
+    /// `--query.auto-downsampling` or `max_source_resolution=auto`.
+    #[arg(long = "query.instant.default.max_source_resolution",
+          env = "SKEIN_QUERY_INSTANT_DEFAULT_MAX_SOURCE_RESOLUTION",
+          default_value = "0s", value_parser = parse_duration)]
+    pub instant_max_source_resolution: Duration,
+
     /// Deduplication of replicas: penalty (follow one replica, switch across
     /// gaps) or chain (union of samples).
     #[arg(
@@ -569,6 +584,9 @@ impl QueryArgs {
                 replica_labels: self.replica_labels,
                 dedup_func: self.dedup_func,
                 partial_response: self.partial_response,
+                auto_downsampling: self.auto_downsampling,
+                instant_max_source_resolution_ms: self.instant_max_source_resolution.as_millis()
+                    as i64,
             },
             engine: EngineConfig {
                 lookback_delta_ms,

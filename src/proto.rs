@@ -18,6 +18,7 @@ pub mod thanos {
     }
 }
 
+use crate::model::chunk::aggr::Aggr;
 use crate::model::{Chunk, ChunkEncoding, Label, Labels, MatchOp, Matcher, Series};
 use crate::store::{
     LabelsRequest, PartialResponse, PeerType, SeriesRequest, StoreError, StoreInfo,
@@ -119,20 +120,30 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
     type Error = StoreError;
 
     fn try_from(r: pb::SeriesRequest) -> Result<Self, StoreError> {
-        if r.max_resolution_window > 0 {
+        if r.max_resolution_window < 0 {
             return Err(StoreError::InvalidArgument(format!(
-                "downsampled data (max resolution window {}ms) is not served",
+                "negative max resolution window {}",
                 r.max_resolution_window
             )));
         }
+        let mut aggregates = Vec::with_capacity(r.aggregates.len());
         for a in &r.aggregates {
-            match pb::Aggr::try_from(*a) {
-                Ok(_) => {}
+            let a = match pb::Aggr::try_from(*a) {
+                // Raw chunks come from raw blocks whatever is asked.
+                Ok(pb::Aggr::Raw) => continue,
+                Ok(pb::Aggr::Count) => Aggr::Count,
+                Ok(pb::Aggr::Sum) => Aggr::Sum,
+                Ok(pb::Aggr::Min) => Aggr::Min,
+                Ok(pb::Aggr::Max) => Aggr::Max,
+                Ok(pb::Aggr::Counter) => Aggr::Counter,
                 Err(_) => {
                     return Err(StoreError::InvalidArgument(format!(
                         "unknown aggregate {a}"
                     )))
                 }
+            };
+            if !aggregates.contains(&a) {
+                aggregates.push(a);
             }
         }
         let func = r
@@ -162,6 +173,8 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
             range_ms,
             func,
             without_replica_labels: r.without_replica_labels,
+            max_resolution_ms: r.max_resolution_window,
+            aggregates,
             hops: 0,
         })
     }
@@ -191,8 +204,20 @@ impl From<&SeriesRequest> for pb::SeriesRequest {
                 }
             }),
             without_replica_labels: r.without_replica_labels.clone(),
+            max_resolution_window: r.max_resolution_ms,
+            aggregates: r.aggregates.iter().map(|a| aggr_to_pb(*a) as i32).collect(),
             ..Default::default()
         }
+    }
+}
+
+fn aggr_to_pb(a: Aggr) -> pb::Aggr {
+    match a {
+        Aggr::Count => pb::Aggr::Count,
+        Aggr::Sum => pb::Aggr::Sum,
+        Aggr::Min => pb::Aggr::Min,
+        Aggr::Max => pb::Aggr::Max,
+        Aggr::Counter => pb::Aggr::Counter,
     }
 }
 
@@ -593,6 +618,8 @@ mod tests {
             range_ms: 60_000,
             func: "rate".into(),
             without_replica_labels: vec!["replica".into()],
+            max_resolution_ms: 300_000,
+            aggregates: vec![Aggr::Counter, Aggr::Min],
             hops: 0,
         };
         let back = SeriesRequest::try_from(pb::SeriesRequest::from(&req)).unwrap();

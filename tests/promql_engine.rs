@@ -92,6 +92,8 @@ fn opts() -> SeriesOptions {
         replica_labels: vec![],
         partial_response: true,
         counter: false,
+        max_resolution_ms: 0,
+        weigh_counts: false,
     }
 }
 

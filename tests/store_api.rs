@@ -295,7 +295,12 @@ async fn bad_requests_get_invalid_argument() {
         },
         pb::SeriesRequest {
             max_time: 10,
-            max_resolution_window: 300_000,
+            max_resolution_window: -1,
+            ..Default::default()
+        },
+        pb::SeriesRequest {
+            max_time: 10,
+            aggregates: vec![9],
             ..Default::default()
         },
     ];

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use skein::model::chunk::aggr::{parts, Aggr};
+use skein::model::ChunkEncoding;
 use skein::model::{Chunk, Labels, MatchOp, Matcher, Sample, Series};
 use skein::store::{
     LabelsRequest, MemStore, PartialResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream,
     Store, StoreError, StoreInfo,
 };
 use skein::storegw::{BlockInfo, BlockSeries, GatewayStore, TimeBound};
+use skein::tsdb::downsample::downsample_raw;
 
 const H: i64 = 3_600_000;
 
@@ -29,6 +32,18 @@ impl MemBlock {
         to: i64,
         series: &[&[(&str, &str)]],
     ) -> Arc<dyn BlockSeries> {
+        Self::downsampled(ulid, ext, from, to, series, 0)
+    }
+
+    /// The same data at a resolution (0: raw chunks).
+    fn downsampled(
+        ulid: &str,
+        ext: &[(&str, &str)],
+        from: i64,
+        to: i64,
+        series: &[&[(&str, &str)]],
+        resolution: i64,
+    ) -> Arc<dyn BlockSeries> {
         let data: Vec<Series> = series
             .iter()
             .map(|l| {
@@ -38,7 +53,11 @@ impl MemBlock {
                     .collect();
                 Series {
                     labels: Labels::from_pairs(l.iter().copied()).unwrap(),
-                    chunks: Chunk::encode_xor(&samples, 120).unwrap(),
+                    chunks: if resolution == 0 {
+                        Chunk::encode_xor(&samples, 120).unwrap()
+                    } else {
+                        downsample_raw(&samples, resolution).unwrap()
+                    },
                 }
             })
             .collect();
@@ -57,6 +76,7 @@ impl MemBlock {
                 min_time: from,
                 max_time: to - 1,
                 labels: Labels::from_pairs(ext.iter().copied()).unwrap(),
+                resolution,
             },
             store: MemStore::new(info, data).unwrap(),
         })
@@ -552,28 +572,33 @@ async fn frames(s: SeriesStream) -> (Vec<String>, Vec<String>) {
 }
 
 #[tokio::test]
-async fn data_held_only_downsampled_is_reported_not_silently_absent() {
+async fn data_held_only_downsampled_is_read_when_allowed_and_reported_when_not() {
     let g = gateway();
+    let up_a: &[(&str, &str)] = &[("__name__", "up"), ("job", "a")];
+    let up_b: &[(&str, &str)] = &[("__name__", "up"), ("job", "b")];
     // Retention deleted source x's raw blocks after 2h; a 5m block of
     // [0, 4h) remains. Source y has no raw block after 1h and no
     // downsampled block at all.
-    g.set_downsampled(vec![skein::storegw::DownsampledBlock {
-        ulid: "D1".into(),
-        min_time: 0,
-        max_time: 4 * H,
-        resolution: 300_000,
-        labels: Labels::from_pairs([("cluster", "x"), ("replica", "1")]).unwrap(),
-    }]);
+    let mut blocks = g.blocks().to_vec();
+    blocks.push(MemBlock::downsampled(
+        "D1",
+        &[("cluster", "x"), ("replica", "1")],
+        0,
+        4 * H,
+        &[up_a, up_b],
+        300_000,
+    ));
+    g.set_blocks(blocks);
     let any = Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap();
     let ask = |mint, maxt, m: Vec<Matcher>| {
         let g = &g;
         async move { frames(g.series(SeriesRequest::new(mint, maxt, m)).await.unwrap()).await }
     };
-    // Within the raw blocks: nothing to say.
+    // Raw, within the raw blocks: nothing to say.
     let (series, warnings) = ask(0, 2 * H - 1, vec![any.clone()]).await;
     assert_eq!(series.len(), 3);
     assert!(warnings.is_empty(), "{warnings:?}");
-    // Past them: the part only D1 holds is named.
+    // Raw, past them: the part only D1 holds is named.
     let (_, warnings) = ask(H, 3 * H, vec![any.clone()]).await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
@@ -584,6 +609,118 @@ async fn data_held_only_downsampled_is_reported_not_silently_absent() {
     );
     // A matcher that rules the source out rules the warning out.
     let y = Matcher::new(MatchOp::Equal, "cluster", "y").unwrap();
-    let (_, warnings) = ask(H, 3 * H, vec![any, y]).await;
+    let (_, warnings) = ask(H, 3 * H, vec![any.clone(), y]).await;
     assert!(warnings.is_empty(), "{warnings:?}");
+
+    // Up to 5m: source x is read from D1 alone (the coarsest allowed
+    // covers it, raw B1/B2 are not read), only the aggregates asked for;
+    // y from its raw block.
+    let mut req = SeriesRequest::new(0, 3 * H, vec![any.clone()]);
+    req.max_resolution_ms = 300_000;
+    req.aggregates = vec![Aggr::Count, Aggr::Sum];
+    let mut got = Vec::new();
+    for f in g.series(req).await.unwrap().collect::<Vec<_>>().await {
+        match f.unwrap() {
+            SeriesFrame::Series(s) => got.push(s),
+            SeriesFrame::Warning(w) => panic!("warning {w}"),
+        }
+    }
+    assert_eq!(got.len(), 3);
+    for s in &got {
+        let x = s.labels.get("cluster") == Some("x");
+        for c in &s.chunks {
+            assert_eq!(c.encoding == ChunkEncoding::Aggr, x, "{}", s.labels);
+            if x {
+                let p = parts(&c.data).unwrap();
+                assert!(p[Aggr::Count as usize].is_some() && p[Aggr::Sum as usize].is_some());
+                assert!(p[Aggr::Counter as usize].is_none() && p[Aggr::Min as usize].is_none());
+            }
+        }
+        // D1's chunks reach 3h: the windows past the raw blocks are there.
+        if x {
+            assert!(
+                s.chunks.iter().any(|c| c.max_time >= 3 * H - 300_000),
+                "{s:?}"
+            );
+        }
+    }
+    // Labels come from every block, D1's included.
+    let names = g
+        .label_values(LabelsRequest {
+            name: "job".into(),
+            start: 3 * H,
+            end: 4 * H,
+            matchers: vec![],
+            partial_response: PartialResponse::Abort,
+            limit: 0,
+            hops: 0,
+            without_replica_labels: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(names.values, ["a", "b"]);
+    assert!(names.warnings.is_empty());
+}
+
+#[tokio::test]
+async fn coarsest_allowed_resolution_first_gaps_from_finer() {
+    let g = GatewayStore::new(
+        "file:///bucket".into(),
+        TimeBound::At(i64::MIN),
+        TimeBound::At(i64::MAX),
+    );
+    let up: &[(&str, &str)] = &[("__name__", "up")];
+    let ext: &[(&str, &str)] = &[("cluster", "x")];
+    g.set_blocks(vec![
+        MemBlock::downsampled("H1", ext, 0, 2 * H, &[up], H),
+        MemBlock::downsampled("M5", ext, 2 * H, 4 * H, &[up], 300_000),
+        MemBlock::block("R0", ext, 2 * H, 3 * H, &[up]),
+    ]);
+    // The first chunk start of each block read, by what it holds.
+    let read = |max_res: i64| {
+        let g = &g;
+        async move {
+            let mut req = SeriesRequest::new(0, 4 * H, vec![Matcher::equal("__name__", "up")]);
+            req.max_resolution_ms = max_res;
+            let (mut starts, mut warnings) = (Vec::new(), Vec::new());
+            for f in g.series(req).await.unwrap().collect::<Vec<_>>().await {
+                match f.unwrap() {
+                    SeriesFrame::Series(s) => {
+                        starts.extend(s.chunks.iter().map(|c| (c.encoding, c.min_time)))
+                    }
+                    SeriesFrame::Warning(w) => warnings.push(w),
+                }
+            }
+            (starts, warnings)
+        }
+    };
+    let first = |starts: &[(ChunkEncoding, i64)], lo: i64, hi: i64| {
+        starts
+            .iter()
+            .filter(|(_, t)| (lo..hi).contains(t))
+            .map(|(e, t)| (*e, *t))
+            .next()
+    };
+    // Up to 1h: H1 for [0, 2h), the rest from M5; the raw block is not read.
+    let (s, w) = read(H).await;
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(first(&s, 0, 2 * H), Some((ChunkEncoding::Aggr, H - 1)));
+    assert_eq!(
+        first(&s, 2 * H, 4 * H),
+        Some((ChunkEncoding::Aggr, 2 * H + 299_999))
+    );
+    // Up to 5m: M5 for [2h, 4h); [0, 2h) only H1 holds: reported.
+    let (s, w) = read(300_000).await;
+    assert_eq!(first(&s, 0, 2 * H), None);
+    assert_eq!(
+        first(&s, 2 * H, 4 * H),
+        Some((ChunkEncoding::Aggr, 2 * H + 299_999))
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("H1") && w[0].contains("1h"), "{w:?}");
+    // Raw: R0 alone; H1's and M5's remaining time reported.
+    let (s, w) = read(0).await;
+    assert!(s.iter().all(|(e, _)| *e == ChunkEncoding::Xor), "{s:?}");
+    assert_eq!(first(&s, 0, 4 * H), Some((ChunkEncoding::Xor, 2 * H)));
+    assert_eq!(w.len(), 2, "{w:?}");
 }

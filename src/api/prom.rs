@@ -225,6 +225,29 @@ impl PromApi {
         Ok(self.querier.options(dedup, Some(replicas), partial))
     }
 
+    /// `max_source_resolution` (a duration, or `auto`), in milliseconds:
+    /// the coarsest downsampled data the query may read. `auto`, or no
+    /// parameter under `--query.auto-downsampling`, is `auto_ms`.
+    fn max_source_resolution(&self, p: &Params, auto_ms: i64) -> Result<i64, ApiError> {
+        const NAME: &str = "max_source_resolution";
+        let cfg = self.querier.config();
+        match p.get(NAME) {
+            "" if cfg.auto_downsampling => Ok(auto_ms),
+            "" => Ok(0),
+            "auto" => Ok(auto_ms),
+            v => {
+                let ns = parse_duration(v).map_err(|e| ApiError::invalid_param(NAME, e))?;
+                if ns < 0 {
+                    return Err(ApiError::invalid_param(
+                        NAME,
+                        "negative max_source_resolution is not accepted. Try a positive integer",
+                    ));
+                }
+                Ok(ns / 1_000_000)
+            }
+        }
+    }
+
     /// How long a query may run: `timeout` when given, never longer than
     /// `--query.timeout`.
     fn deadline(&self, p: &Params) -> Result<Duration, ApiError> {
@@ -397,7 +420,9 @@ async fn query(State(api): State<PromApi>, p: Params) -> Result<Response, ApiErr
     if q.trim().is_empty() {
         return Err(ApiError::invalid_param("query", NO_EXPRESSION));
     }
-    let opts = api.options(&p)?;
+    let mut opts = api.options(&p)?;
+    opts.max_resolution_ms =
+        api.max_source_resolution(&p, api.querier.config().instant_max_source_resolution_ms)?;
     let out = api
         .evaluate(limit, api.engine.instant(q, time, opts))
         .await
@@ -440,9 +465,11 @@ async fn query_range(State(api): State<PromApi>, p: Params) -> Result<Response, 
     if q.trim().is_empty() {
         return Err(ApiError::bad_data(NO_EXPRESSION));
     }
-    let opts = api.options(&p)?;
+    let mut opts = api.options(&p)?;
     // The engine counts in milliseconds; a finer step is one millisecond.
     let step_ms = (step_ns / 1_000_000).max(1);
+    // Auto: at least five samples of the data per step.
+    opts.max_resolution_ms = api.max_source_resolution(&p, step_ms / 5)?;
     let out = api
         .evaluate(limit, api.engine.range(q, start, end, step_ms, opts))
         .await?;

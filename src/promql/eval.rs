@@ -223,6 +223,10 @@ pub(crate) struct Evaluator<'a> {
     pub default_step: i64,
     pub limits: Limits<'a>,
     pub buf: Vec<Sample>,
+    /// Selectors may read downsampled data (`max_source_resolution`):
+    /// a sample under `count_over_time` is then a count of raw samples
+    /// (a window's, or 1 for a raw one), which the function adds up.
+    pub weighted_counts: bool,
 }
 
 impl<'a> Evaluator<'a> {

@@ -458,6 +458,14 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, 
             None => Vec::new(),
         };
         let marg = matrix_arg(ev, arg(args, m, name)?)?;
+        // Counts read from downsampled data are added, not counted
+        // (Thanos counts the windows instead, an undercount).
+        let f = match (&marg.source, name) {
+            (MatrixSource::Selector(_), "count_over_time") if ev.weighted_counts => {
+                range_fn("sum_over_time").unwrap_or(f)
+            }
+            _ => f,
+        };
         return range_call(ev, name, f, &marg, &p1, &p2, grid);
     }
     match name {

@@ -200,6 +200,7 @@ impl Engine {
         let _guard = CancelOnDrop(cancel.clone());
         let max_samples = self.cfg.max_samples;
         let lookback = self.cfg.lookback_delta_ms;
+        let weighted_counts = opts.max_resolution_ms > 0;
         let value = tokio::task::spawn_blocking(move || {
             let mut ev = Evaluator {
                 data: &data,
@@ -214,6 +215,7 @@ impl Engine {
                     cancel: &cancel,
                 },
                 buf: Vec::new(),
+                weighted_counts,
             };
             let v = ev.eval(&expr, grid)?;
             Ok::<_, PromqlError>(plan::to_value(v, grid, range_query))

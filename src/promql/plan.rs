@@ -14,6 +14,7 @@ use super::eval::{at_ms, offset_ms, selector_key, subquery_grid, Grid, Val};
 use super::funcs::FUNCTIONS;
 use super::value::{RangeSeries, Value, VectorSample};
 use super::{PromqlError, Source};
+use crate::model::chunk::aggr::AggrChoice;
 use crate::model::labels::METRIC_NAME;
 use crate::model::matcher::{MatchOp, Matcher};
 use crate::model::{Labels, Series};
@@ -216,7 +217,7 @@ fn walk<'e>(
             let (a, b) = refs(&sq.at, offset_ms(&sq.offset));
             let g = subquery_grid(a - range, b, sstep);
             if g.n > 0 {
-                walk(&sq.expr, g.start, g.end(), sstep, ctx, "", out);
+                walk(&sq.expr, g.start, g.end(), sstep, ctx, func, out);
             }
         }
         Expr::Call(c) => {
@@ -225,9 +226,12 @@ fn walk<'e>(
             }
         }
         Expr::Aggregate(a) => {
-            walk(&a.expr, lo, hi, step, ctx, "", out);
+            // As Prometheus' hints: the nearest function or aggregation
+            // above a selector, through anything but a binary operation.
+            let op = a.op.to_string();
+            walk(&a.expr, lo, hi, step, ctx, &op, out);
             if let Some(p) = &a.param {
-                walk(p, lo, hi, step, ctx, "", out);
+                walk(p, lo, hi, step, ctx, &op, out);
             }
         }
         Expr::Binary(b) => {
@@ -235,8 +239,31 @@ fn walk<'e>(
             walk(&b.rhs, lo, hi, step, ctx, "", out);
         }
         Expr::Paren(p) => walk(&p.expr, lo, hi, step, ctx, func, out),
-        Expr::Unary(u) => walk(&u.expr, lo, hi, step, ctx, "", out),
+        Expr::Unary(u) => walk(&u.expr, lo, hi, step, ctx, func, out),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The coarsest downsampled data a selector may read: a function that
+/// needs two samples in its range must get at least two windows there
+/// (Thanos' rule), so `rate(x[5m])` reads nothing coarser than 2.5m.
+fn max_resolution(requested: i64, need: &Need<'_>) -> i64 {
+    let two_samples = matches!(
+        need.func.as_str(),
+        "rate"
+            | "irate"
+            | "increase"
+            | "delta"
+            | "idelta"
+            | "deriv"
+            | "predict_linear"
+            | "holt_winters"
+            | "double_exponential_smoothing"
+    );
+    if need.range > 0 && two_samples {
+        requested.min(need.range / 2)
+    } else {
+        requested
     }
 }
 
@@ -263,8 +290,13 @@ pub(crate) async fn fetch(
         req.step_ms = need.step;
         req.range_ms = need.range;
         req.func = need.func.clone();
+        if opts.max_resolution_ms > 0 {
+            req.max_resolution_ms = max_resolution(opts.max_resolution_ms, &need);
+            req.aggregates = AggrChoice::for_func(&need.func).aggregates();
+        }
         let mut opts = opts.clone();
         opts.counter = is_counter_func(&need.func);
+        opts.weigh_counts = req.max_resolution_ms > 0 && need.func == "count_over_time";
         let mut stream = source.select(req, &opts).await.map_err(store_error)?;
         let mut series = Vec::new();
         let mut warnings = Vec::new();

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::model::chunk::aggr::AggrChoice;
+use crate::query::merge::materialize_aggregates;
 use crate::query::{Querier, SeriesOptions};
-use crate::store::{SeriesRequest, SeriesStream, Store, StoreError};
+use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
 
 /// Series for a selector, sorted by labels, one entry per label set.
 #[async_trait]
@@ -37,8 +39,20 @@ impl Source for StoreSource {
     async fn select(
         &self,
         req: SeriesRequest,
-        _opts: &SeriesOptions,
+        opts: &SeriesOptions,
     ) -> Result<SeriesStream, StoreError> {
-        self.0.series(req).await
+        use futures::StreamExt;
+        let choice = AggrChoice::from_aggregates(&req.aggregates).weighed(opts.weigh_counts);
+        let mut buf = Vec::new();
+        let stream = self.0.series(req).await?;
+        Ok(Box::pin(stream.map(move |frame| match frame? {
+            SeriesFrame::Series(s) => {
+                let mut parts = [s];
+                materialize_aggregates(&mut parts, choice, &mut buf)?;
+                let [s] = parts;
+                Ok(SeriesFrame::Series(s))
+            }
+            w => Ok(w),
+        })))
     }
 }

@@ -3,6 +3,7 @@
 
 use futures::{Stream, StreamExt};
 
+use crate::model::chunk::aggr::{materialize, AggrChoice};
 use crate::model::chunk::xor::decode_into;
 use crate::model::{
     Chunk, ChunkEncoding, ChunkError, Labels, Sample, Series, MAX_SAMPLES_PER_CHUNK,
@@ -118,6 +119,10 @@ fn flush(run: &mut Vec<Chunk>, out: &mut Vec<Chunk>) -> Result<(), ChunkError> {
     match run.len() {
         0 => {}
         1 => out.append(run),
+        // Downsampled chunks overlapping others (blocks of one source at
+        // one resolution that overlap) stay as they are, in time order:
+        // the reader takes each time once, from the first chunk holding it.
+        _ if run.iter().any(|c| c.encoding != ChunkEncoding::Xor) => out.append(run),
         _ => {
             let mut samples = Vec::new();
             let mut buf = Vec::new();
@@ -133,6 +138,31 @@ fn flush(run: &mut Vec<Chunk>, out: &mut Vec<Chunk>) -> Result<(), ChunkError> {
             samples.sort_by_key(|s| s.t);
             samples.dedup_by_key(|s| s.t);
             out.extend(Chunk::encode_xor(&samples, MAX_SAMPLES_PER_CHUNK)?);
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the downsampled chunks of each part by the values the query
+/// reads from them (`choice`), as XOR chunks, each replica run of a part
+/// on its own; parts of raw chunks only are left as they are, unless the
+/// choice is [`AggrChoice::Weights`] (each raw sample then counts 1).
+pub fn materialize_aggregates(
+    parts: &mut [Series],
+    choice: AggrChoice,
+    buf: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
+    for p in parts {
+        if choice != AggrChoice::Weights
+            && !p.chunks.iter().any(|c| c.encoding == ChunkEncoding::Aggr)
+        {
+            continue;
+        }
+        for run in split_overlapping(std::mem::take(&mut p.chunks)) {
+            buf.clear();
+            materialize(&run, choice, buf)?;
+            p.chunks
+                .extend(Chunk::encode_xor(buf, MAX_SAMPLES_PER_CHUNK)?);
         }
     }
     Ok(())

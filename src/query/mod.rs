@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt};
 
 use crate::actors::registry::{GetRegistry, Select};
 use crate::actors::StoreRegistry;
+use crate::model::chunk::aggr::AggrChoice;
 use crate::model::time::{MAX_TIME, MIN_TIME};
 use crate::model::{Labels, Sample, Series};
 use crate::store::{
@@ -39,6 +40,12 @@ pub struct QueryConfig {
     pub dedup_func: DedupFunc,
     /// `--query.partial-response`: missing stores are warnings, not errors.
     pub partial_response: bool,
+    /// `--query.auto-downsampling`: queries without `max_source_resolution`
+    /// are treated as `auto`.
+    pub auto_downsampling: bool,
+    /// `--query.instant.default.max_source_resolution`, for instant
+    /// queries under `auto`.
+    pub instant_max_source_resolution_ms: i64,
 }
 
 impl Default for QueryConfig {
@@ -48,6 +55,8 @@ impl Default for QueryConfig {
             replica_labels: Vec::new(),
             dedup_func: DedupFunc::Penalty,
             partial_response: true,
+            auto_downsampling: false,
+            instant_max_source_resolution_ms: 0,
         }
     }
 }
@@ -61,6 +70,13 @@ pub struct SeriesOptions {
     /// The values are counters (the query takes a rate): switching replicas
     /// must not look like a reset.
     pub counter: bool,
+    /// `max_source_resolution`: the coarsest downsampled data (ms) the
+    /// query may read; 0 for raw data only.
+    pub max_resolution_ms: i64,
+    /// Counts are to be added up (the engine's `count_over_time` over data
+    /// that may be downsampled): the count aggregate is read, and a raw
+    /// sample counts 1.
+    pub weigh_counts: bool,
 }
 
 /// Queriers a request may pass through; more means stacked queriers ask
@@ -117,6 +133,8 @@ impl Querier {
             replica_labels,
             partial_response: partial_response.unwrap_or(self.cfg.partial_response),
             counter: false,
+            max_resolution_ms: 0,
+            weigh_counts: false,
         }
     }
 
@@ -157,6 +175,9 @@ impl Querier {
     ) -> Result<SeriesStream, StoreError> {
         let started = Instant::now();
         let func = self.cfg.dedup_func;
+        // Downsampled chunks become the values the query reads from them
+        // before replicas are deduplicated.
+        let choice = AggrChoice::from_aggregates(&req.aggregates).weighed(opts.weigh_counts);
         let merged = self.select(req, &opts).await?;
         Ok(Box::pin(async_stream::try_stream! {
             let mut merged = std::pin::pin!(merged);
@@ -165,9 +186,12 @@ impl Querier {
             while let Some(frame) = merged.next().await {
                 match frame? {
                     MergedFrame::Warning(w) => yield SeriesFrame::Warning(w),
-                    MergedFrame::Series(g) => yield SeriesFrame::Series(
-                        combine(g, opts.dedup, func, opts.counter, &mut buffers, &mut out)?,
-                    ),
+                    MergedFrame::Series(mut g) => {
+                        merge::materialize_aggregates(&mut g.parts, choice, &mut out)?;
+                        yield SeriesFrame::Series(
+                            combine(g, opts.dedup, func, opts.counter, &mut buffers, &mut out)?,
+                        )
+                    }
                 }
             }
             ::metrics::counter!(REQUESTS_TOTAL, "kind" => "series", "result" => "ok").increment(1);
@@ -387,6 +411,9 @@ impl Store for Querier {
             replica_labels: req.without_replica_labels.clone(),
             partial_response: req.partial_response == PartialResponse::Warn,
             counter: is_counter_func(&req.func),
+            max_resolution_ms: req.max_resolution_ms,
+            // Another querier counts windows as Thanos does.
+            weigh_counts: false,
         };
         self.series_with(req, opts).await
     }

@@ -22,6 +22,7 @@ pub use faulty::{Fault, FaultyStore};
 pub use mem::MemStore;
 pub use server::{serve, StoreService};
 
+use crate::model::chunk::aggr::Aggr;
 use crate::model::{Labels, Matcher, Series};
 
 /// How a querier treats the members of a store group.
@@ -119,6 +120,11 @@ pub struct SeriesRequest {
     /// External labels to leave out of the answer, which is then sorted
     /// without them (so replicas can be deduplicated while streaming).
     pub without_replica_labels: Vec<String>,
+    /// The coarsest resolution of downsampled data the answer may be made
+    /// of, in milliseconds; 0 for raw data only. Raw data satisfies any.
+    pub max_resolution_ms: i64,
+    /// The aggregates wanted from downsampled chunks; empty for all five.
+    pub aggregates: Vec<Aggr>,
     /// Queriers the request already passed through (gRPC metadata
     /// `skein-hops`), to stop loops between stacked queriers.
     pub hops: u32,
@@ -137,6 +143,8 @@ impl SeriesRequest {
             range_ms: 0,
             func: String::new(),
             without_replica_labels: Vec::new(),
+            max_resolution_ms: 0,
+            aggregates: Vec::new(),
             hops: 0,
         }
     }

@@ -128,11 +128,9 @@ pub struct BucketLoader {
     /// The part of time served (`--min-time`, `--max-time`): blocks wholly
     /// outside are not opened, so their index headers take no memory.
     bounds: (TimeBound, TimeBound),
-    /// Blocks not served, by ULID, with their time range and resolution,
-    /// so a later sync decides again without reading meta.json.
-    skipped: std::sync::Mutex<HashMap<String, (i64, i64, i64)>>,
-    /// Downsampled blocks seen, by ULID (reported, not served).
-    downsampled: std::sync::Mutex<HashMap<String, super::store::DownsampledBlock>>,
+    /// Blocks not served, by ULID, with their time range, so a later sync
+    /// decides again without reading meta.json.
+    skipped: std::sync::Mutex<HashMap<String, (i64, i64)>>,
     /// `--selector.relabel-config`: blocks it drops are not served.
     selector: Vec<crate::model::relabel::Rule>,
     /// Blocks the selector dropped (it does not change while running).
@@ -152,7 +150,6 @@ impl BucketLoader {
             skipped: Default::default(),
             selector: Vec::new(),
             unselected: Default::default(),
-            downsampled: Default::default(),
             failed_ranges: Default::default(),
             header_dir,
             cache: None,
@@ -165,17 +162,16 @@ impl BucketLoader {
         self
     }
 
-    /// Whether a block of this range and resolution is served now: raw
-    /// blocks (downsampled ones hold aggregate chunks, which raw requests
-    /// must not read) overlapping the bounds. A block's max time is
-    /// exclusive in meta.json.
-    fn serves(&self, min_time: i64, max_time: i64, resolution: i64) -> bool {
+    /// Whether a block of this range is served now: one overlapping the
+    /// bounds, of any resolution (requests choose resolutions). A block's
+    /// max time is exclusive in meta.json.
+    fn serves(&self, min_time: i64, max_time: i64) -> bool {
         let now = now_ms();
         let (lo, hi) = (self.bounds.0.resolve(now), self.bounds.1.resolve(now));
-        resolution == 0 && min_time <= hi && max_time > lo
+        min_time <= hi && max_time > lo
     }
 
-    fn skip(&self, ulid: &str, range: (i64, i64, i64)) {
+    fn skip(&self, ulid: &str, range: (i64, i64)) {
         if let Ok(mut s) = self.skipped.lock() {
             s.insert(ulid.to_string(), range);
         }
@@ -226,8 +222,8 @@ impl BlockLoader for BucketLoader {
             return Ok(None);
         }
         let known = self.skipped.lock().ok().and_then(|s| s.get(ulid).copied());
-        if let Some((min, max, res)) = known {
-            if !self.serves(min, max, res) {
+        if let Some((min, max)) = known {
+            if !self.serves(min, max) {
                 return Ok(None);
             }
         }
@@ -244,24 +240,10 @@ impl BlockLoader for BucketLoader {
             }
             return Ok(None);
         }
-        let range = (meta.min_time, meta.max_time, meta.resolution());
-        if !self.serves(range.0, range.1, range.2) {
-            tracing::debug!(block = %ulid, resolution = range.2, "block not served here (time bounds or downsampled)");
+        let range = (meta.min_time, meta.max_time);
+        if !self.serves(range.0, range.1) {
+            tracing::debug!(block = %ulid, "block not served here (time bounds)");
             self.skip(ulid, range);
-            if range.2 != 0 {
-                if let Ok(mut d) = self.downsampled.lock() {
-                    d.insert(
-                        ulid.to_string(),
-                        super::store::DownsampledBlock {
-                            ulid: ulid.to_string(),
-                            min_time: range.0,
-                            max_time: range.1,
-                            resolution: range.2,
-                            labels: ext,
-                        },
-                    );
-                }
-            }
             return Ok(None);
         }
         if let Ok(mut s) = self.skipped.lock() {
@@ -297,20 +279,6 @@ impl BlockLoader for BucketLoader {
             f.remove(ulid);
         }
         Ok(Some(served))
-    }
-
-    fn downsampled(&self) -> Vec<super::store::DownsampledBlock> {
-        let now = now_ms();
-        let (lo, hi) = (self.bounds.0.resolve(now), self.bounds.1.resolve(now));
-        self.downsampled
-            .lock()
-            .map(|d| {
-                d.values()
-                    .filter(|b| b.min_time <= hi && b.max_time > lo)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     fn known_range(&self, ulid: &str) -> Option<(i64, i64)> {

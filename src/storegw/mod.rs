@@ -11,9 +11,7 @@ pub mod sync;
 pub mod tsdb_block;
 
 pub use bounds::{parse_time_bound, TimeBound};
-pub use store::{
-    BlockInfo, BlockSeries, DownsampledBlock, GatewayLimits, GatewayStore, MissingBlock,
-};
+pub use store::{BlockInfo, BlockSeries, GatewayLimits, GatewayStore, MissingBlock};
 pub use sync::{BlockLoader, SyncReport, Syncer};
 
 use std::path::PathBuf;

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::bounds::TimeBound;
+use crate::model::chunk::aggr;
 use crate::model::time::{now_ms, MIN_TIME};
-use crate::model::Series;
-use crate::model::{Labels, Matcher, Sample};
+use crate::model::{Chunk, ChunkEncoding, Labels, Matcher, Sample, Series};
 use crate::query::merge::{concat_chunks, merge, MergedFrame, SeriesGroup};
 use crate::query::{combine, DedupFunc};
 use crate::store::external::with_external_labels;
@@ -31,6 +31,8 @@ pub struct BlockInfo {
     pub max_time: i64,
     /// External labels of the source that wrote the block.
     pub labels: Labels,
+    /// Downsampling resolution in milliseconds (Thanos' 5m, 1h); 0 raw.
+    pub resolution: i64,
 }
 
 /// One block, as the gateway asks it.
@@ -111,23 +113,8 @@ impl MissingBlock {
     }
 }
 
-/// A downsampled block (Thanos' 5m or 1h resolution) in the bucket, within
-/// the bounds, which this gateway does not serve: raw requests must not
-/// read aggregates, and a range that only such blocks cover is reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DownsampledBlock {
-    pub ulid: String,
-    pub min_time: i64,
-    /// Exclusive, as in meta.json.
-    pub max_time: i64,
-    pub resolution: i64,
-    pub labels: Labels,
-}
-
 pub struct GatewayStore {
     limits: GatewayLimits,
-    /// Downsampled blocks of the bucket within the bounds.
-    downsampled: RwLock<Arc<Vec<DownsampledBlock>>>,
     /// Blocks that failed to load at the last sync: requests over their
     /// time get a warning instead of silently lacking their data.
     missing: RwLock<Arc<Vec<MissingBlock>>>,
@@ -148,7 +135,6 @@ impl GatewayStore {
             limits,
             concurrency: Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
             missing: RwLock::new(Arc::new(Vec::new())),
-            downsampled: RwLock::new(Arc::new(Vec::new())),
             blocks: RwLock::new(Arc::new(Vec::new())),
             synced: AtomicBool::new(false),
             group_id,
@@ -186,19 +172,18 @@ impl GatewayStore {
         }
     }
 
-    /// Replaces the list of downsampled blocks not served.
-    pub fn set_downsampled(&self, blocks: Vec<DownsampledBlock>) {
-        let blocks = Arc::new(blocks);
-        match self.downsampled.write() {
-            Ok(mut g) => *g = blocks,
-            Err(poisoned) => *poisoned.into_inner() = blocks,
-        }
-    }
-
     /// Warnings for the missing blocks a request over `[mint, maxt]` (and
-    /// within the bounds) would have read, and for parts of that range that
-    /// the bucket holds only downsampled, for sources the matchers allow.
-    fn missing_warnings(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+    /// within the bounds) would have read, and, for a series request that
+    /// reads nothing coarser than `max_res`, for parts of that range that
+    /// the bucket holds only at a coarser resolution, for sources the
+    /// matchers allow.
+    fn missing_warnings(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_res: Option<i64>,
+    ) -> Vec<String> {
         let (lo, hi) = self.bounds();
         let (mint, maxt) = (mint.max(lo), maxt.min(hi));
         if mint > maxt {
@@ -213,30 +198,38 @@ impl GatewayStore {
             .filter(|m| m.overlaps(mint, maxt))
             .map(MissingBlock::warning)
             .collect();
-        let downsampled = match self.downsampled.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        if downsampled.is_empty() {
+        let Some(max_res) = max_res else {
             return out;
-        }
-        let raw = self.blocks();
-        for d in downsampled.iter() {
-            let (from, to) = (d.min_time.max(mint), (d.max_time - 1).min(maxt));
+        };
+        let blocks = self.blocks();
+        for d in blocks.iter().map(|b| b.info()) {
+            if d.resolution <= max_res {
+                continue;
+            }
+            let (from, to) = (d.min_time.max(mint), d.max_time.min(maxt));
             if from > to || !labels_allow(matchers, &d.labels) {
                 continue;
             }
-            // The part of [from, to] no raw block of the same source covers.
-            let mut covered: Vec<(i64, i64)> = raw
+            // The part of [from, to] no block of the same source that the
+            // request may read covers.
+            let mut covered: Vec<(i64, i64)> = blocks
                 .iter()
                 .map(|b| b.info())
-                .filter(|i| i.labels == d.labels)
+                .filter(|i| i.resolution <= max_res && i.labels == d.labels)
                 .map(|i| (i.min_time, i.max_time))
                 .collect();
             covered.sort_unstable();
             if let Some((gap_from, gap_to)) = first_gap(&covered, from, to) {
+                let reads = if max_res == 0 {
+                    "raw data only".to_string()
+                } else {
+                    format!(
+                        "nothing coarser than {}",
+                        crate::api::prom::params::format_duration(max_res)
+                    )
+                };
                 out.push(format!(
-                    "data from {} to {} of {} is held only in downsampled block {} (resolution {}), which raw queries do not read; it is missing from this answer",
+                    "data from {} to {} of {} is held only in block {} at resolution {}, and this query reads {reads} (max_source_resolution); it is missing from this answer",
                     crate::model::time::format_ms(gap_from),
                     crate::model::time::format_ms(gap_to),
                     d.labels,
@@ -274,21 +267,32 @@ impl GatewayStore {
     }
 
     /// Blocks that may hold data for the request, each with the matchers
-    /// left for it once its external labels have answered theirs.
+    /// left for it once its external labels have answered theirs. With
+    /// `max_res` (series requests), per source the coarsest blocks of at
+    /// most that resolution, and where they leave gaps the next finer ones
+    /// (Thanos' choice); otherwise (label requests) every block.
     fn select(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
+        max_res: Option<i64>,
     ) -> Vec<(Arc<dyn BlockSeries>, Vec<Matcher>)> {
         let (lo, hi) = self.bounds();
         let (mint, maxt) = (mint.max(lo), maxt.min(hi));
         if mint > maxt {
             return Vec::new();
         }
-        self.blocks()
+        let blocks = self.blocks();
+        let overlapping = blocks
             .iter()
-            .filter(|b| b.info().min_time <= maxt && b.info().max_time >= mint)
+            .filter(|b| b.info().min_time <= maxt && b.info().max_time >= mint);
+        let chosen: Vec<&Arc<dyn BlockSeries>> = match max_res {
+            None => overlapping.collect(),
+            Some(max_res) => by_resolution(overlapping.collect(), mint, maxt, max_res),
+        };
+        chosen
+            .into_iter()
             .filter_map(|b| {
                 let ext = &b.info().labels;
                 let mut rest = Vec::with_capacity(matchers.len());
@@ -340,6 +344,7 @@ impl Store for GatewayStore {
     }
 
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
+        let max_res = req.max_resolution_ms.max(0);
         self.check_synced()?;
         crate::store::validate_range(req.min_time, req.max_time)?;
         // Held until the answer's stream is dropped.
@@ -356,7 +361,7 @@ impl Store for GatewayStore {
         // are then put side by side with their chunks kept apart, never
         // unioned, so the querier deduplicates them as replicas.
         let mut sources: Vec<(Labels, Vec<SeriesStream>)> = Vec::new();
-        for (block, matchers) in self.select(&req.matchers, mint, maxt) {
+        for (block, matchers) in self.select(&req.matchers, mint, maxt, Some(max_res)) {
             let ext = &block.info().labels;
             let s = block.series(&matchers, mint, maxt, req.skip_chunks).await?;
             match sources.iter_mut().find(|(l, _)| l == ext) {
@@ -377,7 +382,8 @@ impl Store for GatewayStore {
         };
         let merged = merge(inputs);
         let (series_limit, sample_limit) = (self.limits.series, self.limits.samples);
-        let missing = self.missing_warnings(&req.matchers, mint, maxt);
+        let missing = self.missing_warnings(&req.matchers, mint, maxt, Some(max_res));
+        let aggregates = req.aggregates.clone();
         Ok(Box::pin(async_stream::try_stream! {
             let _permit = permit;
             for w in missing {
@@ -400,15 +406,20 @@ impl Store for GatewayStore {
                             )))?;
                         }
                         let SeriesGroup { labels, mut parts } = g;
-                        let s = match parts.len() {
+                        let mut s = match parts.len() {
                             1 => parts.pop().unwrap_or(Series { labels, chunks: Vec::new() }),
                             _ => Series { chunks: concat_chunks(parts), labels },
                         };
+                        if !aggregates.is_empty() {
+                            // Of a downsampled chunk only what was asked.
+                            for c in s.chunks.iter_mut().filter(|c| c.encoding == ChunkEncoding::Aggr) {
+                                c.data = aggr::retain(&c.data, &aggregates)
+                                    .map_err(|e| StoreError::Internal(format!("{}: {e}", s.labels)))?
+                                    .into();
+                            }
+                        }
                         if sample_limit != 0 {
-                            samples += s.chunks.iter().map(|c| match c.data.as_ref() {
-                                [a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
-                                _ => 0,
-                            }).sum::<u64>();
+                            samples += s.chunks.iter().map(Chunk::num_samples).sum::<u64>();
                             if samples > sample_limit {
                                 Err(StoreError::LimitExceeded(format!(
                                     "the request reads more than {sample_limit} samples (--store.series-sample-limit); narrow its matchers or time range"
@@ -426,7 +437,7 @@ impl Store for GatewayStore {
         self.check_synced()?;
         crate::store::validate_range(req.start, req.end)?;
         let mut names = BTreeSet::new();
-        for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
+        for (block, matchers) in self.select(&req.matchers, req.start, req.end, None) {
             let found = block.label_names(&matchers).await?;
             if !found.is_empty() {
                 names.extend(block.info().labels.iter().map(|l| l.name.clone()));
@@ -434,7 +445,7 @@ impl Store for GatewayStore {
             names.extend(found);
         }
         let mut answer = limited(names, req.limit);
-        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end);
+        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end, None);
         Ok(answer)
     }
 
@@ -442,7 +453,7 @@ impl Store for GatewayStore {
         self.check_synced()?;
         crate::store::validate_range(req.start, req.end)?;
         let mut values = BTreeSet::new();
-        for (block, matchers) in self.select(&req.matchers, req.start, req.end) {
+        for (block, matchers) in self.select(&req.matchers, req.start, req.end, None) {
             match block.info().labels.get(&req.name) {
                 // An external label: its value, if the block has any series.
                 Some(v) => {
@@ -454,7 +465,7 @@ impl Store for GatewayStore {
             }
         }
         let mut answer = limited(values, req.limit);
-        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end);
+        answer.warnings = self.missing_warnings(&req.matchers, req.start, req.end, None);
         Ok(answer)
     }
 }
@@ -464,6 +475,72 @@ fn labels_allow(matchers: &[Matcher], ext: &Labels) -> bool {
     matchers
         .iter()
         .all(|m| ext.get(m.name()).is_none_or(|v| m.matches(v)))
+}
+
+/// Of blocks overlapping `[mint, maxt]`, per source (external labels), the
+/// ones a request reading nothing coarser than `max_res` reads: the
+/// coarsest resolution allowed where it has blocks, the gaps between them
+/// filled from the next finer resolution, and so on down to raw.
+fn by_resolution(
+    blocks: Vec<&Arc<dyn BlockSeries>>,
+    mint: i64,
+    maxt: i64,
+    max_res: i64,
+) -> Vec<&Arc<dyn BlockSeries>> {
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut sources: Vec<&Labels> = Vec::new();
+    for b in &blocks {
+        if !sources.contains(&&b.info().labels) {
+            sources.push(&b.info().labels);
+        }
+    }
+    for source in sources {
+        // Resolutions allowed, coarsest first, each with its blocks in
+        // time order (the gateway's list is kept sorted by time).
+        let mut levels: Vec<(i64, Vec<&Arc<dyn BlockSeries>>)> = Vec::new();
+        for b in blocks.iter().filter(|b| &b.info().labels == source) {
+            let res = b.info().resolution;
+            if res > max_res {
+                continue;
+            }
+            match levels.iter_mut().find(|(r, _)| *r == res) {
+                Some((_, l)) => l.push(b),
+                None => levels.push((res, vec![b])),
+            }
+        }
+        levels.sort_by_key(|l| std::cmp::Reverse(l.0));
+        fill(&levels, mint, maxt, &mut out);
+    }
+    out
+}
+
+fn fill<'a>(
+    levels: &[(i64, Vec<&'a Arc<dyn BlockSeries>>)],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<&'a Arc<dyn BlockSeries>>,
+) {
+    let Some(((_, blocks), finer)) = levels.split_first() else {
+        return;
+    };
+    if mint > maxt {
+        return;
+    }
+    let mut start = mint;
+    for b in blocks {
+        let i = b.info();
+        // Blocks of one resolution that overlap are all read.
+        if i.max_time < mint {
+            continue;
+        }
+        if i.min_time > maxt {
+            break;
+        }
+        fill(finer, start, i.min_time - 1, out);
+        out.push(b);
+        start = start.max(i.max_time.saturating_add(1));
+    }
+    fill(finer, start, maxt, out);
 }
 
 /// The first stretch of `[from, to]` (inclusive) that none of `covered`

@@ -21,14 +21,8 @@ pub trait BlockLoader: Send + Sync + 'static {
     async fn list(&self) -> anyhow::Result<Vec<String>>;
 
     /// Opens a block for serving; `None` for a block this gateway does not
-    /// serve (outside its time bounds, or downsampled).
+    /// serve (outside its time bounds, or left out by its selector).
     async fn load(&self, ulid: &str) -> anyhow::Result<Option<Arc<dyn BlockSeries>>>;
-
-    /// Downsampled blocks seen in the bucket, within the bounds, which are
-    /// not served.
-    fn downsampled(&self) -> Vec<super::store::DownsampledBlock> {
-        Vec::new()
-    }
 
     /// The time range of a block whose load failed after its meta.json
     /// was read (max exclusive); None when it was not.

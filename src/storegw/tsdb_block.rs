@@ -28,6 +28,7 @@ impl TsdbBlock {
             min_time: meta.min_time,
             max_time: meta.max_time - 1,
             labels,
+            resolution: meta.resolution(),
         };
         Ok(Self {
             block: Arc::new(block),

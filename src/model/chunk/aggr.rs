@@ -96,6 +96,19 @@ pub fn encode_parts(parts: &[Option<&[u8]>; 5]) -> Vec<u8> {
     out
 }
 
+/// An aggregate chunk with only the aggregates in `keep` (all when empty).
+pub fn retain(data: &[u8], keep: &[Aggr]) -> Result<Vec<u8>, ChunkError> {
+    let mut p = parts(data)?;
+    if !keep.is_empty() {
+        for a in AGGRS {
+            if !keep.contains(&a) {
+                p[a as usize] = None;
+            }
+        }
+    }
+    Ok(encode_parts(&p))
+}
+
 /// Which values a query reads from downsampled data, from the function
 /// around its selector (Thanos' choice): `rate`, `increase`, `irate` and
 /// `resets` the counter; `min*`/`max*`/`count*`/`sum_*` their aggregate;
@@ -105,6 +118,9 @@ pub enum AggrChoice {
     One(Aggr),
     #[default]
     Average,
+    /// The count aggregate, with each raw sample counting 1, so that a
+    /// sum over windows and raw samples alike is a count of raw samples.
+    Weights,
 }
 
 impl AggrChoice {
@@ -124,10 +140,31 @@ impl AggrChoice {
         }
     }
 
+    /// What a request for these aggregates reads: one of them, or the
+    /// average (count and sum, or nothing said).
+    pub fn from_aggregates(aggrs: &[Aggr]) -> Self {
+        match aggrs {
+            [a] => AggrChoice::One(*a),
+            _ if aggrs.contains(&Aggr::Count) && aggrs.contains(&Aggr::Sum) => AggrChoice::Average,
+            [] => AggrChoice::Average,
+            [a, ..] => AggrChoice::One(*a),
+        }
+    }
+
+    /// [`AggrChoice::Weights`] in place of the count aggregate when counts
+    /// are to be added up.
+    pub fn weighed(self, weigh_counts: bool) -> Self {
+        match self {
+            AggrChoice::One(Aggr::Count) if weigh_counts => AggrChoice::Weights,
+            c => c,
+        }
+    }
+
     /// The aggregates a store must send.
     pub fn aggregates(self) -> Vec<Aggr> {
         match self {
             AggrChoice::One(a) => vec![a],
+            AggrChoice::Weights => vec![Aggr::Count],
             AggrChoice::Average => vec![Aggr::Count, Aggr::Sum],
         }
     }
@@ -163,6 +200,8 @@ pub fn materialize(
                             Some(s) => s,
                             None => continue,
                         },
+                        // A raw sample is a window of one.
+                        AggrChoice::Weights => Sample { t: s.t, v: 1.0 },
                         _ => s,
                     };
                     push(out, s, &mut last_t);
@@ -181,7 +220,11 @@ pub fn materialize(
                             }
                         }
                     }
-                    AggrChoice::One(a) => {
+                    AggrChoice::One(_) | AggrChoice::Weights => {
+                        let a = match choice {
+                            AggrChoice::One(a) => a,
+                            _ => Aggr::Count,
+                        };
                         let data = p[a as usize].ok_or_else(|| missing(a))?;
                         for s in XorIter::new(data)? {
                             push(out, s?, &mut last_t);

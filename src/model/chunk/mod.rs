@@ -88,6 +88,21 @@ impl Chunk {
             .collect()
     }
 
+    /// Samples the chunk holds by its header (for an aggregate chunk, its
+    /// windows), 0 when that cannot be read.
+    pub fn num_samples(&self) -> u64 {
+        let header = match self.encoding {
+            ChunkEncoding::Aggr => aggr::parts(&self.data)
+                .ok()
+                .and_then(|p| p.into_iter().flatten().next()),
+            _ => Some(&self.data[..]),
+        };
+        match header {
+            Some([a, b, ..]) => u64::from(u16::from_be_bytes([*a, *b])),
+            _ => 0,
+        }
+    }
+
     pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.min_time <= maxt && mint <= self.max_time
     }
