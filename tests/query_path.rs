@@ -1,13 +1,14 @@
 //! The query path against in-process stores served over real gRPC, which can
 //! be made slow, stalled mid-stream or failing: hedging within STORE groups,
-//! resuming broken answers, SOURCE fan-out, deduplication and partial
-//! responses.
+//! resuming broken answers, SOURCE fan-out, deduplication, partial
+//! responses, and series that a store splits over several frames.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -15,11 +16,12 @@ use skein::actors::registry::GetRegistry;
 use skein::actors::system::ActorSystem;
 use skein::actors::{RegistryConfig, StoreRegistry};
 use skein::model::{Labels, MatchOp, Matcher, Sample, Series};
+use skein::proto::thanos as pb;
 use skein::query::merge::decode_series;
 use skein::query::{HedgeMode, Querier, QueryConfig, RouteConfig, SeriesOptions};
 use skein::store::{
     Fault, FaultyStore, MemStore, PeerType, SeriesFrame, SeriesRequest, SeriesStream, StoreError,
-    StoreInfo,
+    StoreInfo, StoreService,
 };
 use skein::synthetic::{generate, GeneratorConfig};
 
@@ -55,6 +57,20 @@ async fn serve(
     fault: Fault,
     stop: &CancellationToken,
 ) -> String {
+    let store = store(series, labels, peer_type, group, fault);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(skein::store::serve(listener, Arc::new(store), stop.clone()));
+    addr
+}
+
+fn store(
+    series: Vec<Series>,
+    labels: &[(&str, &str)],
+    peer_type: PeerType,
+    group: &str,
+    fault: Fault,
+) -> FaultyStore<MemStore> {
     let info = StoreInfo {
         label_sets: vec![Labels::from_pairs(labels.iter().copied()).unwrap()],
         min_time: END - HOUR,
@@ -64,11 +80,7 @@ async fn serve(
         component: peer_type.component().into(),
         supports_without_replica_labels: true,
     };
-    let store = FaultyStore::new(MemStore::new(info, series).unwrap(), fault);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(skein::store::serve(listener, Arc::new(store), stop.clone()));
-    addr
+    FaultyStore::new(MemStore::new(info, series).unwrap(), fault)
 }
 
 struct Setup {
@@ -606,5 +618,172 @@ async fn queriers_that_ask_each_other_stop_at_the_hop_limit() {
     let err = err.expect("a loop is an error");
     assert!(err.to_string().contains("loop"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
+    stop.cancel();
+}
+
+/// A store that sends every series as Thanos may: one frame per chunk, each
+/// repeating the labels, and runs of frames packed into batch frames, so
+/// one series spans several frames and batches.
+#[derive(Clone)]
+struct Splitting(StoreService);
+
+type Frames = Pin<Box<dyn Stream<Item = Result<pb::SeriesResponse, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::store_server::Store for Splitting {
+    async fn info(
+        &self,
+        r: tonic::Request<pb::InfoRequest>,
+    ) -> Result<tonic::Response<pb::InfoResponse>, tonic::Status> {
+        pb::store_server::Store::info(&self.0, r).await
+    }
+
+    type SeriesStream = Frames;
+
+    async fn series(
+        &self,
+        r: tonic::Request<pb::SeriesRequest>,
+    ) -> Result<tonic::Response<Frames>, tonic::Status> {
+        use pb::series_response::Result as F;
+        let mut inner = pb::store_server::Store::series(&self.0, r)
+            .await?
+            .into_inner();
+        let out = async_stream::stream! {
+            let mut batch: Vec<pb::Series> = Vec::new();
+            let mut n = 0usize;
+            while let Some(frame) = inner.next().await {
+                let s = match frame {
+                    Ok(pb::SeriesResponse { result: Some(F::Series(s)) }) => s,
+                    other => {
+                        yield other;
+                        continue;
+                    }
+                };
+                for c in s.chunks {
+                    let part = pb::Series { labels: s.labels.clone(), chunks: vec![c] };
+                    n += 1;
+                    // Alternately alone and in batches of three.
+                    if (n / 5) % 2 == 0 {
+                        if !batch.is_empty() {
+                            let series = std::mem::take(&mut batch);
+                            yield Ok(pb::SeriesResponse {
+                                result: Some(F::Batch(pb::SeriesBatch { series })),
+                            });
+                        }
+                        yield Ok(pb::SeriesResponse { result: Some(F::Series(part)) });
+                    } else {
+                        batch.push(part);
+                        if batch.len() == 3 {
+                            let series = std::mem::take(&mut batch);
+                            yield Ok(pb::SeriesResponse {
+                                result: Some(F::Batch(pb::SeriesBatch { series })),
+                            });
+                        }
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                yield Ok(pb::SeriesResponse {
+                    result: Some(F::Batch(pb::SeriesBatch { series: batch })),
+                });
+            }
+        };
+        Ok(tonic::Response::new(Box::pin(out)))
+    }
+
+    async fn label_names(
+        &self,
+        r: tonic::Request<pb::LabelNamesRequest>,
+    ) -> Result<tonic::Response<pb::LabelNamesResponse>, tonic::Status> {
+        pb::store_server::Store::label_names(&self.0, r).await
+    }
+
+    async fn label_values(
+        &self,
+        r: tonic::Request<pb::LabelValuesRequest>,
+    ) -> Result<tonic::Response<pb::LabelValuesResponse>, tonic::Status> {
+        pb::store_server::Store::label_values(&self.0, r).await
+    }
+}
+
+async fn serve_split(
+    series: Vec<Series>,
+    labels: &[(&str, &str)],
+    peer_type: PeerType,
+    group: &str,
+    stop: &CancellationToken,
+) -> String {
+    let svc = StoreService::new(Arc::new(store(
+        series,
+        labels,
+        peer_type,
+        group,
+        Fault::None,
+    )));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = stop.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(pb::store_server::StoreServer::new(Splitting(svc.clone())))
+            .add_service(pb::info::info_server::InfoServer::new(svc))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                stop.cancelled_owned(),
+            ),
+    );
+    addr
+}
+
+/// Every series read whole from the querier, as (labels, samples).
+async fn read_all(q: &Querier, dedup: bool) -> Vec<(Labels, Vec<Sample>)> {
+    let (got, warnings, err) =
+        collect(q.series_with(all(), opts(q, dedup, false)).await.unwrap()).await;
+    assert!(err.is_none() && warnings.is_empty(), "{err:?} {warnings:?}");
+    got.iter().map(|s| (s.labels.clone(), samples(s))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_split_over_frames_and_batches_are_read_whole() {
+    let stop = CancellationToken::new();
+    let gaps = |from: i64| vec![(END - from * 60_000, END - (from - 10) * 60_000)];
+    let (a, b) = (replica_data("a", gaps(40)), replica_data("b", gaps(20)));
+    assert!(
+        a.iter().all(|s| s.chunks.len() >= 2),
+        "series of several chunks"
+    );
+
+    // A SOURCE pair: deduplicated (and not) exactly as the same pair
+    // sending one frame per series.
+    let plain = replica_pair(a.clone(), b.clone(), Fault::None, &stop).await;
+    let split = [
+        serve_split(a.clone(), &[("replica", "a")], PeerType::Source, "", &stop).await,
+        serve_split(b.clone(), &[("replica", "b")], PeerType::Source, "", &stop).await,
+    ];
+    let r = route(HedgeMode::Adaptive, Duration::from_secs(2));
+    let want = querier(vec![plain.0, plain.1], r.clone(), &["replica"]).await;
+    let got = querier(split.to_vec(), r.clone(), &["replica"]).await;
+    for dedup in [true, false] {
+        let (w, g) = (
+            read_all(&want.querier, dedup).await,
+            read_all(&got.querier, dedup).await,
+        );
+        assert_eq!(w.len(), g.len(), "dedup={dedup}");
+        assert!(w == g, "dedup={dedup}: split frames change the answer");
+    }
+
+    // A STORE group of two: every chunk of every series, once.
+    let labels = [("region", "eu")];
+    let d = data(4, &labels, vec![]);
+    let group = [
+        serve_split(d.clone(), &labels, PeerType::Store, "g", &stop).await,
+        serve_split(d.clone(), &labels, PeerType::Store, "g", &stop).await,
+    ];
+    let s = querier(group.to_vec(), r, &[]).await;
+    let got = read_all(&s.querier, true).await;
+    let want: Vec<(Labels, Vec<Sample>)> =
+        d.iter().map(|x| (x.labels.clone(), samples(x))).collect();
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the group's answer lost or repeated frames");
     stop.cancel();
 }
