@@ -37,6 +37,7 @@ fn advert(i: usize) -> NodeAdvert {
         max_time: 1,
         ready: true,
         leaving: false,
+        incomplete: false,
     }
 }
 

@@ -102,6 +102,7 @@ async fn store_node(
         max_time: 1_000_000,
         ready: true,
         leaving: false,
+        incomplete: false,
     };
     let mut c = cfg(n, seeds, "test");
     c.node_name = node_name.map(str::to_string);
@@ -146,6 +147,7 @@ async fn query_node(
         max_time: i64::MAX,
         ready: true,
         leaving: false,
+        incomplete: false,
     };
     let cluster = Cluster::join_with(&cfg(n, seeds, "test"), &advert, transport)
         .await
@@ -431,6 +433,7 @@ async fn other_clusters_and_malformed_adverts_are_ignored() {
         max_time: 1,
         ready: true,
         leaving: false,
+        incomplete: false,
     };
     let stranger = Cluster::join_with(&cfg(20, &[1], "other"), &advert, &t)
         .await

@@ -83,6 +83,8 @@ pub struct MemberTarget {
     /// False while its gossip advert says it is not ready (starting,
     /// stopping, or its source is down).
     pub ready: bool,
+    /// False while its gossip advert says it lacks data it should hold.
+    pub complete: bool,
 }
 
 /// A group the query must ask, with the members that can answer.
@@ -573,6 +575,7 @@ impl Handler<Select> for StoreRegistry {
                         .as_ref()
                         .is_some_and(|i| i.supports_without_replica_labels),
                     ready: e.snapshot.advert.as_ref().is_none_or(|a| a.ready),
+                    complete: e.snapshot.advert.as_ref().is_none_or(|a| !a.incomplete),
                 });
             }
             if members.is_empty() {

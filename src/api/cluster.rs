@@ -157,6 +157,9 @@ async fn cluster(State(state): State<ClusterState>) -> Response {
                         "inFlight": m.in_flight,
                         "minTime": info.map(|i| i.min_time),
                         "maxTime": info.map(|i| i.max_time),
+                        // False while its gossip says it lacks data it
+                        // should hold (asked after complete members).
+                        "complete": m.advert.as_ref().is_none_or(|a| !a.incomplete),
                     })
                 }).collect::<Vec<_>>(),
             })

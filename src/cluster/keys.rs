@@ -24,6 +24,10 @@ pub const READY: &str = "skein.ready";
 /// "true" from the moment a node starts a clean shutdown: when it is gone
 /// from gossip after this, it left; without it, it died. Absent: false.
 pub const LEAVING: &str = "skein.leaving";
+/// "true" while a store lacks data it should hold (a gateway's block that
+/// failed to load): routing asks its group's complete members first.
+/// Absent: false.
+pub const INCOMPLETE: &str = "skein.incomplete";
 
 /// What a node tells the cluster about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +45,8 @@ pub struct NodeAdvert {
     pub ready: bool,
     /// Shutting down cleanly (see [`LEAVING`]).
     pub leaving: bool,
+    /// Lacks data it should hold (see [`INCOMPLETE`]).
+    pub incomplete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +109,7 @@ impl NodeAdvert {
             (MAX_TIME.into(), self.max_time.to_string()),
             (READY.into(), self.ready.to_string()),
             (LEAVING.into(), self.leaving.to_string()),
+            (INCOMPLETE.into(), self.incomplete.to_string()),
         ]
     }
 
@@ -141,6 +148,11 @@ impl NodeAdvert {
                 Some("true") => true,
                 Some(other) => return Err(invalid(LEAVING, other, "expected true or false")),
             },
+            incomplete: match get(INCOMPLETE) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => return Err(invalid(INCOMPLETE, other, "expected true or false")),
+            },
         };
         if advert.min_time > advert.max_time {
             return Err(invalid(
@@ -171,15 +183,21 @@ mod tests {
             max_time: i64::MAX,
             ready: true,
             leaving: false,
+            incomplete: false,
         }
     }
 
     #[test]
     fn round_trip() {
-        let a = advert();
-        let map: HashMap<String, String> = a.to_pairs().into_iter().collect();
-        let back = NodeAdvert::from_lookup(|k| map.get(k).map(String::as_str)).unwrap();
-        assert_eq!(back, a);
+        for incomplete in [false, true] {
+            let a = NodeAdvert {
+                incomplete,
+                ..advert()
+            };
+            let map: HashMap<String, String> = a.to_pairs().into_iter().collect();
+            let back = NodeAdvert::from_lookup(|k| map.get(k).map(String::as_str)).unwrap();
+            assert_eq!(back, a);
+        }
     }
 
     #[test]
@@ -193,6 +211,7 @@ mod tests {
             (MIN_TIME, "yesterday"),
             (READY, "maybe"),
             (LEAVING, "soon"),
+            (INCOMPLETE, "partly"),
             (MAX_TIME, "-10"),
         ] {
             let mut m = good.clone();
@@ -200,14 +219,13 @@ mod tests {
             let r = NodeAdvert::from_lookup(|k| m.get(k).map(String::as_str));
             assert!(r.is_err(), "{key}={bad} accepted");
         }
-        // Nodes of an older version do not gossip the leaving key.
+        // Nodes of an older version do not gossip the leaving and
+        // incomplete keys.
         let mut m = good.clone();
         m.remove(LEAVING);
-        assert!(
-            !NodeAdvert::from_lookup(|k| m.get(k).map(String::as_str))
-                .unwrap()
-                .leaving
-        );
+        m.remove(INCOMPLETE);
+        let old = NodeAdvert::from_lookup(|k| m.get(k).map(String::as_str)).unwrap();
+        assert!(!old.leaving && !old.incomplete);
         let mut m = good.clone();
         m.remove(GRPC_ADDRESS);
         assert_eq!(

@@ -118,6 +118,7 @@ pub async fn run(
                 max_time: MAX_TIME,
                 ready: false,
                 leaving: false,
+                incomplete: false,
             };
             cfg.registry.self_grpc = Some(advert.grpc_address);
             let cluster = Cluster::join(c, &advert).await?;

@@ -77,19 +77,25 @@ fn usable(m: &MemberTarget) -> bool {
     m.health != Health::Unhealthy && m.ready
 }
 
-/// The order to ask members in: two picked at random among the usable ones
-/// (power of two choices), the cheaper of the two first (latency estimate
-/// times requests in flight), then the rest
-/// in random order, unusable members last.
+/// The order to ask members in: two picked at random among the usable
+/// ones that hold all their data (power of two choices), the cheaper of the
+/// two first (latency estimate times requests in flight), then the rest in
+/// random order; usable members that lack data they should hold (a block
+/// that failed to load) after them, however fast, and unusable members
+/// last.
 pub fn pick_order(members: &[MemberTarget]) -> Vec<usize> {
     let mut rng = rand::rng();
     let (mut good, mut bad): (Vec<usize>, Vec<usize>) =
         (0..members.len()).partition(|&i| usable(&members[i]));
+    let (mut good, mut lacking): (Vec<usize>, Vec<usize>) =
+        good.drain(..).partition(|&i| members[i].complete);
     good.shuffle(&mut rng);
+    lacking.shuffle(&mut rng);
     bad.shuffle(&mut rng);
     if good.len() >= 2 && members[good[1]].stats.cost() < members[good[0]].stats.cost() {
         good.swap(0, 1);
     }
+    good.extend(lacking);
     good.extend(bad);
     good
 }
@@ -546,6 +552,53 @@ where
                     inflight.push(start(i, "hedge"));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ClientConfig, RemoteStore};
+
+    fn member(n: u16, health: Health, ready: bool, complete: bool) -> MemberTarget {
+        let endpoint = format!("127.0.0.1:{}", 20_000 + n);
+        MemberTarget {
+            client: RemoteStore::connect_lazy(&endpoint, &ClientConfig::default()).unwrap(),
+            endpoint,
+            stats: Arc::default(),
+            health,
+            strict: false,
+            min_time: 0,
+            max_time: 0,
+            last_error: None,
+            supports_without_replica_labels: true,
+            ready,
+            complete,
+        }
+    }
+
+    #[tokio::test]
+    async fn members_lacking_data_are_asked_after_complete_ones() {
+        let members = [
+            member(0, Health::Healthy, true, false),
+            member(1, Health::Unhealthy, true, true),
+            member(2, Health::Healthy, true, true),
+            member(3, Health::Healthy, false, true),
+            member(4, Health::Unknown, true, true),
+            member(5, Health::Healthy, true, false),
+        ];
+        for _ in 0..50 {
+            let order = pick_order(&members);
+            let mut first: Vec<usize> = order[..2].to_vec();
+            first.sort_unstable();
+            assert_eq!(first, [2, 4], "{order:?}");
+            let mut next: Vec<usize> = order[2..4].to_vec();
+            next.sort_unstable();
+            assert_eq!(next, [0, 5], "{order:?}");
+            let mut last: Vec<usize> = order[4..].to_vec();
+            last.sort_unstable();
+            assert_eq!(last, [1, 3], "{order:?}");
         }
     }
 }

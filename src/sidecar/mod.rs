@@ -209,6 +209,7 @@ pub async fn run(
                 max_time: MAX_TIME,
                 ready: false,
                 leaving: false,
+                incomplete: false,
             };
             Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
         }

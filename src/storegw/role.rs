@@ -153,6 +153,7 @@ async fn advert_for(
         max_time: info.max_time,
         ready: true,
         leaving: false,
+        incomplete: store.has_missing_blocks(),
     })
 }
 

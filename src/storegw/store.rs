@@ -172,6 +172,14 @@ impl GatewayStore {
         }
     }
 
+    /// Whether a block failed to load at the last sync.
+    pub fn has_missing_blocks(&self) -> bool {
+        match self.missing.read() {
+            Ok(g) => !g.is_empty(),
+            Err(poisoned) => !poisoned.into_inner().is_empty(),
+        }
+    }
+
     /// Warnings for the missing blocks a request over `[mint, maxt]` (and
     /// within the bounds) would have read, and, for a series request that
     /// reads nothing coarser than `max_res`, for parts of that range that

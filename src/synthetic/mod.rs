@@ -95,6 +95,7 @@ pub async fn run(
                 max_time: if cfg.follow { i64::MAX } else { info.max_time },
                 ready: true,
                 leaving: false,
+                incomplete: false,
             };
             Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
         }
