@@ -10,7 +10,8 @@
 //!   `sum_over_time` and `count_over_time` over whole windows equal
 //!   Prometheus' answer on the raw samples exactly (counts are samples, not
 //!   windows; the two replicas are deduplicated, never added up); `rate`
-//!   and `increase` from the counter aggregate are close to it.
+//!   and `increase` from the counter aggregate are close to it; `resets`
+//!   and `changes`, which no aggregate can answer, read raw data only.
 //!
 //! Loopback range 127.0.27.x.
 
@@ -35,7 +36,7 @@ const RES: i64 = 5 * MINUTE;
 /// Raw blocks before this are deleted from the bucket.
 const RAW_FROM: i64 = T0 + 4 * HOUR;
 /// Counters of odd series restart here.
-const RESET: i64 = T0 + 150 * MINUTE;
+const RESET: i64 = T0 + 330 * MINUTE;
 
 fn write(path: &Path) -> anyhow::Result<Dataset> {
     let mut w = OpenMetricsWriter::new(std::io::BufWriter::new(std::fs::File::create(path)?));
@@ -206,6 +207,26 @@ fn downsampled_history_answers_like_prometheus_on_raw_data() {
         assert!(got.warnings.is_empty(), "{q}: {:?}", got.warnings);
         compare(q, &got, &want, 0.0);
     }
+    // `resets` and `changes` read raw data whatever is allowed (the
+    // aggregates cannot answer them): exact where raw blocks remain, a
+    // warning where they do not.
+    for q in ["resets(ds_bytes_total[1h])", "changes(ds_temperature[30m])"] {
+        let got = query_matrix(http, q, new, "max_source_resolution=1h").unwrap();
+        let want = query_matrix(reference, q, new, "").unwrap();
+        assert!(
+            want.series.values().flatten().any(|p| p.1 > 0.0),
+            "{q}: nothing to count"
+        );
+        assert!(got.warnings.is_empty(), "{q}: {:?}", got.warnings);
+        compare(q, &got, &want, 0.0);
+        let got = query_matrix(http, q, old, "max_source_resolution=1h").unwrap();
+        assert!(
+            got.warnings.iter().any(|w| w.contains("raw data only")),
+            "{q}: {:?}",
+            got.warnings
+        );
+    }
+
     // `auto` with a 1h step reads up to 12m: the 5m blocks.
     let hourly = (T0 + 2 * HOUR, T0 + SPAN, HOUR);
     let q = "max_over_time(ds_temperature[2h])";

@@ -247,7 +247,14 @@ fn walk<'e>(
 /// The coarsest downsampled data a selector may read: a function that
 /// needs two samples in its range must get at least two windows there
 /// (Thanos' rule), so `rate(x[5m])` reads nothing coarser than 2.5m.
+/// `resets` and `changes` read raw data only: the counter aggregate has
+/// the resets inside a window taken out, and window averages change where
+/// raw values do not, so either would answer wrongly without a word; a
+/// stretch held only downsampled gets the gateway's warning instead.
 fn max_resolution(requested: i64, need: &Need<'_>) -> i64 {
+    if matches!(need.func.as_str(), "resets" | "changes") {
+        return 0;
+    }
     let two_samples = matches!(
         need.func.as_str(),
         "rate"
