@@ -54,6 +54,36 @@ pub fn ship_blocks(
     Ok(ids)
 }
 
+/// Starts `skein store` on `ip` over the FILESYSTEM bucket at `bucket`,
+/// outside gossip, with `extra` flags.
+pub fn start_store(
+    ip: &str,
+    bucket: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<Process> {
+    let objstore = format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    );
+    let listen = format!("{ip}:0");
+    let data_dir = data_dir.to_str().ok_or_else(|| anyhow!("data dir"))?;
+    let mut args = vec![
+        "store",
+        "--objstore.config",
+        &objstore,
+        "--data-dir",
+        data_dir,
+        "--grpc-address",
+        &listen,
+        "--http-address",
+        &listen,
+        "--cluster.disable",
+    ];
+    args.extend_from_slice(extra);
+    Process::start("store", &args)
+}
+
 /// Starts `skein sidecar` on `ip` in front of the Prometheus at `prom`,
 /// outside gossip.
 pub fn start_sidecar(name: &str, ip: &str, prom: SocketAddr) -> anyhow::Result<Process> {

@@ -18,12 +18,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use skein_cluster_tests::history::{query_matrix, ship_blocks, Matrix};
+use skein_cluster_tests::history::{query_matrix, ship_blocks, start_store, Matrix};
 use skein_cluster_tests::openmetrics::{mix, unit, Dataset, OpenMetricsWriter};
 use skein_cluster_tests::promql_setup::{
     import_openmetrics, start_prometheus_on_blocks, start_querier, store_healthy,
 };
-use skein_cluster_tests::{require_binary, wait_for, Process};
+use skein_cluster_tests::{require_binary, wait_for};
 
 /// A 2 h boundary (and so a 5 m one).
 const T0: i64 = 1_699_999_200_000;
@@ -133,27 +133,7 @@ fn downsampled_history_answers_like_prometheus_on_raw_data() {
     let _prom = start_prometheus_on_blocks(&prometheus, &home, "127.0.27.9:9090").unwrap();
     let reference = "127.0.27.9:9090".parse().unwrap();
 
-    let objstore = format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket.display()
-    );
-    let data_dir = dir.path().join("store");
-    let store = Process::start(
-        "store",
-        &[
-            "store",
-            "--objstore.config",
-            &objstore,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--grpc-address",
-            "127.0.27.2:0",
-            "--http-address",
-            "127.0.27.2:0",
-            "--cluster.disable",
-        ],
-    )
-    .unwrap();
+    let store = start_store("127.0.27.2", &bucket, &dir.path().join("store"), &[]).unwrap();
     let querier = start_querier(
         "127.0.27.1",
         &store.grpc.to_string(),

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use skein_cluster_tests::history::{
-    first_difference, query_matrix, ship_blocks, start_sidecar, Matrix,
+    first_difference, query_matrix, ship_blocks, start_sidecar, start_store, Matrix,
 };
 use skein_cluster_tests::openmetrics::{mix, Dataset, OpenMetricsWriter};
 use skein_cluster_tests::promql_setup::{
@@ -154,27 +154,7 @@ fn ha_pair_history_in_one_bucket_is_deduplicated_like_the_live_pair() {
         &["--query.replica-label", "replica"],
     )
     .unwrap();
-    let objstore = format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket.display()
-    );
-    let data_dir = dir.path().join("store");
-    let store = Process::start(
-        "store",
-        &[
-            "store",
-            "--objstore.config",
-            &objstore,
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--grpc-address",
-            "127.0.21.7:0",
-            "--http-address",
-            "127.0.21.7:0",
-            "--cluster.disable",
-        ],
-    )
-    .unwrap();
+    let store = start_store("127.0.21.7", &bucket, &dir.path().join("store"), &[]).unwrap();
     let history = start_querier(
         "127.0.21.8",
         &store.grpc.to_string(),
