@@ -117,7 +117,6 @@ async fn run(
     };
     let querier = Querier::new(
         registry,
-        system.arbiter(),
         QueryConfig {
             route: RouteConfig {
                 hedge,

@@ -174,7 +174,6 @@ impl Api {
             ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
         let querier = Querier::new(
             registry.clone(),
-            system.arbiter(),
             QueryConfig {
                 replica_labels: vec!["replica".into()],
                 ..Default::default()

@@ -98,7 +98,6 @@ async fn querier(endpoints: Vec<String>, route: RouteConfig, replica_labels: &[&
         ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
     let querier = Querier::new(
         registry.clone(),
-        system.arbiter(),
         QueryConfig {
             route,
             replica_labels: replica_labels.iter().map(|s| s.to_string()).collect(),
@@ -534,7 +533,6 @@ async fn a_strict_endpoint_that_is_down_counts_as_failed() {
         ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
     let q = Querier::new(
         registry.clone(),
-        system.arbiter(),
         QueryConfig {
             route: route(HedgeMode::Adaptive, Duration::from_secs(1)),
             ..Default::default()
@@ -601,7 +599,7 @@ async fn queriers_that_ask_each_other_stop_at_the_hop_limit() {
             route: route(HedgeMode::Off, Duration::from_secs(5)),
             ..Default::default()
         };
-        let q = Querier::new(registry, system.arbiter(), cfg);
+        let q = Querier::new(registry, cfg);
         tokio::spawn(skein::store::serve(
             listener,
             Arc::new(q.clone()),

@@ -1,7 +1,7 @@
-//! Actors that steer: one per store endpoint (`StorePeer`), one per group of
-//! interchangeable or replicated stores (`StoreGroup`), and the registry
-//! that owns them and answers which stores a query needs. They run on their
-//! own thread (see [`system`]); data never flows through their mailboxes.
+//! Actors that steer: one per store endpoint (`StorePeer`, health checks),
+//! and the registry that owns them, groups them and publishes the topology
+//! the query path plans on. They run on their own thread (see [`system`]);
+//! data never flows through their mailboxes, and no query waits in one.
 
 pub mod metrics;
 pub mod registry;
@@ -10,5 +10,5 @@ pub mod store_peer;
 pub mod system;
 
 pub use registry::{RegistryConfig, StoreRegistry};
-pub use store_group::{GroupKey, GroupLatency, StoreGroup};
+pub use store_group::{GroupKey, GroupLatency};
 pub use store_peer::{Health, PeerSnapshot, PeerSource, PeerStats, StorePeer};

@@ -1,10 +1,10 @@
 //! `StoreRegistry`: owns the store peers and groups. It learns peers from
 //! gossip (membership changes) and from static `--endpoint` flags, groups
-//! them by what their health checks report, and answers the query path's
-//! question: which groups and members can hold data for these matchers and
-//! this time range.
+//! them by what their health checks report, and publishes the result as a
+//! [`Topology`] snapshot whenever it changes; the query path plans on the
+//! latest snapshot without asking the actor.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,16 +14,15 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::metrics::{GROUPS, PEERS};
-use super::store_group::{
-    effective_peer_type, GroupKey, GroupLatency, MemberRemoved, MemberUpdated, StoreGroup,
-};
+use super::store_group::{effective_peer_type, GroupKey, GroupLatency};
 use super::store_peer::{
     Health, PeerChanged, PeerConfig, PeerSnapshot, PeerSource, PeerStats, StopPeer, StorePeer,
     UpdateAdvert,
 };
 use crate::cluster::MembershipChange;
 use crate::model::time::{MAX_TIME, MIN_TIME};
-use crate::model::{Labels, Matcher};
+use crate::model::Matcher;
+pub use crate::query::topology::{GroupTarget, MemberTarget, Selection, Topology};
 use crate::store::{ClientConfig, PeerType, RemoteStore};
 
 #[derive(Debug, Clone)]
@@ -66,38 +65,9 @@ impl RegistryConfig {
     }
 }
 
-/// What the query path needs to call one member.
-#[derive(Clone)]
-pub struct MemberTarget {
-    pub endpoint: String,
-    pub client: RemoteStore,
-    pub stats: Arc<PeerStats>,
-    pub health: Health,
-    pub strict: bool,
-    pub min_time: i64,
-    pub max_time: i64,
-    /// The last error, for warnings that name the cause.
-    pub last_error: Option<String>,
-    /// Whether its Series honours `without_replica_labels`.
-    pub supports_without_replica_labels: bool,
-    /// False while its gossip advert says it is not ready (starting,
-    /// stopping, or its source is down).
-    pub ready: bool,
-    /// False while its gossip advert says it lacks data it should hold.
-    pub complete: bool,
-}
-
-/// A group the query must ask, with the members that can answer.
-#[derive(Clone)]
-pub struct GroupTarget {
-    pub key: GroupKey,
-    pub peer_type: PeerType,
-    pub group: Addr<StoreGroup>,
-    pub latency: Arc<GroupLatency>,
-    pub members: Vec<MemberTarget>,
-}
-
-/// Which groups can hold series matching `matchers` in `[min_time, max_time]`.
+/// Which groups can hold series matching `matchers` in `[min_time, max_time]`,
+/// from the current topology (for tests and views; queries read the
+/// snapshot themselves).
 #[derive(Message)]
 #[rtype(result = "Selection")]
 pub struct Select {
@@ -106,11 +76,12 @@ pub struct Select {
     pub max_time: i64,
 }
 
-pub struct Selection {
-    pub groups: Vec<GroupTarget>,
-    /// Groups left out by external labels or time range.
-    pub pruned: usize,
-}
+/// A receiver of every [`Topology`] the registry publishes, starting with
+/// the current one. It never misses the latest state: a reader that falls
+/// behind skips straight to it.
+#[derive(Message)]
+#[rtype(result = "tokio::sync::watch::Receiver<Arc<Topology>>")]
+pub struct SubscribeTopology;
 
 #[derive(Debug, Clone)]
 pub struct GroupView {
@@ -173,7 +144,7 @@ pub fn endpoint_group_id(members: &[String]) -> String {
 }
 
 struct GroupEntry {
-    addr: Addr<StoreGroup>,
+    key: Arc<GroupKey>,
     latency: Arc<GroupLatency>,
     members: Vec<String>,
 }
@@ -185,6 +156,10 @@ pub struct StoreRegistry {
     groups: BTreeMap<GroupKey, GroupEntry>,
     /// Gossip node name to the endpoint it announced.
     gossip_nodes: HashMap<Arc<str>, String>,
+    /// The query path's view, replaced whole on every change.
+    topology: tokio::sync::watch::Sender<Arc<Topology>>,
+    /// Groups whose members disagree on their peer type, warned about once.
+    mixed: BTreeSet<GroupKey>,
 }
 
 /// The group key, peer type and time range a peer's data falls under: its
@@ -222,17 +197,7 @@ fn peer_meta(s: &PeerSnapshot) -> (GroupKey, PeerType, i64, i64) {
     }
 }
 
-/// Whether any of a group's external label sets can satisfy the matchers: a
-/// matcher on a label the set has must accept its value; a matcher on any
-/// other label is left to the store.
-pub fn labels_compatible(matchers: &[Matcher], sets: &[Labels]) -> bool {
-    sets.is_empty()
-        || sets.iter().any(|set| {
-            matchers
-                .iter()
-                .all(|m| set.get(m.name()).is_none_or(|v| m.matches(v)))
-        })
-}
+pub use crate::query::topology::labels_compatible;
 
 impl StoreRegistry {
     pub fn new(cfg: RegistryConfig, rt: Handle) -> Self {
@@ -242,6 +207,8 @@ impl StoreRegistry {
             peers: BTreeMap::new(),
             groups: BTreeMap::new(),
             gossip_nodes: HashMap::new(),
+            topology: tokio::sync::watch::Sender::new(Arc::new(Topology::default())),
+            mixed: BTreeSet::new(),
         }
     }
 
@@ -304,14 +271,15 @@ impl StoreRegistry {
         }
         info!(endpoint, "store peer removed");
         self.update_gauges();
+        self.publish();
     }
 
     fn leave_group(&mut self, key: &GroupKey, endpoint: &str) {
         if let Some(g) = self.groups.get_mut(key) {
             g.members.retain(|m| m != endpoint);
-            g.addr.do_send(MemberRemoved(endpoint.to_string()));
             if g.members.is_empty() {
                 self.groups.remove(key);
+                self.mixed.remove(key);
             }
         }
     }
@@ -324,7 +292,6 @@ impl StoreRegistry {
         let (key, peer_type, _, _) = entry_meta(entry);
         entry.peer_type = peer_type;
         let old = entry.group.replace(key.clone());
-        let snapshot = entry.snapshot.clone();
         if let Some(old) = old.filter(|o| *o != key) {
             info!(endpoint, from = %old, to = %key, "store peer changed group");
             self.leave_group(&old, endpoint);
@@ -332,7 +299,7 @@ impl StoreRegistry {
         let group = self.groups.entry(key.clone()).or_insert_with(|| {
             info!(group = %key, "store group created");
             GroupEntry {
-                addr: StoreGroup::new(key.clone()).start(),
+                key: Arc::new(key.clone()),
                 latency: Arc::new(GroupLatency::default()),
                 members: Vec::new(),
             }
@@ -340,11 +307,61 @@ impl StoreRegistry {
         if !group.members.iter().any(|m| m == endpoint) {
             group.members.push(endpoint.to_string());
         }
-        group.addr.do_send(MemberUpdated {
-            snapshot,
-            peer_type,
-        });
         self.update_gauges();
+        self.publish();
+    }
+
+    /// Publishes the topology: every group with its members in the active
+    /// set, each member with what routing reads of it.
+    fn publish(&mut self) {
+        let mut groups = Vec::with_capacity(self.groups.len());
+        let mut newly_mixed = Vec::new();
+        for (key, g) in &self.groups {
+            let mut members = Vec::with_capacity(g.members.len());
+            let mut types = Vec::with_capacity(g.members.len());
+            for endpoint in &g.members {
+                let Some(e) = self.peers.get(endpoint) else {
+                    continue;
+                };
+                if e.hidden || !self.active(e) {
+                    continue;
+                }
+                let (_, peer_type, min_time, max_time) = entry_meta(e);
+                types.push(peer_type);
+                members.push(Arc::new(MemberTarget {
+                    endpoint: endpoint.clone(),
+                    client: e.client.clone(),
+                    stats: e.stats.clone(),
+                    health: e.snapshot.health,
+                    strict: e.snapshot.source.is_strict(),
+                    min_time,
+                    max_time,
+                    supports_without_replica_labels: e
+                        .snapshot
+                        .info
+                        .as_ref()
+                        .is_some_and(|i| i.supports_without_replica_labels),
+                    ready: e.snapshot.advert.as_ref().is_none_or(|a| a.ready),
+                    complete: e.snapshot.advert.as_ref().is_none_or(|a| !a.incomplete),
+                }));
+            }
+            if members.is_empty() {
+                continue;
+            }
+            let peer_type = effective_peer_type(types.iter().copied());
+            if types.iter().any(|t| *t != peer_type) && !self.mixed.contains(key) {
+                warn!(group = %key, "members report different peer types; asking all of them");
+                newly_mixed.push(key.clone());
+            }
+            groups.push(GroupTarget {
+                key: g.key.clone(),
+                peer_type,
+                latency: g.latency.clone(),
+                members,
+            });
+        }
+        self.mixed.extend(newly_mixed);
+        self.topology.send_replace(Arc::new(Topology { groups }));
     }
 
     fn update_gauges(&self) {
@@ -539,58 +556,16 @@ impl Handler<Select> for StoreRegistry {
     type Result = MessageResult<Select>;
 
     fn handle(&mut self, msg: Select, _ctx: &mut Self::Context) -> Self::Result {
-        let mut groups = Vec::new();
-        let mut pruned = 0;
-        for (key, g) in &self.groups {
-            if !labels_compatible(&msg.matchers, &key.label_sets) {
-                pruned += 1;
-                continue;
-            }
-            let mut members = Vec::new();
-            let mut types = Vec::new();
-            for endpoint in &g.members {
-                let Some(e) = self.peers.get(endpoint) else {
-                    continue;
-                };
-                if e.hidden || !self.active(e) {
-                    continue;
-                }
-                let (_, peer_type, min_time, max_time) = entry_meta(e);
-                types.push(peer_type);
-                if min_time > msg.max_time || max_time < msg.min_time {
-                    continue;
-                }
-                members.push(MemberTarget {
-                    endpoint: endpoint.clone(),
-                    client: e.client.clone(),
-                    stats: e.stats.clone(),
-                    health: e.snapshot.health,
-                    strict: e.snapshot.source.is_strict(),
-                    min_time,
-                    max_time,
-                    last_error: e.snapshot.last_error.clone(),
-                    supports_without_replica_labels: e
-                        .snapshot
-                        .info
-                        .as_ref()
-                        .is_some_and(|i| i.supports_without_replica_labels),
-                    ready: e.snapshot.advert.as_ref().is_none_or(|a| a.ready),
-                    complete: e.snapshot.advert.as_ref().is_none_or(|a| !a.incomplete),
-                });
-            }
-            if members.is_empty() {
-                pruned += usize::from(!types.is_empty());
-                continue;
-            }
-            groups.push(GroupTarget {
-                key: key.clone(),
-                peer_type: effective_peer_type(types),
-                group: g.addr.clone(),
-                latency: g.latency.clone(),
-                members,
-            });
-        }
-        MessageResult(Selection { groups, pruned })
+        let topology = self.topology.borrow().clone();
+        MessageResult(topology.select(&msg.matchers, msg.min_time, msg.max_time))
+    }
+}
+
+impl Handler<SubscribeTopology> for StoreRegistry {
+    type Result = MessageResult<SubscribeTopology>;
+
+    fn handle(&mut self, _msg: SubscribeTopology, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.topology.subscribe())
     }
 }
 
@@ -627,28 +602,5 @@ impl Handler<GetRegistry> for StoreRegistry {
             groups,
             first_round_done,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::MatchOp;
-
-    #[test]
-    fn external_labels_prune() {
-        let eu = vec![Labels::from_pairs([("region", "eu"), ("replica", "a")]).unwrap()];
-        let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
-        assert!(labels_compatible(&[m(MatchOp::Equal, "region", "eu")], &eu));
-        assert!(!labels_compatible(
-            &[m(MatchOp::Equal, "region", "us")],
-            &eu
-        ));
-        assert!(labels_compatible(&[m(MatchOp::Equal, "job", "x")], &eu));
-        assert!(!labels_compatible(
-            &[m(MatchOp::NotRegex, "region", "e.*")],
-            &eu
-        ));
-        assert!(labels_compatible(&[m(MatchOp::Equal, "region", "us")], &[]));
     }
 }

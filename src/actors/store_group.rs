@@ -1,18 +1,15 @@
-//! `StoreGroup`: one actor per group of peers with identical external label
-//! sets and identical store group id (the empty id and the empty label set
-//! are ordinary values). The group's peer type decides how queries use it:
-//! STORE and QUERY members hold the same data and are interchangeable;
-//! SOURCE members each hold their own copy and must all be asked.
+//! Store groups: peers with identical external label sets and identical
+//! store group id (the empty id and the empty label set are ordinary
+//! values). The group's peer type decides how queries use it: STORE and
+//! QUERY members hold the same data and are interchangeable; SOURCE members
+//! each hold their own copy and must all be asked. The registry keeps the
+//! groups; what routing needs of one is its key, its peer type and its
+//! latency histogram.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use actix::prelude::*;
-use tracing::warn;
-
-use super::store_peer::PeerSnapshot;
 use crate::model::Labels;
 use crate::store::PeerType;
 
@@ -127,93 +124,6 @@ impl GroupLatency {
             }
         }
         Some(Self::upper(LATENCY_BUCKETS - 1))
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct GroupSnapshot {
-    pub key: GroupKey,
-    pub peer_type: PeerType,
-    pub members: Vec<PeerSnapshot>,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MemberUpdated {
-    pub snapshot: PeerSnapshot,
-    pub peer_type: PeerType,
-}
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct MemberRemoved(pub String);
-
-#[derive(Message)]
-#[rtype(result = "GroupSnapshot")]
-pub struct GetGroupSnapshot;
-
-pub struct StoreGroup {
-    key: GroupKey,
-    members: BTreeMap<String, (PeerSnapshot, PeerType)>,
-    peer_type: PeerType,
-}
-
-impl StoreGroup {
-    pub fn new(key: GroupKey) -> Self {
-        Self {
-            key,
-            members: BTreeMap::new(),
-            peer_type: PeerType::Source,
-        }
-    }
-
-    fn recompute(&mut self) {
-        let t = effective_peer_type(self.members.values().map(|(_, t)| *t));
-        let mixed = self.members.values().any(|(_, m)| *m != t);
-        if mixed && t != self.peer_type {
-            warn!(group = %self.key, "members report different peer types; asking all of them");
-        }
-        self.peer_type = t;
-    }
-}
-
-impl Actor for StoreGroup {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(256);
-    }
-}
-
-impl Handler<MemberUpdated> for StoreGroup {
-    type Result = ();
-    fn handle(&mut self, msg: MemberUpdated, _ctx: &mut Self::Context) {
-        self.members
-            .insert(msg.snapshot.endpoint.clone(), (msg.snapshot, msg.peer_type));
-        self.recompute();
-    }
-}
-
-impl Handler<MemberRemoved> for StoreGroup {
-    type Result = ();
-    fn handle(&mut self, msg: MemberRemoved, ctx: &mut Self::Context) {
-        self.members.remove(&msg.0);
-        if self.members.is_empty() {
-            ctx.stop();
-        } else {
-            self.recompute();
-        }
-    }
-}
-
-impl Handler<GetGroupSnapshot> for StoreGroup {
-    type Result = MessageResult<GetGroupSnapshot>;
-    fn handle(&mut self, _msg: GetGroupSnapshot, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(GroupSnapshot {
-            key: self.key.clone(),
-            peer_type: self.peer_type,
-            members: self.members.values().map(|(s, _)| s.clone()).collect(),
-        })
     }
 }
 

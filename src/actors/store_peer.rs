@@ -232,15 +232,7 @@ pub struct PeerChanged(pub PeerSnapshot);
 
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CheckHealth;
-
-#[derive(Message)]
-#[rtype(result = "()")]
 pub struct UpdateAdvert(pub NodeAdvert);
-
-#[derive(Message)]
-#[rtype(result = "PeerSnapshot")]
-pub struct GetPeerSnapshot;
 
 /// Stops the actor: the peer was forgotten.
 #[derive(Message)]
@@ -383,13 +375,6 @@ impl Actor for StorePeer {
     }
 }
 
-impl Handler<CheckHealth> for StorePeer {
-    type Result = ();
-    fn handle(&mut self, _msg: CheckHealth, ctx: &mut Self::Context) {
-        self.check(ctx);
-    }
-}
-
 impl Handler<UpdateAdvert> for StorePeer {
     type Result = ();
     fn handle(&mut self, msg: UpdateAdvert, ctx: &mut Self::Context) {
@@ -407,13 +392,6 @@ impl Handler<StopPeer> for StorePeer {
     type Result = ();
     fn handle(&mut self, _msg: StopPeer, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-impl Handler<GetPeerSnapshot> for StorePeer {
-    type Result = MessageResult<GetPeerSnapshot>;
-    fn handle(&mut self, _msg: GetPeerSnapshot, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.snapshot())
     }
 }
 

@@ -150,11 +150,7 @@ pub async fn run(
         }
     })?;
 
-    let querier = Querier::new(
-        actors.registry.clone(),
-        actor_system.arbiter(),
-        cfg.query.clone(),
-    );
+    let querier = Querier::new(actors.registry.clone(), cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
     let grpc_stop = CancellationToken::new();

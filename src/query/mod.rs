@@ -4,20 +4,22 @@
 //! stores overlap, chunk merging. The querier also serves the result as a
 //! Store API of its own (peer type QUERY), so queriers stack.
 
-pub mod coordinator;
 pub mod dedup;
+pub mod fanout;
 pub mod merge;
 pub mod metrics;
 pub mod route;
+pub mod topology;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Addr, ArbiterHandle};
+use actix::Addr;
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
+use tokio::sync::{watch, OnceCell};
 
-use crate::actors::registry::{GetRegistry, Select};
+use crate::actors::registry::{GetRegistry, SubscribeTopology};
 use crate::actors::StoreRegistry;
 use crate::model::chunk::aggr::AggrChoice;
 use crate::model::time::{MAX_TIME, MIN_TIME};
@@ -31,6 +33,7 @@ pub use merge::{MergedFrame, SeriesGroup};
 pub use route::{HedgeMode, RouteConfig};
 
 use self::metrics::{DEDUP_SWITCHES_TOTAL, REQUESTS_TOTAL, REQUEST_DURATION_SECONDS};
+use self::topology::Topology;
 
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -100,17 +103,34 @@ pub fn is_counter_func(name: &str) -> bool {
 #[derive(Clone)]
 pub struct Querier {
     registry: Addr<StoreRegistry>,
-    arbiter: ArbiterHandle,
+    /// The registry's topology, subscribed to on first use.
+    topology: Arc<OnceCell<watch::Receiver<Arc<Topology>>>>,
     cfg: Arc<QueryConfig>,
 }
 
 impl Querier {
-    pub fn new(registry: Addr<StoreRegistry>, arbiter: ArbiterHandle, cfg: QueryConfig) -> Self {
+    pub fn new(registry: Addr<StoreRegistry>, cfg: QueryConfig) -> Self {
         Self {
             registry,
-            arbiter,
+            topology: Arc::new(OnceCell::new()),
             cfg: Arc::new(cfg),
         }
+    }
+
+    /// The latest topology the registry published: one message to the
+    /// registry on the first call, a shared read after that.
+    async fn topology(&self) -> Result<Arc<Topology>, StoreError> {
+        let rx = self
+            .topology
+            .get_or_try_init(|| async {
+                self.registry
+                    .send(SubscribeTopology)
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("store registry: {e}")))
+            })
+            .await?;
+        let current = rx.borrow().clone();
+        Ok(current)
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -157,14 +177,11 @@ impl Querier {
             Vec::new()
         };
         req.hops = next_hop(req.hops)?;
-        let plan = coordinator::plan(
-            &self.arbiter,
-            self.registry.clone(),
-            self.cfg.route.clone(),
-            req,
-        )
-        .await?;
-        Ok(merge::merge(plan.inputs))
+        let selection = self
+            .topology()
+            .await?
+            .select(&req.matchers, req.min_time, req.max_time);
+        Ok(merge::merge(fanout::plan(selection, &req, &self.cfg.route)))
     }
 
     /// Deduplicated series with chunks, as the Store API serves them.
@@ -206,18 +223,13 @@ impl Querier {
         let mut req = req;
         req.hops = next_hop(req.hops)?;
         let selection = self
-            .registry
-            .send(Select {
-                matchers: req.matchers.clone(),
-                min_time: req.start,
-                max_time: req.end,
-            })
-            .await
-            .map_err(|e| StoreError::Internal(format!("store registry: {e}")))?;
+            .topology()
+            .await?
+            .select(&req.matchers, req.start, req.end);
         // SOURCE: every member at once; STORE/QUERY: hedged like Series.
         type Call = futures::future::BoxFuture<'static, Result<LabelsResponse, route::CallFailure>>;
         let ask = move |req: LabelsRequest| {
-            move |m: crate::actors::registry::MemberTarget| {
+            move |m: Arc<topology::MemberTarget>| {
                 let req = req.clone();
                 async move {
                     if names {
@@ -236,7 +248,7 @@ impl Querier {
                 PeerType::Source => g
                     .members
                     .iter()
-                    .map(|m| crate::actors::registry::GroupTarget {
+                    .map(|m| topology::GroupTarget {
                         members: vec![m.clone()],
                         ..g.clone()
                     })

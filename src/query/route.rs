@@ -16,7 +16,7 @@ use super::metrics::{
     CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL,
     PARTIAL_RESPONSES_TOTAL, STORE_ERRORS_TOTAL, STORE_REQUESTS_TOTAL,
 };
-use crate::actors::registry::{GroupTarget, MemberTarget};
+use super::topology::{GroupTarget, MemberTarget};
 use crate::actors::store_peer::InFlight;
 use crate::actors::GroupLatency;
 use crate::actors::Health;
@@ -83,7 +83,7 @@ fn usable(m: &MemberTarget) -> bool {
 /// random order; usable members that lack data they should hold (a block
 /// that failed to load) after them, however fast, and unusable members
 /// last.
-pub fn pick_order(members: &[MemberTarget]) -> Vec<usize> {
+pub fn pick_order(members: &[Arc<MemberTarget>]) -> Vec<usize> {
     let mut rng = rand::rng();
     let (mut good, mut bad): (Vec<usize>, Vec<usize>) =
         (0..members.len()).partition(|&i| usable(&members[i]));
@@ -371,7 +371,7 @@ fn final_error(m: &MemberTarget, e: StoreError) -> StoreError {
 /// partial responses are off).
 pub fn member_stream(
     group: &GroupTarget,
-    member: MemberTarget,
+    member: Arc<MemberTarget>,
     req: SeriesRequest,
     cfg: &RouteConfig,
 ) -> SeriesStream {
@@ -473,7 +473,7 @@ pub async fn hedged_call<T, F, Fut>(
     call: F,
 ) -> Result<T, CallFailure>
 where
-    F: Fn(MemberTarget) -> Fut,
+    F: Fn(Arc<MemberTarget>) -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     T: Send + 'static,
 {
@@ -561,9 +561,9 @@ mod tests {
     use super::*;
     use crate::store::{ClientConfig, RemoteStore};
 
-    fn member(n: u16, health: Health, ready: bool, complete: bool) -> MemberTarget {
+    fn member(n: u16, health: Health, ready: bool, complete: bool) -> Arc<MemberTarget> {
         let endpoint = format!("127.0.0.1:{}", 20_000 + n);
-        MemberTarget {
+        Arc::new(MemberTarget {
             client: RemoteStore::connect_lazy(&endpoint, &ClientConfig::default()).unwrap(),
             endpoint,
             stats: Arc::default(),
@@ -571,11 +571,10 @@ mod tests {
             strict: false,
             min_time: 0,
             max_time: 0,
-            last_error: None,
             supports_without_replica_labels: true,
             ready,
             complete,
-        }
+        })
     }
 
     #[tokio::test]
