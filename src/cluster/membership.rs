@@ -104,16 +104,19 @@ impl Membership {
         }
     }
 
+    /// Sends a change to every subscriber. `do_send` queues past the
+    /// mailbox bound, so a subscriber that falls behind gets every change
+    /// late rather than lose one: a lost `Left` would keep a store that is
+    /// gone, a lost `Joined` would hide one. Changes are few (one per node
+    /// event), so the queue stays small.
     fn publish(&mut self, change: MembershipChange) {
-        self.subscribers
-            .retain(|s| match s.try_send(change.clone()) {
-                Ok(()) => true,
-                Err(SendError::Full(_)) => {
-                    warn!("membership subscriber is not keeping up; change dropped");
-                    true
-                }
-                Err(SendError::Closed(_)) => false,
-            });
+        self.subscribers.retain(|s| {
+            if !s.connected() {
+                return false;
+            }
+            s.do_send(change.clone());
+            true
+        });
     }
 
     fn apply(&mut self, live: &BTreeMap<ChitchatId, NodeState>) {
@@ -277,14 +280,7 @@ impl Handler<Subscribe> for Membership {
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
         for member in self.members.values() {
-            if msg
-                .0
-                .try_send(MembershipChange::Joined(member.clone()))
-                .is_err()
-            {
-                warn!("new membership subscriber cannot take the current members");
-                return;
-            }
+            msg.0.do_send(MembershipChange::Joined(member.clone()));
         }
         self.subscribers.push(msg.0);
     }
@@ -299,5 +295,105 @@ impl Handler<GetMembership> for Membership {
             nodes: self.nodes.clone(),
             members: self.members.values().cloned().collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// A subscriber with room for one message in its mailbox, which takes
+    /// its time over each, and keeps the member set it was told of.
+    struct Slow(Arc<Mutex<BTreeMap<Arc<str>, NodeAdvert>>>);
+
+    impl Actor for Slow {
+        type Context = Context<Self>;
+        fn started(&mut self, ctx: &mut Self::Context) {
+            ctx.set_mailbox_capacity(1);
+        }
+    }
+
+    impl Handler<MembershipChange> for Slow {
+        type Result = ();
+        fn handle(&mut self, msg: MembershipChange, _ctx: &mut Self::Context) {
+            std::thread::sleep(Duration::from_millis(1));
+            let Ok(mut view) = self.0.lock() else {
+                return;
+            };
+            match msg {
+                MembershipChange::Joined(m) | MembershipChange::Updated(m) => {
+                    view.insert(m.node, m.advert);
+                }
+                MembershipChange::Left(m) => {
+                    view.remove(&m.node);
+                }
+            }
+        }
+    }
+
+    fn node(i: u16) -> (ChitchatId, NodeState) {
+        let id = ChitchatId::new(format!("node-{i}"), 1, ([127, 0, 0, 1], 20_000 + i).into());
+        let advert = NodeAdvert {
+            version: "0".into(),
+            peer_type: PeerType::Store,
+            component: "store".into(),
+            label_sets: vec![],
+            store_group_id: String::new(),
+            grpc_address: ([127, 0, 0, 1], 30_000 + i).into(),
+            http_address: ([127, 0, 0, 1], 40_000 + i).into(),
+            min_time: 0,
+            max_time: i64::from(i),
+            ready: true,
+            leaving: false,
+            incomplete: false,
+        };
+        let mut state = NodeState::for_test();
+        for (k, v) in advert.to_pairs() {
+            state.set(k, v);
+        }
+        (id, state)
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_misses_no_change() {
+        let (tx, rx) = watch::channel(BTreeMap::new());
+        let view = Arc::new(Mutex::new(BTreeMap::new()));
+        let v = view.clone();
+        let self_id = ChitchatId::new("me", 1, ([127, 0, 0, 1], 10_900).into());
+        let (system, _membership) = crate::actors::system::ActorSystem::start(move || {
+            let m = Membership::new(self_id, false, rx).start();
+            m.do_send(Subscribe(Slow(v).start().recipient()));
+            m
+        })
+        .unwrap();
+        // Fifty nodes join in one gossip round, then the odd ones leave:
+        // far more changes at once than the subscriber's mailbox holds.
+        let all: BTreeMap<ChitchatId, NodeState> = (0..50).map(node).collect();
+        tx.send_replace(all);
+        std::thread::sleep(Duration::from_millis(50));
+        let even: BTreeMap<ChitchatId, NodeState> = (0..50).step_by(2).map(node).collect();
+        tx.send_replace(even);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let want: Vec<String> = (0..50).step_by(2).map(|i| format!("node-{i}")).collect();
+        loop {
+            let got: Vec<String> = view
+                .lock()
+                .map(|v| v.keys().map(|k| k.to_string()).collect())
+                .unwrap_or_default();
+            let mut want = want.clone();
+            want.sort();
+            if got == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the subscriber sees {} members: {got:?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        system.stop();
     }
 }
