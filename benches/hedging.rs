@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use skein::actors::registry::GetRegistry;
+use skein::actors::registry::{GetRegistry, SubscribeTopology};
 use skein::actors::system::ActorSystem;
 use skein::actors::{Health, RegistryConfig, StoreRegistry};
 use skein::model::{Labels, MatchOp, Matcher};
@@ -116,7 +116,7 @@ async fn run(
         _ => HedgeMode::Off,
     };
     let querier = Querier::new(
-        registry,
+        registry.send(SubscribeTopology).await.unwrap(),
         QueryConfig {
             route: RouteConfig {
                 hedge,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use skein::actors::registry::GetRegistry;
+use skein::actors::registry::{GetRegistry, SubscribeTopology};
 use skein::actors::system::ActorSystem;
 use skein::actors::{Health, RegistryConfig, StoreRegistry};
 use skein::api::prom::PromApi;
@@ -173,7 +173,7 @@ impl Api {
         let (system, registry) =
             ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
         let querier = Querier::new(
-            registry.clone(),
+            registry.send(SubscribeTopology).await.unwrap(),
             QueryConfig {
                 replica_labels: vec!["replica".into()],
                 ..Default::default()

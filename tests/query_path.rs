@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use skein::actors::registry::GetRegistry;
+use skein::actors::registry::{GetRegistry, SubscribeTopology};
 use skein::actors::system::ActorSystem;
 use skein::actors::{RegistryConfig, StoreRegistry};
 use skein::model::{Labels, MatchOp, Matcher, Sample, Series};
@@ -97,7 +97,7 @@ async fn querier(endpoints: Vec<String>, route: RouteConfig, replica_labels: &[&
     let (system, registry) =
         ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
     let querier = Querier::new(
-        registry.clone(),
+        registry.send(SubscribeTopology).await.unwrap(),
         QueryConfig {
             route,
             replica_labels: replica_labels.iter().map(|s| s.to_string()).collect(),
@@ -532,7 +532,7 @@ async fn a_strict_endpoint_that_is_down_counts_as_failed() {
     let (system, registry) =
         ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
     let q = Querier::new(
-        registry.clone(),
+        registry.send(SubscribeTopology).await.unwrap(),
         QueryConfig {
             route: route(HedgeMode::Adaptive, Duration::from_secs(1)),
             ..Default::default()
@@ -599,7 +599,7 @@ async fn queriers_that_ask_each_other_stop_at_the_hop_limit() {
             route: route(HedgeMode::Off, Duration::from_secs(5)),
             ..Default::default()
         };
-        let q = Querier::new(registry, cfg);
+        let q = Querier::new(registry.send(SubscribeTopology).await.unwrap(), cfg);
         tokio::spawn(skein::store::serve(
             listener,
             Arc::new(q.clone()),

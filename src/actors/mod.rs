@@ -5,10 +5,10 @@
 
 pub mod metrics;
 pub mod registry;
-pub mod store_group;
 pub mod store_peer;
 pub mod system;
 
+pub use crate::query::policy::{GroupLatency, Health, PeerStats};
+pub use crate::query::topology::GroupKey;
 pub use registry::{RegistryConfig, StoreRegistry};
-pub use store_group::{GroupKey, GroupLatency};
-pub use store_peer::{Health, PeerSnapshot, PeerSource, PeerStats, StorePeer};
+pub use store_peer::{PeerSnapshot, PeerSource, StorePeer};

@@ -14,14 +14,14 @@ use tokio::runtime::Handle;
 use tracing::{info, warn};
 
 use super::metrics::{GROUPS, PEERS};
-use super::store_group::{effective_peer_type, GroupKey, GroupLatency};
 use super::store_peer::{
-    Health, PeerChanged, PeerConfig, PeerSnapshot, PeerSource, PeerStats, StopPeer, StorePeer,
-    UpdateAdvert,
+    PeerChanged, PeerConfig, PeerSnapshot, PeerSource, StopPeer, StorePeer, UpdateAdvert,
 };
 use crate::cluster::MembershipChange;
 use crate::model::time::{MAX_TIME, MIN_TIME};
 use crate::model::Matcher;
+use crate::query::policy::{GroupLatency, Health, PeerStats};
+use crate::query::topology::{effective_peer_type, GroupKey};
 pub use crate::query::topology::{GroupTarget, MemberTarget, Selection, Topology};
 use crate::store::{ClientConfig, PeerType, RemoteStore};
 
@@ -210,6 +210,11 @@ impl StoreRegistry {
             topology: tokio::sync::watch::Sender::new(Arc::new(Topology::default())),
             mixed: BTreeSet::new(),
         }
+    }
+
+    /// A receiver of every topology this registry will publish.
+    pub fn topology(&self) -> tokio::sync::watch::Receiver<Arc<Topology>> {
+        self.topology.subscribe()
     }
 
     fn add_peer(

@@ -2,7 +2,6 @@
 //! client, checks the peer's health with Info every few seconds, and keeps
 //! the last good Info, the last error and the numbers routing needs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::metrics::{HEALTH_CHECKS_TOTAL, HEALTH_CHECK_DURATION_SECONDS};
 use crate::cluster::NodeAdvert;
+use crate::query::policy::{Health, PeerStats};
 use crate::store::{RemoteStore, Store, StoreError, StoreInfo};
 
 /// How a peer became known.
@@ -33,148 +33,6 @@ impl PeerSource {
             PeerSource::Gossip { .. } => "gossip",
             PeerSource::Static { strict: false } => "static",
             PeerSource::Static { strict: true } => "strict",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Not checked yet.
-    Unknown,
-    Healthy,
-    Unhealthy,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "unknown",
-            Health::Healthy => "healthy",
-            Health::Unhealthy => "unhealthy",
-        }
-    }
-}
-
-/// Numbers the query path updates on every request, shared without
-/// messages: requests in flight and a latency estimate.
-#[derive(Debug, Default)]
-pub struct PeerStats {
-    in_flight: AtomicU64,
-    /// Exponentially weighted moving average, in microseconds, as of
-    /// `updated_us`.
-    latency_ewma_us: AtomicU64,
-    /// When the average last took a sample, in microseconds since
-    /// [`stats_epoch`].
-    updated_us: AtomicU64,
-}
-
-/// How fast a latency estimate fades while no sample comes in: it halves
-/// every this many microseconds. A peer that lost hedges (each counted with
-/// a penalty) and is then left alone becomes cheap again within seconds, so
-/// a request finds out whether it recovered; a peer that keeps answering
-/// keeps its estimate current.
-const LATENCY_HALF_LIFE_US: f64 = 1_000_000.0;
-
-/// The process-wide origin of [`PeerStats`] timestamps.
-fn stats_epoch() -> Instant {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_us() -> u64 {
-    u64::try_from(stats_epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
-}
-
-impl PeerStats {
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// The latency estimate now: the average, faded by the time since its
-    /// last sample.
-    pub fn latency(&self) -> Duration {
-        Duration::from_micros(self.decayed_us(now_us()))
-    }
-
-    fn decayed_us(&self, now: u64) -> u64 {
-        let ewma = self.latency_ewma_us.load(Ordering::Relaxed);
-        let age = now.saturating_sub(self.updated_us.load(Ordering::Relaxed));
-        if ewma == 0 || age == 0 {
-            return ewma;
-        }
-        (ewma as f64 * (-(age as f64) / LATENCY_HALF_LIFE_US).exp2()) as u64
-    }
-
-    /// Counts a request in flight until the guard is dropped, so canceled
-    /// requests are counted out too. A request dropped before the peer
-    /// answered is recorded as `elapsed + unanswered_penalty`: the peer was
-    /// at least that slow, and the penalty steers routing away from a peer
-    /// that keeps losing hedges until health checks bring its estimate down.
-    pub fn begin(self: &Arc<Self>, unanswered_penalty: Duration) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight {
-            stats: self.clone(),
-            start: Instant::now(),
-            answered: false,
-            penalty: unanswered_penalty,
-        }
-    }
-
-    /// Routing cost: the latency estimate scaled by the requests in flight.
-    pub fn cost(&self) -> u128 {
-        let latency = self.decayed_us(now_us()).max(1);
-        u128::from(latency) * u128::from(self.in_flight() + 1)
-    }
-
-    /// Forgets the estimate: what was learnt before no longer describes the
-    /// peer (it was unreachable and is back). Until the next sample sets it
-    /// afresh, the peer costs least, so the next request finds out.
-    pub fn reset_latency(&self) {
-        self.latency_ewma_us.store(0, Ordering::Relaxed);
-        self.updated_us.store(now_us(), Ordering::Relaxed);
-    }
-
-    /// Folds a sample into the (faded) average with weight 1/8. The two
-    /// fields are updated one after the other; a racing reader sees one
-    /// estimate or the other, which routing tolerates.
-    pub fn observe_latency(&self, took: Duration) {
-        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let now = now_us();
-        let old = self.decayed_us(now);
-        let new = if old == 0 {
-            sample.max(1)
-        } else {
-            old - old / 8 + sample / 8
-        };
-        self.latency_ewma_us.store(new, Ordering::Relaxed);
-        self.updated_us.store(now, Ordering::Relaxed);
-    }
-}
-
-/// A request in flight to a peer; see [`PeerStats::begin`].
-pub struct InFlight {
-    stats: Arc<PeerStats>,
-    start: Instant,
-    answered: bool,
-    penalty: Duration,
-}
-
-impl InFlight {
-    /// Records that the peer started answering; returns how long it took.
-    pub fn answered(&mut self) -> Duration {
-        let took = self.start.elapsed();
-        self.answered = true;
-        self.stats.observe_latency(took);
-        took
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.answered {
-            self.stats
-                .observe_latency(self.start.elapsed() + self.penalty);
         }
     }
 }
@@ -392,36 +250,5 @@ impl Handler<StopPeer> for StorePeer {
     type Result = ();
     fn handle(&mut self, _msg: StopPeer, ctx: &mut Self::Context) {
         ctx.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn estimates_follow_samples_and_fade_when_idle() {
-        let s = PeerStats::default();
-        assert_eq!(s.latency(), Duration::ZERO);
-        s.observe_latency(Duration::from_millis(8));
-        let first = s.latency();
-        assert!(first <= Duration::from_millis(8) && first > Duration::from_millis(7));
-        s.observe_latency(Duration::from_millis(16));
-        assert!(s.latency() > first);
-        // A penalty raises it; without samples it halves every second.
-        s.observe_latency(Duration::from_secs(1) + Duration::from_millis(8));
-        let at = now_us();
-        let now = s.decayed_us(at);
-        assert!(now > 100_000, "{now}");
-        let later = s.decayed_us(at + 2 * LATENCY_HALF_LIFE_US as u64);
-        assert!(
-            later * 4 <= now + 4 && later * 4 + 4 >= now,
-            "{now} {later}"
-        );
-        // A reset forgets it; the next sample sets it.
-        s.reset_latency();
-        assert_eq!(s.cost(), 1);
-        s.observe_latency(Duration::from_millis(3));
-        assert!(s.latency() <= Duration::from_millis(3));
     }
 }

@@ -138,19 +138,25 @@ pub async fn run(
     };
     let registry_cfg = cfg.registry.clone();
     let (actor_system, actors) = ActorSystem::start(move || {
-        let registry = StoreRegistry::new(registry_cfg, rt).start();
+        let registry = StoreRegistry::new(registry_cfg, rt);
+        let topology = registry.topology();
+        let registry = registry.start();
         let membership = live.map(|(id, expects_peers, live)| {
             let m = Membership::new(id, expects_peers, live).start();
             m.do_send(Subscribe(registry.clone().recipient()));
             m
         });
-        Actors {
-            registry,
-            membership,
-        }
+        (
+            Actors {
+                registry,
+                membership,
+            },
+            topology,
+        )
     })?;
+    let (actors, topology) = actors;
 
-    let querier = Querier::new(actors.registry.clone(), cfg.query.clone());
+    let querier = Querier::new(topology, cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
     let grpc_stop = CancellationToken::new();

@@ -8,19 +8,17 @@ pub mod dedup;
 pub mod fanout;
 pub mod merge;
 pub mod metrics;
+pub mod policy;
 pub mod route;
 pub mod topology;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Addr;
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::watch;
 
-use crate::actors::registry::{GetRegistry, SubscribeTopology};
-use crate::actors::StoreRegistry;
 use crate::model::chunk::aggr::AggrChoice;
 use crate::model::time::{MAX_TIME, MIN_TIME};
 use crate::model::{Labels, Sample, Series};
@@ -102,35 +100,24 @@ pub fn is_counter_func(name: &str) -> bool {
 
 #[derive(Clone)]
 pub struct Querier {
-    registry: Addr<StoreRegistry>,
-    /// The registry's topology, subscribed to on first use.
-    topology: Arc<OnceCell<watch::Receiver<Arc<Topology>>>>,
+    /// The topology the store registry publishes.
+    topology: watch::Receiver<Arc<Topology>>,
     cfg: Arc<QueryConfig>,
 }
 
 impl Querier {
-    pub fn new(registry: Addr<StoreRegistry>, cfg: QueryConfig) -> Self {
+    /// A querier over the topologies `topology` receives (the store
+    /// registry's `SubscribeTopology`).
+    pub fn new(topology: watch::Receiver<Arc<Topology>>, cfg: QueryConfig) -> Self {
         Self {
-            registry,
-            topology: Arc::new(OnceCell::new()),
+            topology,
             cfg: Arc::new(cfg),
         }
     }
 
-    /// The latest topology the registry published: one message to the
-    /// registry on the first call, a shared read after that.
-    async fn topology(&self) -> Result<Arc<Topology>, StoreError> {
-        let rx = self
-            .topology
-            .get_or_try_init(|| async {
-                self.registry
-                    .send(SubscribeTopology)
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("store registry: {e}")))
-            })
-            .await?;
-        let current = rx.borrow().clone();
-        Ok(current)
+    /// The latest topology: a shared read, no message.
+    fn topology(&self) -> Arc<Topology> {
+        self.topology.borrow().clone()
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -179,7 +166,6 @@ impl Querier {
         req.hops = next_hop(req.hops)?;
         let selection = self
             .topology()
-            .await?
             .select(&req.matchers, req.min_time, req.max_time);
         Ok(merge::merge(fanout::plan(selection, &req, &self.cfg.route)))
     }
@@ -222,10 +208,7 @@ impl Querier {
         let started = Instant::now();
         let mut req = req;
         req.hops = next_hop(req.hops)?;
-        let selection = self
-            .topology()
-            .await?
-            .select(&req.matchers, req.start, req.end);
+        let selection = self.topology().select(&req.matchers, req.start, req.end);
         // SOURCE: every member at once; STORE/QUERY: hedged like Series.
         type Call = futures::future::BoxFuture<'static, Result<LabelsResponse, route::CallFailure>>;
         let ask = move |req: LabelsRequest| {
@@ -379,14 +362,11 @@ pub fn combine(
 #[async_trait]
 impl Store for Querier {
     async fn info(&self) -> Result<StoreInfo, StoreError> {
-        let snap = self
-            .registry
-            .send(GetRegistry)
-            .await
-            .map_err(|e| StoreError::Internal(format!("store registry: {e}")))?;
+        // What the querier can answer: the groups and members it would ask.
+        let topology = self.topology();
         let mut sets: Vec<Labels> = Vec::new();
         let (mut min, mut max) = (MAX_TIME, MIN_TIME);
-        for g in &snap.groups {
+        for g in &topology.groups {
             for s in &g.key.label_sets {
                 let stripped = s.without(&self.cfg.replica_labels);
                 if !sets.contains(&stripped) {
@@ -394,10 +374,8 @@ impl Store for Querier {
                 }
             }
             for m in &g.members {
-                if let Some(i) = &m.info {
-                    min = min.min(i.min_time);
-                    max = max.max(i.max_time);
-                }
+                min = min.min(m.min_time);
+                max = max.max(m.max_time);
             }
         }
         sets.sort();

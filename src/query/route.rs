@@ -16,10 +16,8 @@ use super::metrics::{
     CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL,
     PARTIAL_RESPONSES_TOTAL, STORE_ERRORS_TOTAL, STORE_REQUESTS_TOTAL,
 };
+use super::policy::{GroupLatency, Health, InFlight};
 use super::topology::{GroupTarget, MemberTarget};
-use crate::actors::store_peer::InFlight;
-use crate::actors::GroupLatency;
-use crate::actors::Health;
 use crate::model::Labels;
 use crate::store::{PartialResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
 use std::sync::Arc;

@@ -7,10 +7,54 @@
 
 use std::sync::Arc;
 
-use crate::actors::store_group::{GroupKey, GroupLatency};
-use crate::actors::store_peer::{Health, PeerStats};
+use std::fmt;
+
+use super::policy::{GroupLatency, Health, PeerStats};
 use crate::model::{Labels, Matcher};
 use crate::store::{PeerType, RemoteStore};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    /// Sorted.
+    pub label_sets: Vec<Labels>,
+    pub store_group_id: String,
+}
+
+impl GroupKey {
+    pub fn new(mut label_sets: Vec<Labels>, store_group_id: String) -> Self {
+        label_sets.sort();
+        label_sets.dedup();
+        Self {
+            label_sets,
+            store_group_id,
+        }
+    }
+}
+
+impl fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sets: Vec<String> = self.label_sets.iter().map(ToString::to_string).collect();
+        write!(f, "[{}]", sets.join(","))?;
+        if !self.store_group_id.is_empty() {
+            write!(f, "/{}", self.store_group_id)?;
+        }
+        Ok(())
+    }
+}
+
+/// The strategy of a group whose members report `types`: when members
+/// disagree, SOURCE wins, because asking every member never loses data.
+pub fn effective_peer_type(types: impl IntoIterator<Item = PeerType>) -> PeerType {
+    let mut out: Option<PeerType> = None;
+    for t in types {
+        out = Some(match (out, t) {
+            (None, t) => t,
+            (Some(a), b) if a == b => a,
+            _ => PeerType::Source,
+        });
+    }
+    out.unwrap_or(PeerType::Source)
+}
 
 /// What the query path needs to call one member.
 pub struct MemberTarget {
@@ -104,6 +148,33 @@ pub fn labels_compatible(matchers: &[Matcher], sets: &[Labels]) -> bool {
 mod tests {
     use super::*;
     use crate::model::MatchOp;
+
+    #[test]
+    fn mixed_types_ask_everyone() {
+        assert_eq!(
+            effective_peer_type([PeerType::Store, PeerType::Store]),
+            PeerType::Store
+        );
+        assert_eq!(
+            effective_peer_type([PeerType::Store, PeerType::Source]),
+            PeerType::Source
+        );
+        assert_eq!(effective_peer_type([]), PeerType::Source);
+    }
+
+    #[test]
+    fn keys_ignore_label_set_order() {
+        let a = Labels::from_pairs([("a", "1")]).unwrap();
+        let b = Labels::from_pairs([("b", "2")]).unwrap();
+        assert_eq!(
+            GroupKey::new(vec![a.clone(), b.clone()], "x".into()),
+            GroupKey::new(vec![b, a], "x".into())
+        );
+        assert_ne!(
+            GroupKey::new(vec![], "".into()),
+            GroupKey::new(vec![], "x".into())
+        );
+    }
 
     #[test]
     fn external_labels_prune() {

@@ -1,0 +1,271 @@
+//! What routing knows of members and groups, shared lock-free between the
+//! actors that check health and the requests that route: a member's health,
+//! its requests in flight and latency estimate, and a group's latency
+//! histogram for the adaptive hedge delay.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked yet.
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Numbers the query path updates on every request, shared without
+/// messages: requests in flight and a latency estimate.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    in_flight: AtomicU64,
+    /// Exponentially weighted moving average, in microseconds, as of
+    /// `updated_us`.
+    latency_ewma_us: AtomicU64,
+    /// When the average last took a sample, in microseconds since
+    /// [`stats_epoch`].
+    updated_us: AtomicU64,
+}
+
+/// How fast a latency estimate fades while no sample comes in: it halves
+/// every this many microseconds. A peer that lost hedges (each counted with
+/// a penalty) and is then left alone becomes cheap again within seconds, so
+/// a request finds out whether it recovered; a peer that keeps answering
+/// keeps its estimate current.
+const LATENCY_HALF_LIFE_US: f64 = 1_000_000.0;
+
+/// The process-wide origin of [`PeerStats`] timestamps.
+fn stats_epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_us() -> u64 {
+    u64::try_from(stats_epoch().elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+impl PeerStats {
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency estimate now: the average, faded by the time since its
+    /// last sample.
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.decayed_us(now_us()))
+    }
+
+    fn decayed_us(&self, now: u64) -> u64 {
+        let ewma = self.latency_ewma_us.load(Ordering::Relaxed);
+        let age = now.saturating_sub(self.updated_us.load(Ordering::Relaxed));
+        if ewma == 0 || age == 0 {
+            return ewma;
+        }
+        (ewma as f64 * (-(age as f64) / LATENCY_HALF_LIFE_US).exp2()) as u64
+    }
+
+    /// Counts a request in flight until the guard is dropped, so canceled
+    /// requests are counted out too. A request dropped before the peer
+    /// answered is recorded as `elapsed + unanswered_penalty`: the peer was
+    /// at least that slow, and the penalty steers routing away from a peer
+    /// that keeps losing hedges until health checks bring its estimate down.
+    pub fn begin(self: &Arc<Self>, unanswered_penalty: Duration) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            stats: self.clone(),
+            start: Instant::now(),
+            answered: false,
+            penalty: unanswered_penalty,
+        }
+    }
+
+    /// Routing cost: the latency estimate scaled by the requests in flight.
+    pub fn cost(&self) -> u128 {
+        let latency = self.decayed_us(now_us()).max(1);
+        u128::from(latency) * u128::from(self.in_flight() + 1)
+    }
+
+    /// Forgets the estimate: what was learnt before no longer describes the
+    /// peer (it was unreachable and is back). Until the next sample sets it
+    /// afresh, the peer costs least, so the next request finds out.
+    pub fn reset_latency(&self) {
+        self.latency_ewma_us.store(0, Ordering::Relaxed);
+        self.updated_us.store(now_us(), Ordering::Relaxed);
+    }
+
+    /// Folds a sample into the (faded) average with weight 1/8. The two
+    /// fields are updated one after the other; a racing reader sees one
+    /// estimate or the other, which routing tolerates.
+    pub fn observe_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let now = now_us();
+        let old = self.decayed_us(now);
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.latency_ewma_us.store(new, Ordering::Relaxed);
+        self.updated_us.store(now, Ordering::Relaxed);
+    }
+}
+
+/// A request in flight to a peer; see [`PeerStats::begin`].
+pub struct InFlight {
+    stats: Arc<PeerStats>,
+    start: Instant,
+    answered: bool,
+    penalty: Duration,
+}
+
+impl InFlight {
+    /// Records that the peer started answering; returns how long it took.
+    pub fn answered(&mut self) -> Duration {
+        let took = self.start.elapsed();
+        self.answered = true;
+        self.stats.observe_latency(took);
+        took
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.answered {
+            self.stats
+                .observe_latency(self.start.elapsed() + self.penalty);
+        }
+    }
+}
+
+/// Time-to-first-frame of a group's members, as a decaying histogram with
+/// power-of-two buckets from 64 µs; the adaptive hedge waits for a quantile
+/// of it before asking a second member. Shared lock-free with the query
+/// path.
+#[derive(Debug)]
+pub struct GroupLatency {
+    buckets: [AtomicU64; LATENCY_BUCKETS],
+    observations: AtomicU64,
+}
+
+const LATENCY_BUCKETS: usize = 24;
+/// After this many observations all counts are halved, so the histogram
+/// follows changes within a few thousand requests.
+const DECAY_EVERY: u64 = 2048;
+
+impl Default for GroupLatency {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            observations: AtomicU64::new(0),
+        }
+    }
+}
+
+impl GroupLatency {
+    fn bucket(d: Duration) -> usize {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        // Bucket i holds latencies below 64 µs * 2^i.
+        let i = (64 - (us >> 6).leading_zeros()) as usize;
+        i.min(LATENCY_BUCKETS - 1)
+    }
+
+    fn upper(i: usize) -> Duration {
+        Duration::from_micros(64u64 << i)
+    }
+
+    pub fn observe(&self, d: Duration) {
+        self.buckets[Self::bucket(d)].fetch_add(1, Ordering::Relaxed);
+        let n = self.observations.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % DECAY_EVERY == 0 {
+            for b in &self.buckets {
+                let v = b.load(Ordering::Relaxed);
+                b.store(v / 2, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`, or `None` with
+    /// fewer than `min_count` observations.
+    pub fn quantile(&self, q: f64, min_count: u64) -> Option<Duration> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total < min_count.max(1) {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::upper(i));
+            }
+        }
+        Some(Self::upper(LATENCY_BUCKETS - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_follow_samples_and_fade_when_idle() {
+        let s = PeerStats::default();
+        assert_eq!(s.latency(), Duration::ZERO);
+        s.observe_latency(Duration::from_millis(8));
+        let first = s.latency();
+        assert!(first <= Duration::from_millis(8) && first > Duration::from_millis(7));
+        s.observe_latency(Duration::from_millis(16));
+        assert!(s.latency() > first);
+        // A penalty raises it; without samples it halves every second.
+        s.observe_latency(Duration::from_secs(1) + Duration::from_millis(8));
+        let at = now_us();
+        let now = s.decayed_us(at);
+        assert!(now > 100_000, "{now}");
+        let later = s.decayed_us(at + 2 * LATENCY_HALF_LIFE_US as u64);
+        assert!(
+            later * 4 <= now + 4 && later * 4 + 4 >= now,
+            "{now} {later}"
+        );
+        // A reset forgets it; the next sample sets it.
+        s.reset_latency();
+        assert_eq!(s.cost(), 1);
+        s.observe_latency(Duration::from_millis(3));
+        assert!(s.latency() <= Duration::from_millis(3));
+    }
+
+    #[test]
+    fn latency_quantiles() {
+        let l = GroupLatency::default();
+        assert_eq!(l.quantile(0.9, 10), None);
+        for _ in 0..90 {
+            l.observe(Duration::from_millis(2));
+        }
+        for _ in 0..10 {
+            l.observe(Duration::from_millis(500));
+        }
+        let p50 = l.quantile(0.5, 10).unwrap();
+        assert!(
+            p50 >= Duration::from_millis(2) && p50 <= Duration::from_millis(5),
+            "{p50:?}"
+        );
+        let p99 = l.quantile(0.99, 10).unwrap();
+        assert!(p99 >= Duration::from_millis(500), "{p99:?}");
+    }
+}
