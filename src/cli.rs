@@ -11,6 +11,7 @@ use crate::actors::store_peer::PeerConfig;
 use crate::actors::RegistryConfig;
 use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
+pub use crate::model::time::{parse_time, parse_time_at};
 use crate::model::Labels;
 use crate::promql::EngineConfig;
 use crate::querier::QuerierConfig;
@@ -795,48 +796,6 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         return Err(format!("size {s:?} is out of range"));
     }
     Ok(v as usize)
-}
-
-/// A point in time in milliseconds: `now`, RFC 3339, Unix seconds (with an
-/// optional fraction), or a signed duration relative to now (`-2h`).
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    parse_time_at(s, now_ms())
-}
-
-pub fn parse_time_at(s: &str, now: i64) -> Result<i64, String> {
-    let s = s.trim();
-    if s == "now" {
-        return Ok(now);
-    }
-    if let Some(rest) = s.strip_prefix('-').or_else(|| s.strip_prefix('+')) {
-        if rest.starts_with(|c: char| c.is_ascii_digit()) && !rest.contains(['.', ':']) {
-            if let Ok(d) = humantime::parse_duration(rest) {
-                let ms = i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too far"))?;
-                return Ok(if s.starts_with('-') {
-                    now - ms
-                } else {
-                    now + ms
-                });
-            }
-        }
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs.abs() < 9.2e15 {
-            return Ok((secs * 1000.0).round() as i64);
-        }
-        return Err(format!("time {s:?} is out of range"));
-    }
-    match humantime::parse_rfc3339_weak(s) {
-        Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too far")),
-            Err(e) => i64::try_from(e.duration().as_millis())
-                .map(|ms| -ms)
-                .map_err(|_| format!("{s:?} is too far")),
-        },
-        Err(_) => Err(format!(
-            "invalid time {s:?}: expected now, RFC 3339, Unix seconds or a relative duration like -1h"
-        )),
-    }
 }
 
 /// `FROM..TO`, each a time as [`parse_time`] reads it.

@@ -52,7 +52,7 @@ pub fn parse_time_bound(s: &str) -> Result<TimeBound, String> {
             return Ok(TimeBound::FromNow(sign * ms));
         }
     }
-    crate::cli::parse_time_at(t, 0)
+    crate::model::time::parse_time_at(t, 0)
         .map(TimeBound::At)
         .map_err(|e| format!("{e} (want an RFC 3339 time or a duration such as -2w)"))
 }

@@ -233,7 +233,7 @@ impl GatewayStore {
                 } else {
                     format!(
                         "nothing coarser than {}",
-                        crate::api::prom::params::format_duration(max_res)
+                        crate::model::time::format_duration(max_res)
                     )
                 };
                 out.push(format!(
@@ -242,7 +242,7 @@ impl GatewayStore {
                     crate::model::time::format_ms(gap_to),
                     d.labels,
                     d.ulid,
-                    crate::api::prom::params::format_duration(d.resolution),
+                    crate::model::time::format_duration(d.resolution),
                 ));
             }
         }
