@@ -12,6 +12,7 @@ pub mod promql;
 pub mod proto;
 pub mod querier;
 pub mod query;
+pub mod series;
 pub mod shutdown;
 pub mod sidecar;
 pub mod store;

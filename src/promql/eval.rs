@@ -14,7 +14,7 @@ use super::value::RangeSeries;
 use super::{aggr, binop, funcs, PromqlError};
 use crate::error::ErrorCode;
 use crate::model::{Labels, Sample, Series};
-use crate::query::merge::decode_series;
+use crate::series::merge::decode_series;
 
 /// Values of one series over the steps of a grid; `None` where it has none.
 pub(crate) type Points = Vec<Option<f64>>;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::error::ErrorCode;
-use crate::query::SeriesOptions;
+use crate::series::SeriesOptions;
 use eval::{Evaluator, Grid, Limits};
 use metrics_names::{QUERIES_TOTAL, QUERY_DURATION_SECONDS};
 pub use source::Source;

@@ -18,7 +18,7 @@ use crate::model::chunk::aggr::AggrChoice;
 use crate::model::labels::METRIC_NAME;
 use crate::model::matcher::{MatchOp, Matcher};
 use crate::model::{Labels, Series};
-use crate::query::{is_counter_func, SeriesOptions};
+use crate::series::{is_counter_func, SeriesOptions};
 use crate::store::{SeriesFrame, SeriesRequest, StoreError};
 
 /// Parses a query and rejects what Prometheus 2.42 does not know.

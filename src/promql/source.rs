@@ -1,13 +1,13 @@
-//! Where the engine gets series: the querier (merged, deduplicated) or, in
-//! tests, any [`Store`].
+//! Where the engine gets series: the trait it evaluates over, implemented
+//! by the querier (merged, deduplicated) and, in tests, by any [`Store`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::model::chunk::aggr::AggrChoice;
-use crate::query::merge::materialize_aggregates;
-use crate::query::{Querier, SeriesOptions};
+use crate::series::merge::materialize_aggregates;
+use crate::series::SeriesOptions;
 use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
 
 /// Series for a selector, sorted by labels, one entry per label set.
@@ -18,17 +18,6 @@ pub trait Source: Send + Sync + 'static {
         req: SeriesRequest,
         opts: &SeriesOptions,
     ) -> Result<SeriesStream, StoreError>;
-}
-
-#[async_trait]
-impl Source for Querier {
-    async fn select(
-        &self,
-        req: SeriesRequest,
-        opts: &SeriesOptions,
-    ) -> Result<SeriesStream, StoreError> {
-        self.series_with(req, opts.clone()).await
-    }
 }
 
 /// A single store as a source (no deduplication).

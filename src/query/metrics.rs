@@ -8,7 +8,7 @@ pub const HEDGES_TOTAL: &str = "skein_query_hedges_total";
 pub const FALLBACKS_TOTAL: &str = "skein_query_fallbacks_total";
 pub const CANCELED_TOTAL: &str = "skein_query_store_requests_canceled_total";
 pub const PARTIAL_RESPONSES_TOTAL: &str = "skein_query_partial_responses_total";
-pub const DEDUP_SWITCHES_TOTAL: &str = "skein_query_dedup_replica_switches_total";
+pub use crate::series::DEDUP_SWITCHES_TOTAL;
 pub const PRUNED_GROUPS_TOTAL: &str = "skein_query_pruned_groups_total";
 pub const REQUESTS_TOTAL: &str = "skein_query_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "skein_query_request_duration_seconds";

@@ -4,9 +4,7 @@
 //! stores overlap, chunk merging. The querier also serves the result as a
 //! Store API of its own (peer type QUERY), so queriers stack.
 
-pub mod dedup;
 pub mod fanout;
-pub mod merge;
 pub mod metrics;
 pub mod policy;
 pub mod route;
@@ -21,16 +19,17 @@ use tokio::sync::watch;
 
 use crate::model::chunk::aggr::AggrChoice;
 use crate::model::time::{MAX_TIME, MIN_TIME};
-use crate::model::{Labels, Sample, Series};
+use crate::model::{Labels, Sample};
+pub use crate::series::dedup::DedupFunc;
+pub use crate::series::merge::{MergedFrame, SeriesGroup};
+pub use crate::series::{combine, dedup, is_counter_func, merge, SeriesOptions};
 use crate::store::{
     LabelsRequest, LabelsResponse, PartialResponse, PeerType, SeriesFrame, SeriesRequest,
     SeriesStream, Store, StoreError, StoreInfo,
 };
-pub use dedup::DedupFunc;
-pub use merge::{MergedFrame, SeriesGroup};
 pub use route::{HedgeMode, RouteConfig};
 
-use self::metrics::{DEDUP_SWITCHES_TOTAL, REQUESTS_TOTAL, REQUEST_DURATION_SECONDS};
+use self::metrics::{REQUESTS_TOTAL, REQUEST_DURATION_SECONDS};
 use self::topology::Topology;
 
 #[derive(Debug, Clone)]
@@ -62,24 +61,6 @@ impl Default for QueryConfig {
     }
 }
 
-/// Per-request choices, defaulted from the configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeriesOptions {
-    pub dedup: bool,
-    pub replica_labels: Vec<String>,
-    pub partial_response: bool,
-    /// The values are counters (the query takes a rate): switching replicas
-    /// must not look like a reset.
-    pub counter: bool,
-    /// `max_source_resolution`: the coarsest downsampled data (ms) the
-    /// query may read; 0 for raw data only.
-    pub max_resolution_ms: i64,
-    /// Counts are to be added up (the engine's `count_over_time` over data
-    /// that may be downsampled): the count aggregate is read, and a raw
-    /// sample counts 1.
-    pub weigh_counts: bool,
-}
-
 /// Queriers a request may pass through; more means stacked queriers ask
 /// each other in a loop.
 pub const MAX_HOPS: u32 = 8;
@@ -91,11 +72,6 @@ fn next_hop(hops: u32) -> Result<u32, StoreError> {
         )));
     }
     Ok(hops + 1)
-}
-
-/// Functions over counters, for which deduplication keeps values monotonic.
-pub fn is_counter_func(name: &str) -> bool {
-    matches!(name, "rate" | "irate" | "increase" | "resets")
 }
 
 #[derive(Clone)]
@@ -302,61 +278,17 @@ impl Querier {
     }
 }
 
-/// Turns the series of one label set into one series: as is when there is
-/// one, deduplicated across replicas, or with merged chunks.
-pub fn combine(
-    g: SeriesGroup,
-    dedup: bool,
-    func: DedupFunc,
-    counter: bool,
-    buffers: &mut Vec<Vec<Sample>>,
-    out: &mut Vec<Sample>,
-) -> Result<Series, StoreError> {
-    let SeriesGroup { labels, mut parts } = g;
-    // One part is passed on as it is, unless its chunks overlap: a store
-    // that left replica labels out sends each replica's chunks apart.
-    if parts.len() == 1 && !merge::overlapping(&parts[0].chunks) {
-        let chunks = parts.pop().map(|p| p.chunks).unwrap_or_default();
-        return Ok(Series { labels, chunks });
+/// The PromQL engine reads series from the querier: merged across the
+/// cluster and deduplicated.
+#[async_trait]
+impl crate::promql::Source for Querier {
+    async fn select(
+        &self,
+        req: SeriesRequest,
+        opts: &SeriesOptions,
+    ) -> Result<SeriesStream, StoreError> {
+        self.series_with(req, opts.clone()).await
     }
-    if parts.iter().all(|p| p.chunks.is_empty()) {
-        return Ok(Series {
-            labels,
-            chunks: Vec::new(),
-        });
-    }
-    if !dedup {
-        return Ok(Series {
-            labels,
-            chunks: merge::merge_chunks(parts)?,
-        });
-    }
-    // Every part may hold several replicas (their chunks overlap): split
-    // them back so that each replica is deduplicated as one, never unioned.
-    let runs: Vec<Vec<crate::model::Chunk>> = parts
-        .into_iter()
-        .flat_map(|p| merge::split_overlapping(p.chunks))
-        .collect();
-    if runs.len() == 1 {
-        let chunks = runs.into_iter().flatten().collect();
-        return Ok(Series { labels, chunks });
-    }
-    if buffers.len() < runs.len() {
-        buffers.resize_with(runs.len(), Vec::new);
-    }
-    for (buf, run) in buffers.iter_mut().zip(&runs) {
-        buf.clear();
-        merge::decode_series(run, buf)?;
-    }
-    let replicas: Vec<&[Sample]> = buffers[..runs.len()].iter().map(Vec::as_slice).collect();
-    let switches = dedup::dedup(func, &replicas, counter, out);
-    if switches > 0 {
-        ::metrics::counter!(DEDUP_SWITCHES_TOTAL).increment(switches);
-    }
-    Ok(Series {
-        labels,
-        chunks: merge::encode_series(out)?,
-    })
 }
 
 #[async_trait]
@@ -420,7 +352,7 @@ impl Store for Querier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Chunk;
+    use crate::model::{Chunk, Series};
 
     /// Samples every 15 s over 10 minutes, shifted by `offset` ms, as one
     /// replica of an HA pair scrapes them.

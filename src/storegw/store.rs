@@ -14,8 +14,9 @@ use super::bounds::TimeBound;
 use crate::model::chunk::aggr;
 use crate::model::time::{now_ms, MIN_TIME};
 use crate::model::{Chunk, ChunkEncoding, Labels, Matcher, Sample, Series};
-use crate::query::merge::{concat_chunks, merge, MergedFrame, SeriesGroup};
-use crate::query::{combine, DedupFunc};
+use crate::series::combine;
+use crate::series::dedup::DedupFunc;
+use crate::series::merge::{concat_chunks, merge, MergedFrame, SeriesGroup};
 use crate::store::external::with_external_labels;
 use crate::store::{
     LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
