@@ -16,6 +16,7 @@ pub mod series;
 pub mod shutdown;
 pub mod sidecar;
 pub mod store;
+pub mod storeapi;
 pub mod storegw;
 pub mod synthetic;
 pub mod telemetry;

@@ -20,7 +20,7 @@ pub mod thanos {
 
 use crate::model::chunk::aggr::Aggr;
 use crate::model::{Chunk, ChunkEncoding, Label, Labels, MatchOp, Matcher, Series};
-use crate::store::{
+use crate::storeapi::{
     LabelsRequest, PartialResponse, PeerType, SeriesRequest, StoreError, StoreInfo,
 };
 use thanos as pb;

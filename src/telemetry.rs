@@ -54,6 +54,11 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::promql::metrics_names::describe();
         crate::tsdb::cache::describe();
         crate::sidecar::shipper::describe();
+        crate::api::set_exposition(render);
         handle
     })
+}
+
+fn render() -> String {
+    metrics().render()
 }
