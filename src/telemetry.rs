@@ -53,7 +53,6 @@ pub fn metrics() -> &'static PrometheusHandle {
         crate::query::metrics::describe();
         crate::promql::metrics_names::describe();
         crate::tsdb::cache::describe();
-        crate::sidecar::shipper::describe();
         crate::api::set_exposition(render);
         handle
     })

@@ -160,6 +160,7 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
+    shipper::describe();
     let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());
     let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
