@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod demo;
 pub mod error;
 pub mod model;
+pub mod node;
 pub mod objstore;
 pub mod promql;
 pub mod proto;

@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["actors"],
     &["api"],
     &["telemetry"],
+    &["node"],
     &["querier", "sidecar", "storegw", "synthetic"],
     &["demo"],
     &["cli"],

@@ -4,28 +4,26 @@
 //! cluster's data over the Store API (as a QUERY peer, so queriers stack).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::actors::registry::GetRegistry;
 use crate::actors::system::ActorSystem;
 use crate::actors::{RegistryConfig, StoreRegistry};
+use crate::api;
 use crate::api::cluster::ClusterState;
 use crate::api::prom::PromApi;
-use crate::api::{self, Readiness};
 use crate::cluster::membership::{GetMembership, Subscribe};
-use crate::cluster::{advertised, Cluster, ClusterConfig, Membership, NodeAdvert};
+use crate::cluster::{ClusterConfig, Membership};
 use crate::model::time::format_duration;
-use crate::model::time::{MAX_TIME, MIN_TIME};
+use crate::node::Node;
 use crate::promql::{Engine, EngineConfig};
 use crate::query::{Querier, QueryConfig};
-use crate::store::{PeerType, Store};
+use crate::store::PeerType;
 
 #[derive(Debug, Clone)]
 pub struct QuerierConfig {
@@ -78,11 +76,7 @@ impl QuerierConfig {
 }
 
 /// Addresses a running querier listens on.
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    pub http: SocketAddr,
-    pub grpc: SocketAddr,
-}
+pub use crate::node::Bound;
 
 struct Actors {
     registry: Addr<StoreRegistry>,
@@ -95,40 +89,15 @@ pub async fn run(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    crate::telemetry::metrics();
-    let http = api::bind("--http-address", &cfg.http_address).await?;
-    let http_addr = http.local_addr()?;
-    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
-    let grpc_addr = grpc.local_addr()?;
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
 
-    // Gossip first: the advertised addresses depend on it.
-    let (gossip, advert) = match &cfg.cluster {
-        Some(c) => {
-            let c = &crate::cluster::resolve(c).await?;
-            let node_ip = c.advertise_ip();
-            let advert = NodeAdvert {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                peer_type: PeerType::Query,
-                component: "query".into(),
-                label_sets: vec![],
-                store_group_id: String::new(),
-                grpc_address: advertised(grpc_addr, node_ip),
-                http_address: advertised(http_addr, node_ip),
-                min_time: MIN_TIME,
-                max_time: MAX_TIME,
-                ready: false,
-                leaving: false,
-                incomplete: false,
-            };
-            cfg.registry.self_grpc = Some(advert.grpc_address);
-            let cluster = Cluster::join(c, &advert).await?;
-            (Some((cluster, c.clone())), Some(advert))
-        }
-        None => (None, None),
-    };
-
-    let rt = tokio::runtime::Handle::current();
-    let live = match &gossip {
+    // Gossip first: the advertised addresses depend on it, and the
+    // registry must not take this node's own Store API for a store.
+    if let Some(c) = &cfg.cluster {
+        node.join(c, "query", PeerType::Query, |_| {}).await?;
+        cfg.registry.self_grpc = node.advert().map(|a| a.grpc_address);
+    }
+    let live = match node.cluster() {
         Some((cluster, c)) => Some((
             cluster.self_id().clone(),
             !c.peers.is_empty(),
@@ -136,8 +105,9 @@ pub async fn run(
         )),
         None => None,
     };
+    let rt = tokio::runtime::Handle::current();
     let registry_cfg = cfg.registry.clone();
-    let (actor_system, actors) = ActorSystem::start(move || {
+    let (actor_system, (actors, topology)) = ActorSystem::start(move || {
         let registry = StoreRegistry::new(registry_cfg, rt);
         let topology = registry.topology();
         let registry = registry.start();
@@ -154,28 +124,19 @@ pub async fn run(
             topology,
         )
     })?;
-    let (actors, topology) = actors;
 
     let querier = Querier::new(topology, cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
-    let grpc_stop = CancellationToken::new();
-    let store: Arc<dyn Store> = Arc::new(querier.clone());
-    let grpc_task = tokio::spawn(crate::store::serve(grpc, store, grpc_stop.clone()));
-
-    let readiness = Readiness::default();
-    let router = api::base_router(readiness.clone())
-        .merge(api::cluster::router(ClusterState {
+    node.serve_grpc(Arc::new(querier.clone()));
+    node.serve_http(
+        api::cluster::router(ClusterState {
             registry: actors.registry.clone(),
             membership: actors.membership.clone(),
-        }))
-        .merge(prom.router());
-    let http_stop = CancellationToken::new();
-    let http_task = tokio::spawn(api::serve(http, router, http_stop.clone()));
-    let bound = Bound {
-        http: http_addr,
-        grpc: grpc_addr,
-    };
+        })
+        .merge(prom.router()),
+    );
+    let bound = node.bound();
     info!(http = %bound.http, grpc = %bound.grpc, "querier started");
     on_bound(bound);
 
@@ -187,35 +148,15 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         if is_ready(&actors).await {
-            readiness.set(true);
-            if let (Some((cluster, _)), Some(advert)) = (&gossip, &advert) {
-                let mut a = advert.clone();
-                a.ready = true;
-                cluster.set_advert(&a).await;
-            }
+            node.set_ready(true).await;
             info!("querier ready");
             break;
         }
     }
-    shutdown.cancelled().await;
-
-    // Shutdown order: not ready, leave the cluster, stop serving, stop actors.
-    readiness.set(false);
-    if let (Some((cluster, c)), Some(advert)) = (&gossip, &advert) {
-        cluster.leave(advert, c.gossip_interval * 3).await;
-    }
-    http_stop.cancel();
-    grpc_stop.cancel();
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server failed")?;
-    grpc_task
-        .await
-        .context("gRPC server task")?
-        .context("gRPC server failed")?;
+    let served = node.serve_until(&shutdown).await;
+    let stopped = node.stop().await;
     tokio::task::spawn_blocking(move || actor_system.stop()).await?;
-    Ok(())
+    served.and(stopped)
 }
 
 async fn is_ready(actors: &Actors) -> bool {

@@ -11,13 +11,12 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::{self, Readiness};
-use crate::cluster::{advertised, Cluster, ClusterConfig, NodeAdvert};
-use crate::model::time::{now_ms, MAX_TIME, MIN_TIME};
+use crate::cluster::ClusterConfig;
+use crate::model::time::{now_ms, MIN_TIME};
+use crate::node::Node;
 use crate::store::{PeerType, Store};
 pub use store::{PromState, PrometheusStore};
 
@@ -49,11 +48,7 @@ pub struct ShipperConfig {
 }
 
 /// Addresses a running sidecar listens on.
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    pub grpc: std::net::SocketAddr,
-    pub http: std::net::SocketAddr,
-}
+pub use crate::node::Bound;
 
 /// Reads Prometheus' state once. A Prometheus without external labels is a
 /// configuration error: its replicas could not be told apart.
@@ -159,26 +154,14 @@ pub async fn run(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    crate::telemetry::metrics();
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
     shipper::describe();
     let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());
-    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
-    let http = api::bind("--http-address", &cfg.http_address).await?;
-    let bound = Bound {
-        grpc: grpc.local_addr()?,
-        http: http.local_addr()?,
-    };
-    let readiness = Readiness::default();
-    let http_stop = CancellationToken::new();
-    let http_task = tokio::spawn(api::serve(
-        http,
-        api::base_router(readiness.clone()),
-        http_stop.clone(),
-    ));
-    let grpc_stop = CancellationToken::new();
+    let bound = node.bound();
+    node.serve_http(axum::Router::new());
     let served: Arc<dyn Store> = Arc::new(store.clone());
-    let grpc_task = tokio::spawn(crate::store::serve(grpc, served, grpc_stop.clone()));
+    node.serve_grpc(served);
     let shipper = match &cfg.shipper {
         Some(sc) => Some(start_shipper(sc, store.clone(), shutdown.clone())?),
         None => None,
@@ -194,35 +177,19 @@ pub async fn run(
     info!(grpc = %bound.grpc, http = %bound.http, prometheus = %cfg.prometheus_url, "sidecar started");
     on_bound(bound);
 
-    let gossip = match &cfg.cluster {
-        Some(c) => {
-            let c = &crate::cluster::resolve(c).await?;
-            let ip = c.advertise_ip();
-            let advert = NodeAdvert {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                peer_type: PeerType::Source,
-                component: "sidecar".into(),
-                label_sets: vec![],
-                store_group_id: cfg.store_group_id.clone(),
-                grpc_address: advertised(bound.grpc, ip),
-                http_address: advertised(bound.http, ip),
-                min_time: MIN_TIME,
-                max_time: MAX_TIME,
-                ready: false,
-                leaving: false,
-                incomplete: false,
-            };
-            Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
-        }
-        None => None,
-    };
+    if let Some(c) = &cfg.cluster {
+        node.join(c, "sidecar", PeerType::Source, |a| {
+            a.store_group_id = cfg.store_group_id.clone();
+        })
+        .await?;
+    }
 
     // Follow Prometheus: readiness, external labels, retention.
     let mut tick = tokio::time::interval(cfg.refresh_interval);
     let mut last: Option<PromState> = None;
     let result = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
+            r = node.serve_until(&shutdown) => break r,
             r = &mut shipper_done => break r.and_then(|()| Err(anyhow::anyhow!("shipper stopped"))),
             _ = tick.tick() => {}
         }
@@ -257,15 +224,13 @@ pub async fn run(
                     "prometheus not ready"
                 );
             }
-            readiness.set(state.ready);
             store.set_state(state.clone());
-            if let Some((cluster, advert, _)) = &gossip {
-                let mut a = advert.clone();
-                a.ready = state.ready;
+            node.update_advert(|a| {
                 a.label_sets = vec![state.external_labels.clone()];
                 a.min_time = state.min_time;
-                cluster.set_advert(&a).await;
-            }
+            })
+            .await;
+            node.set_ready(state.ready).await;
             last = Some(state);
         }
         // Check often until Prometheus is ready, then at the set interval.
@@ -273,20 +238,6 @@ pub async fn run(
             tick.reset_after(Duration::from_millis(500).min(cfg.refresh_interval));
         }
     };
-
-    readiness.set(false);
-    if let Some((cluster, advert, interval)) = &gossip {
-        cluster.leave(advert, *interval * 3).await;
-    }
-    grpc_stop.cancel();
-    http_stop.cancel();
-    grpc_task
-        .await
-        .context("gRPC server task")?
-        .context("gRPC server failed")?;
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server failed")?;
-    result
+    let stopped = node.stop().await;
+    result.and(stopped)
 }

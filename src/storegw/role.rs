@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{BlockLoader, GatewayStore, Syncer, TimeBound};
-use crate::api::{self, Readiness};
-use crate::cluster::{advertised, Cluster, ClusterConfig, NodeAdvert};
+use crate::cluster::{ClusterConfig, NodeAdvert};
+use crate::node::Node;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -26,11 +25,7 @@ pub struct GatewayConfig {
 }
 
 /// Addresses a running gateway listens on.
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    pub grpc: std::net::SocketAddr,
-    pub http: std::net::SocketAddr,
-}
+pub use crate::node::Bound;
 
 /// Serves the blocks `loader` finds, as store group `group_id`, until
 /// `shutdown`.
@@ -41,27 +36,16 @@ pub async fn run_with(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    crate::telemetry::metrics();
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
     super::sync::describe();
-    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
-    let http = api::bind("--http-address", &cfg.http_address).await?;
-    let bound = Bound {
-        grpc: grpc.local_addr()?,
-        http: http.local_addr()?,
-    };
+    let bound = node.bound();
     let store = Arc::new(
         GatewayStore::new(group_id.clone(), cfg.min_time, cfg.max_time).with_limits(cfg.limits),
     );
     let mut syncer = Syncer::new(loader, store.clone());
-    let readiness = Readiness::default();
-    let http_task = tokio::spawn(api::serve(
-        http,
-        api::base_router(readiness.clone()),
-        shutdown.clone(),
-    ));
-    let server_stop = CancellationToken::new();
+    node.serve_http(axum::Router::new());
     let dyn_store: Arc<dyn Store> = store.clone();
-    let mut grpc_task = tokio::spawn(crate::store::serve(grpc, dyn_store, server_stop.clone()));
+    node.serve_grpc(dyn_store);
     info!(grpc = %bound.grpc, http = %bound.http, group = %group_id, "store gateway started");
     on_bound(bound);
 
@@ -81,95 +65,51 @@ pub async fn run_with(
             Err(e) => {
                 warn!(error = %format!("{e:#}"), "cannot list the bucket; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return stop(server_stop, grpc_task, http_task).await,
+                    _ = shutdown.cancelled() => return node.stop().await,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
         }
     }
 
-    let gossip = match &cfg.cluster {
-        Some(c) => {
-            let c = &crate::cluster::resolve(c).await?;
-            let advert = advert_for(&store, bound, c.advertise_ip()).await?;
-            Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
-        }
-        None => None,
-    };
-    readiness.set(true);
+    if let Some(c) = &cfg.cluster {
+        let info = store.info().await?;
+        node.join(c, "store", info.peer_type, |a| describe(a, &info, &store))
+            .await?;
+    }
+    node.set_ready(true).await;
 
     // Later syncs keep the gossiped labels and time range current.
     let (changed_tx, mut changed_rx) = tokio::sync::watch::channel(());
     let sync_task = tokio::spawn(syncer.run(cfg.sync_interval, shutdown.clone(), move |_| {
         let _ = changed_tx.send(());
     }));
-    loop {
+    let served = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = &mut grpc_task => {
-                shutdown.cancel();
-                r.context("gRPC server task")?.context("gRPC server failed")?;
-                anyhow::bail!("gRPC server stopped unexpectedly");
-            }
+            r = node.serve_until(&shutdown) => break r,
             c = changed_rx.changed() => {
                 if c.is_err() {
-                    break;
+                    break Ok(());
                 }
-                if let Some((cluster, advert, _)) = &gossip {
-                    let mut a = advert_for(&store, bound, advert_ip(advert)).await?;
-                    a.ready = true;
-                    cluster.set_advert(&a).await;
+                match store.info().await {
+                    Ok(info) => node.update_advert(|a| describe(a, &info, &store)).await,
+                    Err(e) => warn!(error = %e, "cannot describe the gateway after a sync"),
                 }
             }
         }
-    }
-    readiness.set(false);
-    if let Some((cluster, advert, interval)) = &gossip {
-        cluster.leave(advert, *interval * 3).await;
-    }
+    };
+    let stopped = node.stop().await;
     let _ = sync_task.await;
-    stop(server_stop, grpc_task, http_task).await
+    served.and(stopped)
 }
 
-fn advert_ip(a: &NodeAdvert) -> std::net::IpAddr {
-    a.grpc_address.ip()
-}
-
-async fn advert_for(
-    store: &GatewayStore,
-    bound: Bound,
-    ip: std::net::IpAddr,
-) -> anyhow::Result<NodeAdvert> {
-    let info = store.info().await?;
-    Ok(NodeAdvert {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        peer_type: info.peer_type,
-        component: "store".into(),
-        label_sets: info.label_sets,
-        store_group_id: info.store_group_id,
-        grpc_address: advertised(bound.grpc, ip),
-        http_address: advertised(bound.http, ip),
-        min_time: info.min_time,
-        max_time: info.max_time,
-        ready: true,
-        leaving: false,
-        incomplete: store.has_missing_blocks(),
-    })
-}
-
-async fn stop(
-    server_stop: CancellationToken,
-    grpc_task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
-) -> anyhow::Result<()> {
-    server_stop.cancel();
-    grpc_task
-        .await
-        .context("gRPC server task")?
-        .context("gRPC server failed")?;
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server failed")?;
-    Ok(())
+/// What a gateway gossips of itself: its blocks' label sets, group and
+/// time range, and whether a block failed to load.
+fn describe(a: &mut NodeAdvert, info: &crate::store::StoreInfo, store: &GatewayStore) {
+    a.peer_type = info.peer_type;
+    a.label_sets = info.label_sets.clone();
+    a.store_group_id = info.store_group_id.clone();
+    a.min_time = info.min_time;
+    a.max_time = info.max_time;
+    a.incomplete = store.has_missing_blocks();
 }

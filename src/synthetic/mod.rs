@@ -12,8 +12,7 @@ use tracing::info;
 
 pub use generator::{generate, GeneratorConfig, SERIES_PER_TARGET};
 
-use crate::api::{self, Readiness};
-use crate::cluster::{advertised, Cluster, NodeAdvert};
+use crate::node::Node;
 use crate::store::{MemStore, PeerType, Store, StoreInfo};
 
 #[derive(Debug, Clone)]
@@ -56,11 +55,7 @@ pub fn build_store(cfg: &SyntheticConfig) -> anyhow::Result<MemStore> {
 }
 
 /// Addresses a running synthetic store listens on.
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    pub grpc: std::net::SocketAddr,
-    pub http: std::net::SocketAddr,
-}
+pub use crate::node::Bound;
 
 /// Binds the configured addresses, joins the cluster when configured, then
 /// serves until `shutdown` is canceled. `on_bound` learns the bound
@@ -71,36 +66,19 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let store = build_store(&cfg)?;
-    let grpc = api::bind("--grpc-address", &cfg.grpc_address).await?;
-    let http = api::bind("--http-address", &cfg.http_address).await?;
-    let bound = Bound {
-        grpc: grpc.local_addr()?,
-        http: http.local_addr()?,
-    };
-    crate::telemetry::metrics();
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
+    let bound = node.bound();
     let info = store.info().await?;
-    let gossip = match &cfg.cluster {
-        Some(c) => {
-            let c = &crate::cluster::resolve(c).await?;
-            let node_ip = c.advertise_ip();
-            let advert = NodeAdvert {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                peer_type: info.peer_type,
-                component: "synthetic".into(),
-                label_sets: info.label_sets.clone(),
-                store_group_id: info.store_group_id.clone(),
-                grpc_address: advertised(bound.grpc, node_ip),
-                http_address: advertised(bound.http, node_ip),
-                min_time: info.min_time,
-                max_time: if cfg.follow { i64::MAX } else { info.max_time },
-                ready: true,
-                leaving: false,
-                incomplete: false,
-            };
-            Some((Cluster::join(c, &advert).await?, advert, c.gossip_interval))
-        }
-        None => None,
-    };
+    if let Some(c) = &cfg.cluster {
+        node.join(c, "synthetic", info.peer_type, |a| {
+            a.label_sets = info.label_sets.clone();
+            a.store_group_id = info.store_group_id.clone();
+            a.min_time = info.min_time;
+            a.max_time = if cfg.follow { i64::MAX } else { info.max_time };
+            a.ready = true;
+        })
+        .await?;
+    }
     let labels = cfg.generator.external_labels.to_string();
     info!(
         grpc = %bound.grpc,
@@ -112,7 +90,6 @@ pub async fn run(
         "serving synthetic data over the Store API"
     );
     on_bound(bound);
-    let readiness = Readiness::default();
     let follow_stop = CancellationToken::new();
     let (store, follow_task): (Arc<dyn Store>, _) = if cfg.follow {
         let following = Arc::new(follow::FollowingStore::new(store));
@@ -122,40 +99,14 @@ pub async fn run(
     } else {
         (Arc::new(store), None)
     };
-    let http_task = tokio::spawn(api::serve(
-        http,
-        api::base_router(readiness.clone()),
-        shutdown.clone(),
-    ));
-    readiness.set(true);
-    // Serve until asked to stop; then leave the cluster before the servers
-    // go, so queriers stop routing here first.
-    let server_stop = CancellationToken::new();
-    let mut grpc_task = tokio::spawn(crate::store::serve(grpc, store, server_stop.clone()));
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        r = &mut grpc_task => {
-            shutdown.cancel();
-            r.context("gRPC server task")?.context("gRPC server failed")?;
-            anyhow::bail!("gRPC server stopped unexpectedly");
-        }
-    }
-    readiness.set(false);
-    if let Some((cluster, advert, interval)) = &gossip {
-        cluster.leave(advert, *interval * 3).await;
-    }
-    server_stop.cancel();
+    node.serve_http(axum::Router::new());
+    node.readiness().set(true);
+    node.serve_grpc(store);
+    let served = node.serve_until(&shutdown).await;
+    let stopped = node.stop().await;
     follow_stop.cancel();
     if let Some(task) = follow_task {
         let _ = task.await;
     }
-    grpc_task
-        .await
-        .context("gRPC server task")?
-        .context("gRPC server failed")?;
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server failed")?;
-    Ok(())
+    served.and(stopped)
 }
