@@ -61,6 +61,34 @@ impl<'a, 'c> Dec<'a, 'c> {
         )
     }
 
+    /// Reads a file's 4-byte magic number and 1-byte format version and
+    /// checks them; `format` names the format in the error.
+    pub fn magic_and_version(
+        &mut self,
+        magic: u32,
+        version: u8,
+        format: &'static str,
+    ) -> Result<(), TsdbError> {
+        let found = self.be_u32()?;
+        if found != magic {
+            return Err(TsdbError::BadMagic {
+                file: self.file.to_string(),
+                expected: magic,
+                found,
+            });
+        }
+        let found = self.u8()?;
+        if found != version {
+            return Err(TsdbError::UnsupportedVersion {
+                file: self.file.to_string(),
+                what: format,
+                found: u64::from(found),
+                supported: u64::from(version),
+            });
+        }
+        Ok(())
+    }
+
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], TsdbError> {
         if self.remaining() < n {
             return Err(self.truncated(n));

@@ -412,23 +412,7 @@ impl IndexHeader {
     pub fn decode(file: &str, buf: &[u8]) -> Result<Self, TsdbError> {
         let what = "index header";
         let mut d = Dec::new(buf, 0, file, what);
-        let magic = d.be_u32()?;
-        if magic != HEADER_MAGIC {
-            return Err(TsdbError::BadMagic {
-                file: file.to_string(),
-                expected: HEADER_MAGIC,
-                found: magic,
-            });
-        }
-        let version = d.u8()?;
-        if version != HEADER_VERSION {
-            return Err(TsdbError::UnsupportedVersion {
-                file: file.to_string(),
-                what: "index header",
-                found: u64::from(version),
-                supported: u64::from(HEADER_VERSION),
-            });
-        }
+        d.magic_and_version(HEADER_MAGIC, HEADER_VERSION, "index header")?;
         if buf.len() < 9 {
             return Err(d.truncated(4));
         }

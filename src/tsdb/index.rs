@@ -109,25 +109,7 @@ impl Toc {
 
 /// Checks the 5-byte file header.
 pub fn check_index_header(file: &str, buf: &[u8]) -> Result<(), TsdbError> {
-    let mut d = Dec::new(buf, 0, file, "index header");
-    let magic = d.be_u32()?;
-    if magic != INDEX_MAGIC {
-        return Err(TsdbError::BadMagic {
-            file: file.to_string(),
-            expected: INDEX_MAGIC,
-            found: magic,
-        });
-    }
-    let version = d.u8()?;
-    if version != INDEX_VERSION {
-        return Err(TsdbError::UnsupportedVersion {
-            file: file.to_string(),
-            what: "index",
-            found: u64::from(version),
-            supported: u64::from(INDEX_VERSION),
-        });
-    }
-    Ok(())
+    Dec::new(buf, 0, file, "index header").magic_and_version(INDEX_MAGIC, INDEX_VERSION, "index")
 }
 
 /// Splits a `len <4b> | body | CRC32 <4b>` section at the start of `buf`
