@@ -1,0 +1,361 @@
+//! Command-line flags. Every flag can also be set through the environment
+//! variable named in its help; flag names follow Thanos where the concept
+//! is the same.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::ClusterConfig;
+use crate::model::time::now_ms;
+pub use crate::model::time::{parse_time, parse_time_at};
+use crate::telemetry::LogFormat;
+
+mod demo;
+mod query;
+mod sidecar;
+mod store;
+mod synthetic;
+
+pub use demo::{DemoArgs, DemoPrometheus};
+pub use query::QueryArgs;
+pub use sidecar::SidecarArgs;
+pub use store::StoreArgs;
+pub use synthetic::SyntheticArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "skein", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log level or filter directive (e.g. `info`, `debug,h2=info`).
+    #[arg(
+        long = "log.level",
+        env = "SKEIN_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        env = "SKEIN_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a querier: joins the cluster, tracks every store's health and
+    /// groups, and serves the cluster views over HTTP.
+    Query(QueryArgs),
+    /// Serve a Prometheus over the Store API (remote read) and announce it
+    /// in the cluster as a SOURCE.
+    Sidecar(SidecarArgs),
+    /// Serve generated series (counters, gauges, histograms) over the Store
+    /// API from memory.
+    Synthetic(SyntheticArgs),
+    /// Serve the Prometheus TSDB blocks of an object-storage bucket over the
+    /// Store API, announced as a STORE; gateways on one bucket form a group.
+    Store(StoreArgs),
+    /// Start a whole local cluster on 127.0.0.x: three queriers, a pair of
+    /// live replicas, store gateways over a bucket of generated history
+    /// (and a real Prometheus pair when one is on the PATH).
+    Demo(DemoArgs),
+}
+
+/// The addresses every component listens on.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Address the Store API (gRPC) listens on; advertised in gossip (an
+    /// unspecified IP is replaced by the node's advertise IP).
+    #[arg(
+        long = "grpc-address",
+        env = "SKEIN_GRPC_ADDRESS",
+        default_value = "0.0.0.0:10901"
+    )]
+    pub grpc_address: String,
+
+    /// Address the HTTP server (health, readiness, metrics, APIs) listens on.
+    #[arg(
+        long = "http-address",
+        env = "SKEIN_HTTP_ADDRESS",
+        default_value = "0.0.0.0:10902"
+    )]
+    pub http_address: String,
+}
+
+/// Gossip flags, shared by every component.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Do not gossip: the node is reachable through --endpoint only.
+    #[arg(long = "cluster.disable", env = "SKEIN_CLUSTER_DISABLE")]
+    pub disable: bool,
+
+    /// UDP address gossip listens on.
+    #[arg(
+        long = "cluster.listen-address",
+        env = "SKEIN_CLUSTER_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:10900"
+    )]
+    pub listen_address: SocketAddr,
+
+    /// Address other nodes use to reach this one. Defaults to the listen
+    /// address, or, when that is 0.0.0.0, to the local address that routes to
+    /// the first seed.
+    #[arg(
+        long = "cluster.advertise-address",
+        env = "SKEIN_CLUSTER_ADVERTISE_ADDRESS"
+    )]
+    pub advertise_address: Option<SocketAddr>,
+
+    /// Seed `host:port` to join through; repeatable or comma-separated.
+    /// Names are resolved again periodically (a headless service works).
+    #[arg(
+        long = "cluster.peers",
+        env = "SKEIN_CLUSTER_PEERS",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+
+    /// Cluster name; nodes of another cluster are ignored.
+    #[arg(
+        long = "cluster.name",
+        env = "SKEIN_CLUSTER_NAME",
+        default_value = "skein"
+    )]
+    pub name: String,
+
+    /// Unique node name; defaults to the advertise address.
+    #[arg(long = "cluster.node-name", env = "SKEIN_CLUSTER_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Time between gossip rounds.
+    #[arg(long = "cluster.gossip-interval", env = "SKEIN_CLUSTER_GOSSIP_INTERVAL",
+          default_value = "1s", value_parser = parse_positive_duration)]
+    pub gossip_interval: Duration,
+
+    /// Failure-detector threshold (phi accrual): higher waits longer before
+    /// declaring a silent node dead.
+    #[arg(long = "cluster.phi-threshold", env = "SKEIN_CLUSTER_PHI_THRESHOLD",
+          default_value_t = 8.0, value_parser = parse_phi)]
+    pub phi_threshold: f64,
+
+    /// How long a dead node's state is remembered.
+    #[arg(long = "cluster.dead-node-grace-period", env = "SKEIN_CLUSTER_DEAD_NODE_GRACE_PERIOD",
+          default_value = "1h", value_parser = parse_positive_duration)]
+    pub dead_node_grace_period: Duration,
+}
+
+impl ClusterArgs {
+    /// `None` when gossip is disabled.
+    pub fn to_config(&self) -> Option<ClusterConfig> {
+        (!self.disable).then(|| ClusterConfig {
+            listen_address: self.listen_address,
+            advertise_address: self.advertise_address,
+            peers: self.peers.clone(),
+            name: self.name.clone(),
+            node_name: self.node_name.clone(),
+            gossip_interval: self.gossip_interval,
+            phi_threshold: self.phi_threshold,
+            dead_node_grace_period: self.dead_node_grace_period,
+        })
+    }
+}
+
+fn parse_phi(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `name=value`, with a Prometheus label name.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=value, got {s:?}"))?;
+    let value = value.trim_matches('"');
+    if !is_label_name(name) {
+        return Err(format!("{name:?} is not a valid label name"));
+    }
+    if value.is_empty() {
+        return Err(format!("label {name:?} has an empty value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// A duration such as `15s`, `5m`, `1h30m`, `2d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(d)
+}
+
+/// A size in bytes: `250MB`, `1GiB`, `512KiB`, or a plain number.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: want e.g. 250MB"))?;
+    let mult: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KIB" => 1024.0,
+        "MIB" => 1024.0 * 1024.0,
+        "GIB" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > usize::MAX as f64 {
+        return Err(format!("size {s:?} is out of range"));
+    }
+    Ok(v as usize)
+}
+
+/// `FROM..TO`, each a time as [`parse_time`] reads it.
+pub fn parse_gap(s: &str) -> Result<(i64, i64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected FROM..TO, got {s:?}"))?;
+    let now = now_ms();
+    let (from, to) = (parse_time_at(a, now)?, parse_time_at(b, now)?);
+    if from >= to {
+        return Err(format!("gap {s:?} ends before it starts"));
+    }
+    Ok((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::EngineConfig;
+    use crate::store::PeerType;
+
+    #[test]
+    fn times() {
+        let now = 1_700_000_000_000;
+        assert_eq!(parse_time_at("now", now), Ok(now));
+        assert_eq!(parse_time_at("-1h", now), Ok(now - 3_600_000));
+        assert_eq!(parse_time_at("+90s", now), Ok(now + 90_000));
+        assert_eq!(parse_time_at("1700000000.5", now), Ok(1_700_000_000_500));
+        assert_eq!(parse_time_at("-1.5", now), Ok(-1_500));
+        assert_eq!(
+            parse_time_at("2023-11-14T22:13:20Z", now),
+            Ok(1_700_000_000_000)
+        );
+        assert!(parse_time_at("yesterday", now).is_err());
+        assert!(parse_time_at("1e300", now).is_err());
+    }
+
+    #[test]
+    fn labels_and_gaps() {
+        assert_eq!(parse_label("replica=a"), Ok(("replica".into(), "a".into())));
+        assert_eq!(parse_label("r=\"b\""), Ok(("r".into(), "b".into())));
+        assert!(parse_label("1x=a").is_err());
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("x=").is_err());
+        assert!(parse_gap("-10m..-5m").is_ok());
+        assert!(parse_gap("-5m..-10m").is_err());
+        assert!(parse_gap("-5m").is_err());
+    }
+
+    #[test]
+    fn query_engine_flags() {
+        let parse = |args: &[&str]| -> Result<EngineConfig, clap::Error> {
+            let mut all = vec!["skein", "query"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all)?.command {
+                Command::Query(q) => Ok(q.into_config().unwrap().engine),
+                _ => panic!("parsed another command"),
+            }
+        };
+        let d = parse(&[]).unwrap();
+        assert_eq!(d.lookback_delta_ms, 300_000);
+        assert_eq!(d.timeout, Duration::from_secs(120));
+        assert_eq!((d.max_samples, d.max_concurrent), (50_000_000, 20));
+        let c = parse(&[
+            "--query.lookback-delta=1m30s",
+            "--query.timeout=10s",
+            "--query.max-samples=0",
+            "--query.max-concurrent=4",
+        ])
+        .unwrap();
+        assert_eq!(c.lookback_delta_ms, 90_000);
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!((c.max_samples, c.max_concurrent), (0, 4));
+        for bad in [
+            "--query.lookback-delta=0s",
+            "--query.timeout=soon",
+            "--query.max-samples=-1",
+            "--query.max-concurrent=0",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_and_reject() {
+        let cli = Cli::try_parse_from([
+            "skein",
+            "synthetic",
+            "--label",
+            "replica=a",
+            "--peer-type",
+            "store",
+            "--gap",
+            "-2h..-1h",
+            "--end",
+            "1700000000",
+            "--window",
+            "1h",
+        ])
+        .unwrap();
+        let Command::Synthetic(args) = cli.command else {
+            panic!("parsed another command")
+        };
+        let cfg = args.into_config().unwrap();
+        assert_eq!(cfg.peer_type, PeerType::Store);
+        assert_eq!(cfg.generator.end_ms, 1_700_000_000_000);
+        assert_eq!(cfg.generator.start_ms, 1_700_000_000_000 - 3_600_000);
+        for bad in [
+            vec!["skein", "synthetic", "--peer-type", "bogus"],
+            vec!["skein", "synthetic", "--scrape-interval", "0s"],
+            vec!["skein", "synthetic", "--targets", "0"],
+            vec!["skein", "synthetic", "--window", "soon"],
+            vec!["skein", "--log.format", "xml", "synthetic"],
+            vec!["skein", "nonexistent"],
+        ] {
+            let err = Cli::try_parse_from(&bad).unwrap_err().to_string();
+            assert!(err.contains("error"), "{bad:?}: {err}");
+        }
+    }
+}

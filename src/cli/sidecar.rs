@@ -1,0 +1,97 @@
+//! `skein sidecar` flags.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::*;
+
+#[derive(Debug, Args)]
+pub struct SidecarArgs {
+    /// Base URL of the Prometheus to serve.
+    #[arg(
+        long = "prometheus.url",
+        env = "SKEIN_PROMETHEUS_URL",
+        default_value = "http://localhost:9090"
+    )]
+    pub prometheus_url: String,
+
+    /// How often Prometheus' readiness, external labels and retention are
+    /// read again.
+    #[arg(long = "prometheus.refresh-interval", env = "SKEIN_PROMETHEUS_REFRESH_INTERVAL",
+          default_value = "30s", value_parser = parse_positive_duration)]
+    pub refresh_interval: Duration,
+
+    /// Deadline for Prometheus' HTTP API and for connecting to it.
+    #[arg(long = "prometheus.timeout", env = "SKEIN_PROMETHEUS_TIMEOUT",
+          default_value = "10s", value_parser = parse_positive_duration)]
+    pub prometheus_timeout: Duration,
+
+    /// Bucket that completed Prometheus blocks are uploaded to. Without it
+    /// the sidecar only serves Prometheus.
+    #[command(flatten)]
+    pub objstore: crate::objstore::ObjstoreArgs,
+
+    /// Prometheus' data directory (its --storage.tsdb.path), read for
+    /// completed blocks to upload.
+    #[arg(
+        long = "tsdb.path",
+        env = "SKEIN_TSDB_PATH",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
+    pub tsdb_path: std::path::PathBuf,
+
+    /// Also upload blocks Prometheus compacted itself (level > 1). Only
+    /// for a Prometheus whose level-1 blocks were never uploaded: otherwise
+    /// the bucket holds the same samples twice.
+    #[arg(
+        long = "shipper.upload-compacted",
+        env = "SKEIN_SHIPPER_UPLOAD_COMPACTED"
+    )]
+    pub upload_compacted: bool,
+
+    /// How often the tsdb directory is checked for blocks to upload.
+    #[arg(long = "shipper.interval", env = "SKEIN_SHIPPER_INTERVAL",
+          default_value = "30s", value_parser = parse_positive_duration)]
+    pub shipper_interval: Duration,
+
+    /// Store group id, for operators who know better than the external
+    /// labels which sidecars hold the same data. Default: none, so the
+    /// group is the external label set.
+    #[arg(long = "store-group-id", env = "SKEIN_STORE_GROUP_ID")]
+    pub store_group_id: Option<String>,
+
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+impl SidecarArgs {
+    pub fn into_config(self) -> anyhow::Result<crate::sidecar::SidecarConfig> {
+        let url = self.prometheus_url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("invalid --prometheus.url {url:?}: expected http://host:port");
+        }
+        Ok(crate::sidecar::SidecarConfig {
+            prometheus_url: url,
+            grpc_address: self.listen.grpc_address,
+            http_address: self.listen.http_address,
+            cluster: self.cluster.to_config(),
+            refresh_interval: self.refresh_interval,
+            prometheus_timeout: self.prometheus_timeout,
+            shipper: match self.objstore.load()? {
+                Some(bucket) => Some(crate::sidecar::ShipperConfig {
+                    bucket,
+                    tsdb_path: self.tsdb_path,
+                    upload_compacted: self.upload_compacted,
+                    interval: self.shipper_interval,
+                }),
+                None => None,
+            },
+            store_group_id: self.store_group_id.unwrap_or_default(),
+        })
+    }
+}
