@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use promql_parser::parser::Expr;
 
-use super::super::eval::{Evaluator, Grid, Points, StepSeries, Val};
-use super::super::PromqlError;
 use super::*;
 use crate::model::Labels;
+use crate::promql::eval::{Evaluator, Grid, Points, StepSeries, Val};
+use crate::promql::PromqlError;
 
 pub(super) fn histogram_quantile(
     ev: &mut Evaluator<'_>,

@@ -3,10 +3,10 @@
 
 use promql_parser::parser::Expr;
 
-use super::super::eval::{merge_same_labels, Evaluator, Grid, StepSeries, Val};
-use super::super::PromqlError;
 use super::*;
 use crate::model::{Label, Labels};
+use crate::promql::eval::{merge_same_labels, Evaluator, Grid, StepSeries, Val};
+use crate::promql::PromqlError;
 
 pub(super) fn selector_absent_labels(vs: &promql_parser::parser::VectorSelector) -> Labels {
     use promql_parser::label::MatchOp;

@@ -1,11 +1,11 @@
 //! Functions over a range of samples (`rate`, `*_over_time`, `deriv`, ...).
 
-use super::super::eval::{
-    check_unique, Evaluator, Grid, MatrixArg, Points, StepSeries, Val, Windows,
-};
-use super::super::PromqlError;
 use super::*;
 use crate::model::Sample;
+use crate::promql::eval::{
+    check_unique, Evaluator, Grid, MatrixArg, Points, StepSeries, Val, Windows,
+};
+use crate::promql::PromqlError;
 
 /// Context of one window of a range function.
 pub(super) struct Win {
