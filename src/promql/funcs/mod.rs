@@ -95,10 +95,7 @@ pub(crate) const FUNCTIONS: &[&str] = &[
     "year",
 ];
 
-pub(super) fn matrix_arg<'e>(
-    ev: &Evaluator<'_>,
-    e: &'e Expr,
-) -> Result<MatrixArg<'e>, PromqlError> {
+fn matrix_arg<'e>(ev: &Evaluator<'_>, e: &'e Expr) -> Result<MatrixArg<'e>, PromqlError> {
     match unparen(e) {
         Expr::MatrixSelector(ms) => Ok(MatrixArg {
             range: ms.range.as_millis() as i64,
@@ -111,11 +108,7 @@ pub(super) fn matrix_arg<'e>(
     }
 }
 
-pub(super) fn arg<'e>(
-    args: &'e [Box<Expr>],
-    i: usize,
-    name: &str,
-) -> Result<&'e Expr, PromqlError> {
+fn arg<'e>(args: &'e [Box<Expr>], i: usize, name: &str) -> Result<&'e Expr, PromqlError> {
     args.get(i)
         .map(|b| b.as_ref())
         .ok_or_else(|| PromqlError::bad_data(format!("missing argument {} of {name}()", i + 1)))
@@ -331,7 +324,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, 
     }
 }
 
-pub(super) fn one_series(labels: Labels, vals: Points) -> Vec<StepSeries> {
+fn one_series(labels: Labels, vals: Points) -> Vec<StepSeries> {
     let s = StepSeries { labels, vals };
     if s.is_empty() {
         Vec::new()
@@ -340,14 +333,11 @@ pub(super) fn one_series(labels: Labels, vals: Points) -> Vec<StepSeries> {
     }
 }
 
-pub(super) fn map_drop_name(
-    series: Vec<StepSeries>,
-    f: impl Fn(f64) -> f64,
-) -> Result<Val, PromqlError> {
+fn map_drop_name(series: Vec<StepSeries>, f: impl Fn(f64) -> f64) -> Result<Val, PromqlError> {
     map_steps_drop_name(series, |_, v| f(v))
 }
 
-pub(super) fn map_steps_drop_name(
+fn map_steps_drop_name(
     series: Vec<StepSeries>,
     f: impl Fn(usize, f64) -> f64,
 ) -> Result<Val, PromqlError> {
