@@ -12,27 +12,30 @@
 
 pub mod json;
 pub mod params;
+mod query;
+mod series;
+mod status;
+
+use query::*;
+use series::*;
+use status::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::StreamExt;
 
 use crate::error::ErrorCode;
-use crate::model::time::{now_ms, MAX_TIME, MIN_TIME};
-use crate::model::{Labels, Matcher};
+use crate::model::Matcher;
 use crate::promql::{Engine, PromqlError, QueryOutput};
 use crate::query::{Querier, SeriesOptions};
-use crate::store::{
-    LabelsRequest, PartialResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError,
-};
+use crate::store::{LabelsRequest, PartialResponse, Store, StoreError};
 use params::{go_quote, parse_bool, parse_duration, parse_selector, parse_time, Params};
 
 /// Prometheus' message for an empty query, position included.
@@ -389,360 +392,10 @@ fn parse_error(e: &str) -> String {
     }
 }
 
-/// A query's answer; large ones are encoded on the blocking pool.
-async fn query_response(out: QueryOutput) -> Response {
-    let hint = json::size_hint(&out.value);
-    let encode = move || {
-        let mut body = json::begin_success(hint);
-        json::write_query_data(&mut body, &out.value);
-        json::end_success(&mut body, &out.warnings);
-        (body, !out.warnings.is_empty())
-    };
-    let (body, warned) = if hint > ENCODE_INLINE_MAX {
-        match tokio::task::spawn_blocking(encode).await {
-            Ok(r) => r,
-            Err(e) => {
-                return ApiError::new(ErrorCode::Internal, format!("encoding the result: {e}"))
-                    .into_response()
-            }
-        }
-    } else {
-        encode()
-    };
-    json_response(StatusCode::OK, body, warned)
-}
-
-/// `/api/v1/query`: `query`, `time` (default now), `timeout`.
-async fn query(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
-    let time = time_param(&p, "time", now_ms())?;
-    let limit = api.deadline(&p)?;
-    let q = p.get("query");
-    if q.trim().is_empty() {
-        return Err(ApiError::invalid_param("query", NO_EXPRESSION));
-    }
-    let mut opts = api.options(&p)?;
-    opts.max_resolution_ms =
-        api.max_source_resolution(&p, api.querier.config().instant_max_source_resolution_ms)?;
-    let out = api
-        .evaluate(limit, api.engine.instant(q, time, opts))
-        .await
-        .map_err(|e| {
-            // Prometheus reports every error found before evaluation (the
-            // only bad_data ones) against the parameter.
-            if e.code == ErrorCode::BadData && !e.message.starts_with("invalid parameter") {
-                ApiError::invalid_param("query", e.message)
-            } else {
-                e.into()
-            }
-        })?;
-    Ok(query_response(out).await)
-}
-
-/// `/api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`, with
-/// Prometheus' checks in Prometheus' order.
-async fn query_range(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
-    let start = parse_time(p.get("start")).map_err(|e| ApiError::invalid_param("start", e))?;
-    let end = parse_time(p.get("end")).map_err(|e| ApiError::invalid_param("end", e))?;
-    if end < start {
-        return Err(ApiError::invalid_param(
-            "end",
-            "end timestamp must not be before start time",
-        ));
-    }
-    let step_ns = parse_duration(p.get("step")).map_err(|e| ApiError::invalid_param("step", e))?;
-    if step_ns <= 0 {
-        return Err(ApiError::invalid_param(
-            "step",
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    let range_ns = (i128::from(end) - i128::from(start)) * 1_000_000;
-    if range_ns / i128::from(step_ns) > MAX_POINTS {
-        return Err(ApiError::bad_data(TOO_MANY_POINTS));
-    }
-    let limit = api.deadline(&p)?;
-    let q = p.get("query");
-    if q.trim().is_empty() {
-        return Err(ApiError::bad_data(NO_EXPRESSION));
-    }
-    let mut opts = api.options(&p)?;
-    // The engine counts in milliseconds; a finer step is one millisecond.
-    let step_ms = (step_ns / 1_000_000).max(1);
-    // Auto: at least five samples of the data per step.
-    opts.max_resolution_ms = api.max_source_resolution(&p, step_ms / 5)?;
-    let out = api
-        .evaluate(limit, api.engine.range(q, start, end, step_ms, opts))
-        .await?;
-    Ok(query_response(out).await)
-}
-
-/// One series stream of the merge in `/api/v1/series`, with its next label
-/// set.
-struct Head {
-    stream: SeriesStream,
-    next: Option<Labels>,
-    /// The stream ended; it must not be polled again.
-    done: bool,
-}
-
-impl Head {
-    /// Reads up to the next series, collecting warnings on the way.
-    async fn advance(&mut self, warnings: &mut Vec<String>) -> Result<(), StoreError> {
-        self.next = None;
-        while let Some(frame) = self.stream.next().await {
-            match frame? {
-                SeriesFrame::Series(s) => {
-                    self.next = Some(s.labels);
-                    return Ok(());
-                }
-                SeriesFrame::Warning(w) => warnings.push(w),
-            }
-        }
-        self.done = true;
-        Ok(())
-    }
-}
-
-/// `/api/v1/series`: label sets of the series any `match[]` selects,
-/// sorted, each once. Each selector's sorted stream is merged and written
-/// as it arrives; only the JSON is held, so that a failure half-way can
-/// still answer with an error status.
-async fn series(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
-    if p.all("match[]").next().is_none() {
-        return Err(ApiError::bad_data("no match[] parameter provided"));
-    }
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let sets = matcher_sets(&p).map_err(|e| ApiError::invalid_param("match[]", e))?;
-    let opts = api.options(&p)?;
-    let limit = limit_param(&p)?;
-    if start > end {
-        return Ok(success(b"[]", &[]));
-    }
-    let requests = sets.into_iter().map(|matchers| {
-        let mut req = SeriesRequest::new(start, end, matchers);
-        req.skip_chunks = true;
-        req.limit = if limit == 0 {
-            0
-        } else {
-            limit.saturating_add(1)
-        };
-        api.querier.series_with(req, opts.clone())
-    });
-    let mut heads: Vec<Head> = futures::future::try_join_all(requests)
-        .await?
-        .into_iter()
-        .map(|stream| Head {
-            stream,
-            next: None,
-            done: false,
-        })
-        .collect();
-    let mut warnings = Vec::new();
-    for h in &mut heads {
-        h.advance(&mut warnings).await?;
-    }
-    let mut out = json::begin_success(4096);
-    out.push(b'[');
-    let mut written = 0;
-    loop {
-        let smallest = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.next.as_ref().map(|l| (i, l)))
-            .min_by(|a, b| a.1.cmp(b.1))
-            .map(|(i, _)| i);
-        let Some(labels) = smallest.and_then(|i| heads[i].next.take()) else {
-            break;
-        };
-        if limit > 0 && written == limit {
-            warnings.push(TRUNCATED.into());
-            break;
-        }
-        if written > 0 {
-            out.push(b',');
-        }
-        json::write_labels(&mut out, &labels);
-        written += 1;
-        // The stream just taken from, and every other one at the same
-        // label set, move on.
-        for h in &mut heads {
-            if !h.done && (h.next.is_none() || h.next.as_ref() == Some(&labels)) {
-                h.advance(&mut warnings).await?;
-            }
-        }
-    }
-    out.push(b']');
-    json::end_success(&mut out, &warnings);
-    Ok(json_response(StatusCode::OK, out, !warnings.is_empty()))
-}
-
-/// `/api/v1/labels`: label names of the series `match[]` selects (all
-/// series without it).
-async fn label_names(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
-    let opts = api.options(&p)?;
-    let limit = limit_param(&p)?;
-    let (names, warnings) = api.labels("", (start, end), sets, &opts, limit).await?;
-    Ok(labels_response(&names, &warnings))
-}
-
-/// Prometheus' label name syntax.
-fn is_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// `/api/v1/label/{name}/values`.
-async fn label_values(
-    State(api): State<PromApi>,
-    Path(name): Path<String>,
-    p: Params,
-) -> Result<Response, ApiError> {
-    if !is_label_name(&name) {
-        return Err(ApiError::bad_data(format!(
-            "invalid label name: {}",
-            go_quote(&name)
-        )));
-    }
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
-    let opts = api.options(&p)?;
-    let limit = limit_param(&p)?;
-    let (values, warnings) = api.labels(&name, (start, end), sets, &opts, limit).await?;
-    Ok(labels_response(&values, &warnings))
-}
-
-fn labels_response(values: &[String], warnings: &[String]) -> Response {
-    let mut out = json::begin_success(values.iter().map(|v| v.len() + 3).sum::<usize>() + 64);
-    json::write_str_array(&mut out, values.iter().map(String::as_str));
-    json::end_success(&mut out, warnings);
-    json_response(StatusCode::OK, out, !warnings.is_empty())
-}
-
-/// `/api/v1/query_exemplars`: skein keeps no exemplars, so a valid request
-/// gets an empty list.
-async fn query_exemplars(p: Params) -> Result<Response, ApiError> {
-    let start = time_param(&p, "start", MIN_TIME)?;
-    let end = time_param(&p, "end", MAX_TIME)?;
-    if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start timestamp",
-        ));
-    }
-    promql_parser::parser::parse(p.get("query"))
-        .map_err(|e| ApiError::bad_data(parse_error(&e)))?;
-    Ok(success(b"[]", &[]))
-}
-
-/// `/api/v1/format_query`: the query, pretty-printed as Prometheus does.
-async fn format_query(p: Params) -> Result<Response, ApiError> {
-    let expr = promql_parser::parser::parse(p.get("query"))
-        .map_err(|e| ApiError::invalid_param("query", parse_error(&e)))?;
-    let mut out = Vec::new();
-    json::write_str(&mut out, &expr.prettify());
-    Ok(success(&out, &[]))
-}
-
-/// `/api/v1/metadata`: skein has no metadata store yet (the Store API does
-/// not carry metric metadata), so the answer is an empty object, which
-/// clients read as "no metadata known".
-async fn metadata() -> Response {
-    success(b"{}", &[])
-}
-
-/// `/api/v1/rules`: a querier evaluates no rules.
-async fn rules() -> Response {
-    success(br#"{"groups":[]}"#, &[])
-}
-
-/// `/api/v1/alerts`: a querier evaluates no rules, so it has no alerts.
-async fn alerts() -> Response {
-    success(br#"{"alerts":[]}"#, &[])
-}
-
-/// `/api/v1/status/buildinfo`.
-///
-/// `version` is the Prometheus version whose HTTP API skein implements,
-/// not skein's own: Grafana reads buildinfo to tell the flavour (a
-/// Prometheus when `features` is absent) and compares `version` with
-/// Prometheus releases to decide which API features to use, so skein's
-/// 0.x would make it fall back to pre-2.x behaviour. skein's own name and
-/// version are in `application` and `applicationVersion`, fields Prometheus
-/// lacks and Grafana only reads together with `features`. skein is not a Go
-/// program, so the Go-specific fields are empty rather than made up.
-async fn buildinfo() -> Response {
-    let mut out = Vec::with_capacity(256);
-    json::write_str_object(
-        &mut out,
-        [
-            ("version", PROMETHEUS_API_VERSION),
-            ("revision", ""),
-            ("branch", ""),
-            ("buildUser", ""),
-            ("buildDate", ""),
-            ("goVersion", ""),
-            ("application", "skein"),
-            ("applicationVersion", env!("CARGO_PKG_VERSION")),
-        ],
-    );
-    success(&out, &[])
-}
-
-/// `/api/v1/status/flags`: the querier's flags that shape query answers.
-async fn flags(State(api): State<PromApi>) -> Response {
-    let mut out = Vec::with_capacity(512);
-    json::write_str_object(
-        &mut out,
-        api.flags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    success(&out, &[])
-}
-
-/// `/api/v1/status/runtimeinfo`, in Prometheus' shape. Go's goroutines and
-/// GOMAXPROCS are reported as the runtime's live tasks and worker threads;
-/// skein has no configuration file to reload and no storage of its own.
-async fn runtimeinfo(State(api): State<PromApi>) -> Response {
-    let started = humantime::format_rfc3339_nanos(api.started).to_string();
-    let cwd = std::env::current_dir()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let metrics = tokio::runtime::Handle::current().metrics();
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(br#"{"startTime":"#);
-    json::write_str(&mut out, &started);
-    out.extend_from_slice(br#","CWD":"#);
-    json::write_str(&mut out, &cwd);
-    out.extend_from_slice(br#","reloadConfigSuccess":true,"lastConfigTime":"#);
-    json::write_str(&mut out, &started);
-    out.extend_from_slice(
-        format!(
-            r#","corruptionCount":0,"goroutineCount":{},"GOMAXPROCS":{},"GOGC":"","GODEBUG":"","storageRetention":""}}"#,
-            metrics.num_alive_tasks(),
-            metrics.num_workers()
-        )
-        .as_bytes(),
-    );
-    success(&out, &[])
-}
-
-/// Unknown paths, answered as Prometheus' Go server does.
-async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "404 page not found\n",
-    )
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Labels;
 
     async fn body(r: Response) -> (StatusCode, Option<String>, String) {
         let status = r.status();

@@ -1,0 +1,127 @@
+//! Endpoints that report on the server or answer with fixed data: build
+//! and runtime information, flags, exemplars, metadata, rules, alerts.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::params::Params;
+use crate::model::time::{MAX_TIME, MIN_TIME};
+
+use super::*;
+
+/// `/api/v1/query_exemplars`: skein keeps no exemplars, so a valid request
+/// gets an empty list.
+pub(super) async fn query_exemplars(p: Params) -> Result<Response, ApiError> {
+    let start = time_param(&p, "start", MIN_TIME)?;
+    let end = time_param(&p, "end", MAX_TIME)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start timestamp",
+        ));
+    }
+    promql_parser::parser::parse(p.get("query"))
+        .map_err(|e| ApiError::bad_data(parse_error(&e)))?;
+    Ok(success(b"[]", &[]))
+}
+
+/// `/api/v1/format_query`: the query, pretty-printed as Prometheus does.
+pub(super) async fn format_query(p: Params) -> Result<Response, ApiError> {
+    let expr = promql_parser::parser::parse(p.get("query"))
+        .map_err(|e| ApiError::invalid_param("query", parse_error(&e)))?;
+    let mut out = Vec::new();
+    json::write_str(&mut out, &expr.prettify());
+    Ok(success(&out, &[]))
+}
+
+/// `/api/v1/metadata`: skein has no metadata store yet (the Store API does
+/// not carry metric metadata), so the answer is an empty object, which
+/// clients read as "no metadata known".
+pub(super) async fn metadata() -> Response {
+    success(b"{}", &[])
+}
+
+/// `/api/v1/rules`: a querier evaluates no rules.
+pub(super) async fn rules() -> Response {
+    success(br#"{"groups":[]}"#, &[])
+}
+
+/// `/api/v1/alerts`: a querier evaluates no rules, so it has no alerts.
+pub(super) async fn alerts() -> Response {
+    success(br#"{"alerts":[]}"#, &[])
+}
+
+/// `/api/v1/status/buildinfo`.
+///
+/// `version` is the Prometheus version whose HTTP API skein implements,
+/// not skein's own: Grafana reads buildinfo to tell the flavour (a
+/// Prometheus when `features` is absent) and compares `version` with
+/// Prometheus releases to decide which API features to use, so skein's
+/// 0.x would make it fall back to pre-2.x behaviour. skein's own name and
+/// version are in `application` and `applicationVersion`, fields Prometheus
+/// lacks and Grafana only reads together with `features`. skein is not a Go
+/// program, so the Go-specific fields are empty rather than made up.
+pub(super) async fn buildinfo() -> Response {
+    let mut out = Vec::with_capacity(256);
+    json::write_str_object(
+        &mut out,
+        [
+            ("version", PROMETHEUS_API_VERSION),
+            ("revision", ""),
+            ("branch", ""),
+            ("buildUser", ""),
+            ("buildDate", ""),
+            ("goVersion", ""),
+            ("application", "skein"),
+            ("applicationVersion", env!("CARGO_PKG_VERSION")),
+        ],
+    );
+    success(&out, &[])
+}
+
+/// `/api/v1/status/flags`: the querier's flags that shape query answers.
+pub(super) async fn flags(State(api): State<PromApi>) -> Response {
+    let mut out = Vec::with_capacity(512);
+    json::write_str_object(
+        &mut out,
+        api.flags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    success(&out, &[])
+}
+
+/// `/api/v1/status/runtimeinfo`, in Prometheus' shape. Go's goroutines and
+/// GOMAXPROCS are reported as the runtime's live tasks and worker threads;
+/// skein has no configuration file to reload and no storage of its own.
+pub(super) async fn runtimeinfo(State(api): State<PromApi>) -> Response {
+    let started = humantime::format_rfc3339_nanos(api.started).to_string();
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(br#"{"startTime":"#);
+    json::write_str(&mut out, &started);
+    out.extend_from_slice(br#","CWD":"#);
+    json::write_str(&mut out, &cwd);
+    out.extend_from_slice(br#","reloadConfigSuccess":true,"lastConfigTime":"#);
+    json::write_str(&mut out, &started);
+    out.extend_from_slice(
+        format!(
+            r#","corruptionCount":0,"goroutineCount":{},"GOMAXPROCS":{},"GOGC":"","GODEBUG":"","storageRetention":""}}"#,
+            metrics.num_alive_tasks(),
+            metrics.num_workers()
+        )
+        .as_bytes(),
+    );
+    success(&out, &[])
+}
+
+/// Unknown paths, answered as Prometheus' Go server does.
+pub(super) async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
