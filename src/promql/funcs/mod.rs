@@ -155,93 +155,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, 
                 vals: v.into_iter().map(Some).collect(),
             }]))
         }
-        "scalar" => {
-            let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
-            let mut out = vec![f64::NAN; grid.n];
-            let mut count = vec![0u32; grid.n];
-            for s in &series {
-                for (i, v) in s.vals.iter().enumerate() {
-                    if let Some(v) = v {
-                        count[i] += 1;
-                        out[i] = *v;
-                    }
-                }
-            }
-            for (o, c) in out.iter_mut().zip(count) {
-                if c != 1 {
-                    *o = f64::NAN;
-                }
-            }
-            Ok(Val::Scalar(out))
-        }
-        "absent" => {
-            let a = arg(args, 0, name)?;
-            let series = ev.eval_vector(a, grid)?;
-            let mut vals: Points = vec![Some(1.0); grid.n];
-            for s in &series {
-                for (o, v) in vals.iter_mut().zip(&s.vals) {
-                    if v.is_some() {
-                        *o = None;
-                    }
-                }
-            }
-            Ok(Val::Vector(one_series(absent_labels(a), vals)))
-        }
-        "absent_over_time" => {
-            let marg = matrix_arg(ev, arg(args, 0, name)?)?;
-            let mut vals: Points = vec![Some(1.0); grid.n];
-            let (at, offset, range) = (marg.at, marg.offset, marg.range);
-            ev.for_each_matrix_series(&marg, grid, |_, _, samples| {
-                let mut w = Windows::new(samples);
-                for (i, o) in vals.iter_mut().enumerate() {
-                    let end = at.unwrap_or_else(|| grid.ts(i)) - offset;
-                    if !w.window(end - range, end).is_empty() {
-                        *o = None;
-                    }
-                }
-                Ok(())
-            })?;
-            let labels = match unparen(arg(args, 0, name)?) {
-                Expr::MatrixSelector(ms) => selector_absent_labels(&ms.vs),
-                _ => Labels::empty(),
-            };
-            Ok(Val::Vector(one_series(labels, vals)))
-        }
-        "timestamp" => {
-            let a = arg(args, 0, name)?;
-            let series = match unparen(a) {
-                Expr::VectorSelector(vs) => ev.vector_selector(vs, grid, true)?,
-                other => {
-                    let mut s = ev.eval_vector(other, grid)?;
-                    for x in &mut s {
-                        for (i, v) in x.vals.iter_mut().enumerate() {
-                            if v.is_some() {
-                                *v = Some(grid.ts(i) as f64 / 1000.0);
-                            }
-                        }
-                    }
-                    s
-                }
-            };
-            map_drop_name(series, |v| v)
-        }
-        "sort" | "sort_desc" => {
-            let mut series = ev.eval_vector(arg(args, 0, name)?, grid)?;
-            if grid.n == 1 {
-                // NaN sorts last either way.
-                let desc = name == "sort_desc";
-                series.sort_by(|a, b| {
-                    let (x, y) = (a.vals[0].unwrap_or(f64::NAN), b.vals[0].unwrap_or(f64::NAN));
-                    let o = go_float_less(&x, &y);
-                    match (x.is_nan(), y.is_nan(), desc) {
-                        (false, false, true) => o.reverse(),
-                        (false, false, false) => o,
-                        _ => o.reverse(),
-                    }
-                });
-            }
-            Ok(Val::Vector(series))
-        }
+        "scalar" => scalar(ev, args, grid),
+        "absent" => absent(ev, args, grid),
+        "absent_over_time" => absent_over_time(ev, args, grid),
+        "timestamp" => timestamp(ev, args, grid),
+        "sort" | "sort_desc" => sort(ev, name, args, grid),
         "round" => {
             let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
             let to = match args.get(1) {
@@ -253,30 +171,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, 
                 (v * inv + 0.5).floor() / inv
             })
         }
-        "clamp" => {
-            let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
-            let lo = ev.eval_scalar(arg(args, 1, name)?, grid)?;
-            let hi = ev.eval_scalar(arg(args, 2, name)?, grid)?;
-            let mut out = Vec::with_capacity(series.len());
-            for s in series {
-                let mut vals = s.vals;
-                for (i, v) in vals.iter_mut().enumerate() {
-                    if let Some(x) = v {
-                        *v = if hi[i] < lo[i] {
-                            None
-                        } else {
-                            Some(go_max(lo[i], go_min(hi[i], *x)))
-                        };
-                    }
-                }
-                out.push(StepSeries {
-                    labels: s.labels.without_name(),
-                    vals,
-                });
-            }
-            out.retain(|s| !s.is_empty());
-            Ok(Val::Vector(merge_same_labels(out)?))
-        }
+        "clamp" => clamp(ev, args, grid),
         "clamp_max" | "clamp_min" => {
             let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
             let b = ev.eval_scalar(arg(args, 1, name)?, grid)?;
@@ -354,6 +249,137 @@ fn map_steps_drop_name(
             vals,
         });
     }
+    Ok(Val::Vector(merge_same_labels(out)?))
+}
+
+fn scalar(ev: &mut Evaluator<'_>, args: &[Box<Expr>], grid: Grid) -> Result<Val, PromqlError> {
+    let name = "scalar";
+    let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
+    let mut out = vec![f64::NAN; grid.n];
+    let mut count = vec![0u32; grid.n];
+    for s in &series {
+        for (i, v) in s.vals.iter().enumerate() {
+            if let Some(v) = v {
+                count[i] += 1;
+                out[i] = *v;
+            }
+        }
+    }
+    for (o, c) in out.iter_mut().zip(count) {
+        if c != 1 {
+            *o = f64::NAN;
+        }
+    }
+    Ok(Val::Scalar(out))
+}
+
+fn absent(ev: &mut Evaluator<'_>, args: &[Box<Expr>], grid: Grid) -> Result<Val, PromqlError> {
+    let name = "absent";
+    let a = arg(args, 0, name)?;
+    let series = ev.eval_vector(a, grid)?;
+    let mut vals: Points = vec![Some(1.0); grid.n];
+    for s in &series {
+        for (o, v) in vals.iter_mut().zip(&s.vals) {
+            if v.is_some() {
+                *o = None;
+            }
+        }
+    }
+    Ok(Val::Vector(one_series(absent_labels(a), vals)))
+}
+
+fn absent_over_time(
+    ev: &mut Evaluator<'_>,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Val, PromqlError> {
+    let name = "absent_over_time";
+    let marg = matrix_arg(ev, arg(args, 0, name)?)?;
+    let mut vals: Points = vec![Some(1.0); grid.n];
+    let (at, offset, range) = (marg.at, marg.offset, marg.range);
+    ev.for_each_matrix_series(&marg, grid, |_, _, samples| {
+        let mut w = Windows::new(samples);
+        for (i, o) in vals.iter_mut().enumerate() {
+            let end = at.unwrap_or_else(|| grid.ts(i)) - offset;
+            if !w.window(end - range, end).is_empty() {
+                *o = None;
+            }
+        }
+        Ok(())
+    })?;
+    let labels = match unparen(arg(args, 0, name)?) {
+        Expr::MatrixSelector(ms) => selector_absent_labels(&ms.vs),
+        _ => Labels::empty(),
+    };
+    Ok(Val::Vector(one_series(labels, vals)))
+}
+
+fn timestamp(ev: &mut Evaluator<'_>, args: &[Box<Expr>], grid: Grid) -> Result<Val, PromqlError> {
+    let name = "timestamp";
+    let a = arg(args, 0, name)?;
+    let series = match unparen(a) {
+        Expr::VectorSelector(vs) => ev.vector_selector(vs, grid, true)?,
+        other => {
+            let mut s = ev.eval_vector(other, grid)?;
+            for x in &mut s {
+                for (i, v) in x.vals.iter_mut().enumerate() {
+                    if v.is_some() {
+                        *v = Some(grid.ts(i) as f64 / 1000.0);
+                    }
+                }
+            }
+            s
+        }
+    };
+    map_drop_name(series, |v| v)
+}
+
+fn sort(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    args: &[Box<Expr>],
+    grid: Grid,
+) -> Result<Val, PromqlError> {
+    let mut series = ev.eval_vector(arg(args, 0, name)?, grid)?;
+    if grid.n == 1 {
+        // NaN sorts last either way.
+        let desc = name == "sort_desc";
+        series.sort_by(|a, b| {
+            let (x, y) = (a.vals[0].unwrap_or(f64::NAN), b.vals[0].unwrap_or(f64::NAN));
+            let o = go_float_less(&x, &y);
+            match (x.is_nan(), y.is_nan(), desc) {
+                (false, false, true) => o.reverse(),
+                (false, false, false) => o,
+                _ => o.reverse(),
+            }
+        });
+    }
+    Ok(Val::Vector(series))
+}
+
+fn clamp(ev: &mut Evaluator<'_>, args: &[Box<Expr>], grid: Grid) -> Result<Val, PromqlError> {
+    let name = "clamp";
+    let series = ev.eval_vector(arg(args, 0, name)?, grid)?;
+    let lo = ev.eval_scalar(arg(args, 1, name)?, grid)?;
+    let hi = ev.eval_scalar(arg(args, 2, name)?, grid)?;
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let mut vals = s.vals;
+        for (i, v) in vals.iter_mut().enumerate() {
+            if let Some(x) = v {
+                *v = if hi[i] < lo[i] {
+                    None
+                } else {
+                    Some(go_max(lo[i], go_min(hi[i], *x)))
+                };
+            }
+        }
+        out.push(StepSeries {
+            labels: s.labels.without_name(),
+            vals,
+        });
+    }
+    out.retain(|s| !s.is_empty());
     Ok(Val::Vector(merge_same_labels(out)?))
 }
 
