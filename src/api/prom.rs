@@ -307,11 +307,7 @@ impl PromApi {
             return Ok((Vec::new(), Vec::new()));
         }
         let sets = if sets.is_empty() { vec![vec![]] } else { sets };
-        let partial_response = if opts.partial_response {
-            PartialResponse::Warn
-        } else {
-            PartialResponse::Abort
-        };
+        let partial_response = PartialResponse::allowed(opts.partial_response);
         // One more than the limit tells whether the answer was cut.
         let store_limit = if limit == 0 {
             0

@@ -129,11 +129,7 @@ impl Querier {
         opts: &SeriesOptions,
     ) -> Result<impl Stream<Item = Result<MergedFrame, StoreError>> + Send + use<>, StoreError>
     {
-        req.partial_response = if opts.partial_response {
-            PartialResponse::Warn
-        } else {
-            PartialResponse::Abort
-        };
+        req.partial_response = PartialResponse::allowed(opts.partial_response);
         req.without_replica_labels = if opts.dedup {
             opts.replica_labels.clone()
         } else {
@@ -247,19 +243,15 @@ impl Querier {
                         .increment(1);
                     return Err(e);
                 }
-                Err(route::CallFailure::NoMember(w))
-                    if req.partial_response == PartialResponse::Warn =>
-                {
-                    warnings.extend(w)
-                }
                 Err(route::CallFailure::NoMember(w)) => {
-                    let w = w.join("; ");
-                    ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "error")
-                        .increment(1);
-                    return Err(StoreError::Unavailable {
-                        peer: "cluster".into(),
-                        message: w,
-                    });
+                    match policy::on_missing(req.partial_response, "cluster", w.join("; ")) {
+                        Ok(w) => warnings.push(w),
+                        Err(e) => {
+                            ::metrics::counter!(REQUESTS_TOTAL, "kind" => kind, "result" => "error")
+                                .increment(1);
+                            return Err(e);
+                        }
+                    }
                 }
             }
         }

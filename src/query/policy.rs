@@ -7,6 +7,67 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::metrics::{PARTIAL_RESPONSES_TOTAL, STORE_ERRORS_TOTAL};
+use crate::store::{PartialResponse, StoreError};
+
+/// What a member's error means for the request, decided in this one place
+/// for Series and label calls, groups and SOURCE members alike.
+#[derive(Debug)]
+pub enum OnError {
+    /// Another member would give the same answer (a limit, a bad request):
+    /// the request ends with this error, naming the store, whatever the
+    /// partial-response strategy.
+    End(StoreError),
+    /// The member is unavailable, slow or broke the protocol: ask the next
+    /// one; this describes the failure, naming the member, for the warning
+    /// or error given if no member answers.
+    Next(String),
+}
+
+/// Classifies a member's error (and counts it).
+pub fn on_member_error(endpoint: &str, e: StoreError) -> OnError {
+    metrics::counter!(STORE_ERRORS_TOTAL, "code" => e.code().as_str()).increment(1);
+    if !e.is_retryable() {
+        let named = |msg: String| format!("store {endpoint}: {msg}");
+        return OnError::End(match e {
+            StoreError::LimitExceeded(msg) => StoreError::LimitExceeded(named(msg)),
+            StoreError::InvalidArgument(msg) => StoreError::InvalidArgument(named(msg)),
+            StoreError::Matcher(e) => StoreError::InvalidArgument(named(e.to_string())),
+            // Errors from a peer name it already.
+            other => other,
+        });
+    }
+    let e = e.to_string();
+    OnError::Next(if e.contains(endpoint) {
+        e
+    } else {
+        format!("{endpoint}: {e}")
+    })
+}
+
+/// Data that is missing from an answer (a group no member answered for, a
+/// SOURCE member that failed): a warning that says so under
+/// `PartialResponse::Warn`, the request's error under `Abort`.
+pub fn on_missing(
+    policy: PartialResponse,
+    peer: &str,
+    message: String,
+) -> Result<String, StoreError> {
+    match policy {
+        PartialResponse::Warn => {
+            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "warning").increment(1);
+            Ok(message)
+        }
+        PartialResponse::Abort => {
+            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "error").increment(1);
+            Err(StoreError::Unavailable {
+                peer: peer.to_string(),
+                message,
+            })
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     /// Not checked yet.

@@ -13,13 +13,12 @@ use rand::seq::SliceRandom;
 use tracing::debug;
 
 use super::metrics::{
-    CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL,
-    PARTIAL_RESPONSES_TOTAL, STORE_ERRORS_TOTAL, STORE_REQUESTS_TOTAL,
+    CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL, STORE_REQUESTS_TOTAL,
 };
-use super::policy::{GroupLatency, Health, InFlight};
+use super::policy::{on_member_error, on_missing, GroupLatency, Health, InFlight, OnError};
 use super::topology::{GroupTarget, MemberTarget};
 use crate::model::Labels;
-use crate::store::{PartialResponse, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
+use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
 use std::sync::Arc;
 
 /// When a STORE or QUERY group gets its second request.
@@ -201,16 +200,6 @@ fn open(
     .boxed()
 }
 
-fn describe_failure(m: &MemberTarget, e: &StoreError) -> String {
-    metrics::counter!(STORE_ERRORS_TOTAL, "code" => e.code().as_str()).increment(1);
-    let e = e.to_string();
-    if e.contains(&m.endpoint) {
-        e
-    } else {
-        format!("{}: {e}", m.endpoint)
-    }
-}
-
 /// The answer of a STORE or QUERY group: one member at a time, hedged, and
 /// resumed on another member after a failure or stall by skipping every
 /// series up to the last one already passed on (answers are sorted, and
@@ -263,14 +252,16 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                 tokio::select! {
                     Some((i, _hedge, result)) = inflight.next() => match result {
                         Ok(o) => break Some(o),
-                        Err(e) if !e.is_retryable() => {
-                            yield Err(final_error(&group.members[i], e));
-                            return;
-                        }
-                        Err(e) => {
-                            debug!(group = %group.key, endpoint = %group.members[i].endpoint, error = %e, "group member failed");
-                            failures.push(describe_failure(&group.members[i], &e));
-                        }
+                        Err(e) => match on_member_error(&group.members[i].endpoint, e) {
+                            OnError::End(e) => {
+                                yield Err(e);
+                                return;
+                            }
+                            OnError::Next(why) => {
+                                debug!(group = %group.key, error = %why, "group member failed");
+                                failures.push(why);
+                            }
+                        },
                     },
                     _ = &mut hedge_timer, if hedge_armed => {
                         hedge_armed = false;
@@ -292,16 +283,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                     "store group {} ({}): no member answered: {}",
                     group.key, peer_type, failures.join("; ")
                 );
-                match policy {
-                    PartialResponse::Warn => {
-                        metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "warning").increment(1);
-                        yield Ok(SeriesFrame::Warning(message));
-                    }
-                    PartialResponse::Abort => {
-                        metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "error").increment(1);
-                        yield Err(StoreError::Unavailable { peer: group.key.to_string(), message });
-                    }
-                }
+                yield on_missing(policy, &group.key.to_string(), message).map(SeriesFrame::Warning);
                 return;
             };
             if hedge {
@@ -330,38 +312,26 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                         yield Ok(SeriesFrame::Series(s));
                     }
                     Some(Ok(SeriesFrame::Warning(w))) => yield Ok(SeriesFrame::Warning(w)),
-                    Some(Err(e)) if !e.is_retryable() => {
-                        yield Err(final_error(&group.members[member], e));
-                        return;
-                    }
-                    Some(Err(e)) => break Some(e),
+                    Some(Err(e)) => match on_member_error(&endpoint, e) {
+                        OnError::End(e) => {
+                            yield Err(e);
+                            return;
+                        }
+                        OnError::Next(why) => break Some(why),
+                    },
                 }
             };
             match failed {
                 None => return,
-                Some(e) => {
-                    debug!(group = %group.key, endpoint = %endpoint, error = %e, "answer broke off; resuming on another member");
-                    failures.push(describe_failure(&group.members[member], &e));
+                Some(why) => {
+                    debug!(group = %group.key, error = %why, "answer broke off; resuming on another member");
+                    failures.push(why);
                     resumed = true;
                     metrics::counter!(FALLBACKS_TOTAL).increment(1);
                 }
             }
         }
     })
-}
-
-/// An error another member would repeat (a limit, a bad request): it ends
-/// the request whatever the partial-response strategy, naming the store.
-fn final_error(m: &MemberTarget, e: StoreError) -> StoreError {
-    metrics::counter!(STORE_ERRORS_TOTAL, "code" => e.code().as_str()).increment(1);
-    let named = |msg: String| format!("store {}: {msg}", m.endpoint);
-    match e {
-        StoreError::LimitExceeded(msg) => StoreError::LimitExceeded(named(msg)),
-        StoreError::InvalidArgument(msg) => StoreError::InvalidArgument(named(msg)),
-        StoreError::Matcher(e) => StoreError::InvalidArgument(named(e.to_string())),
-        // Errors from a peer name it already.
-        other => other,
-    }
 }
 
 /// One SOURCE member's answer. Its failure, before or during the answer,
@@ -391,13 +361,16 @@ pub fn member_stream(
                     .record(started.elapsed().as_secs_f64());
                 (o.stream, o.first, o._in_flight)
             }
-            Err(e) if !e.is_retryable() => {
-                yield Err(final_error(&member, e));
-                return;
-            }
             Err(e) => {
-                let why = describe_failure(&member, &e);
-                yield partial(policy, &member.endpoint, format!("store {why} (group {key}); its data is missing"));
+                yield match on_member_error(&member.endpoint, e) {
+                    OnError::End(e) => Err(e),
+                    OnError::Next(why) => on_missing(
+                        policy,
+                        &member.endpoint,
+                        format!("store {why} (group {key}); its data is missing"),
+                    )
+                    .map(SeriesFrame::Warning),
+                };
                 return;
             }
         };
@@ -414,40 +387,21 @@ pub fn member_stream(
                     sent += u64::from(matches!(f, SeriesFrame::Series(_)));
                     yield Ok(f);
                 }
-                Some(Err(e)) if !e.is_retryable() => {
-                    yield Err(final_error(&member, e));
-                    return;
-                }
                 Some(Err(e)) => {
-                    let why = describe_failure(&member, &e);
-                    yield partial(policy, &member.endpoint, format!(
-                        "store {why} (group {key}) after {sent} series; the rest of its data is missing"
-                    ));
+                    yield match on_member_error(&member.endpoint, e) {
+                        OnError::End(e) => Err(e),
+                        OnError::Next(why) => on_missing(
+                            policy,
+                            &member.endpoint,
+                            format!("store {why} (group {key}) after {sent} series; the rest of its data is missing"),
+                        )
+                        .map(SeriesFrame::Warning),
+                    };
                     return;
                 }
             }
         }
     })
-}
-
-fn partial(
-    policy: PartialResponse,
-    peer: &str,
-    message: String,
-) -> Result<SeriesFrame, StoreError> {
-    match policy {
-        PartialResponse::Warn => {
-            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "warning").increment(1);
-            Ok(SeriesFrame::Warning(message))
-        }
-        PartialResponse::Abort => {
-            metrics::counter!(PARTIAL_RESPONSES_TOTAL, "kind" => "error").increment(1);
-            Err(StoreError::Unavailable {
-                peer: peer.to_string(),
-                message,
-            })
-        }
-    }
 }
 
 /// Why a hedged call to a group gave no answer.
@@ -538,10 +492,10 @@ where
                     }
                     return Ok(v);
                 }
-                Err(e) if !e.is_retryable() => {
-                    return Err(CallFailure::Final(final_error(&group.members[i], e)));
-                }
-                Err(e) => failures.push(describe_failure(&group.members[i], &e)),
+                Err(e) => match on_member_error(&group.members[i].endpoint, e) {
+                    OnError::End(e) => return Err(CallFailure::Final(e)),
+                    OnError::Next(why) => failures.push(why),
+                },
             },
             _ = &mut hedge_timer, if hedge_armed => {
                 hedge_armed = false;

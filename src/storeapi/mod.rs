@@ -93,6 +93,17 @@ pub enum PartialResponse {
     Abort,
 }
 
+impl PartialResponse {
+    /// `Warn` when partial answers are allowed, `Abort` when not.
+    pub fn allowed(allowed: bool) -> Self {
+        if allowed {
+            PartialResponse::Warn
+        } else {
+            PartialResponse::Abort
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesRequest {
     pub min_time: i64,
