@@ -339,49 +339,14 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Durations as Prometheus writes them: a sequence of number+unit with units
-/// y, w, d, h, m, s, ms; `0` alone is zero.
+/// A duration in the bucket configuration, in Prometheus' syntax (units y,
+/// w, d, h, m, s, ms in that order; `0` alone is zero), as Thanos reads it.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty".into());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err("expected a number".into());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| "number too large")?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            "" => return Err("missing unit".into()),
-            other => return Err(format!("unknown unit {other:?}")),
-        };
-        let part = n.checked_mul(ms).ok_or("duration too large")?;
-        total = total
-            .checked_add(Duration::from_millis(part))
-            .ok_or("duration too large")?;
-    }
-    Ok(total)
+    crate::model::time::parse_prom_duration(s)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 30s, 5m or 1h30m"))
 }
 
 /// Makes a directory absolute against the working directory and removes `.`,
