@@ -23,7 +23,7 @@ use crate::model::Matcher;
 use crate::query::policy::{GroupLatency, Health, PeerStats};
 use crate::query::topology::{effective_peer_type, GroupKey};
 pub use crate::query::topology::{GroupTarget, MemberTarget, Selection, Topology};
-use crate::store::{ClientConfig, PeerType, RemoteStore};
+use crate::store::{ClientConfig, PeerType, RemoteStore, Store};
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -42,6 +42,24 @@ pub struct RegistryConfig {
     pub unhealthy_timeout: Duration,
     /// This node's own Store API address, never used as a store.
     pub self_grpc: Option<SocketAddr>,
+    /// Stores in this process, asked without gRPC, each under a name that
+    /// stands for its endpoint; used like `--endpoint`.
+    pub local: Vec<LocalStore>,
+}
+
+/// A store in the querier's own process, reached by a direct call.
+#[derive(Clone)]
+pub struct LocalStore {
+    pub name: String,
+    pub store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl RegistryConfig {
@@ -61,6 +79,7 @@ impl RegistryConfig {
             endpoint_groups: vec![],
             unhealthy_timeout: Duration::from_secs(5 * 60),
             self_grpc: None,
+            local: vec![],
         }
     }
 }
@@ -103,7 +122,7 @@ pub struct GetRegistry;
 
 struct PeerEntry {
     addr: Addr<StorePeer>,
-    client: RemoteStore,
+    client: Arc<dyn Store>,
     stats: Arc<PeerStats>,
     snapshot: PeerSnapshot,
     group: Option<GroupKey>,
@@ -224,28 +243,39 @@ impl StoreRegistry {
         advert: Option<crate::cluster::NodeAdvert>,
         ctx: &mut Context<Self>,
     ) {
-        let client = {
+        let client: Arc<dyn Store> = {
             // The client's connection must live on the main runtime.
             let _guard = self.rt.enter();
             match RemoteStore::connect_lazy(endpoint, &self.cfg.client) {
-                Ok(c) => c,
+                Ok(c) => Arc::new(c),
                 Err(e) => {
                     warn!(endpoint, error = %e, "cannot use store endpoint");
                     return;
                 }
             }
         };
+        self.add_peer_with(endpoint, client, source, advert, ctx);
+    }
+
+    /// Adds a peer reached through `client`.
+    fn add_peer_with(
+        &mut self,
+        endpoint: &str,
+        client: Arc<dyn Store>,
+        source: PeerSource,
+        advert: Option<crate::cluster::NodeAdvert>,
+        ctx: &mut Context<Self>,
+    ) {
         let stats = Arc::new(PeerStats::default());
+        let snapshot = PeerSnapshot::unchecked(endpoint.to_string(), source, advert);
         let actor = StorePeer::new(
             self.cfg.peer.clone(),
             self.rt.clone(),
             client.clone(),
             stats.clone(),
-            source.clone(),
-            advert.clone(),
+            snapshot.clone(),
             ctx.address().recipient(),
         );
-        let snapshot = PeerSnapshot::unchecked(endpoint.to_string(), source, advert);
         info!(
             endpoint,
             source = snapshot.source.as_str(),
@@ -430,6 +460,12 @@ impl Actor for StoreRegistry {
                 continue;
             }
             self.add_peer(&endpoint, PeerSource::Static { strict }, None, ctx);
+        }
+        for local in self.cfg.local.clone() {
+            if !self.peers.contains_key(&local.name) {
+                let source = PeerSource::Static { strict: false };
+                self.add_peer_with(&local.name, local.store, source, None, ctx);
+            }
         }
         for members in self.cfg.endpoint_groups.clone() {
             let id = endpoint_group_id(&members);

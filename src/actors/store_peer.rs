@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use super::metrics::{HEALTH_CHECKS_TOTAL, HEALTH_CHECK_DURATION_SECONDS};
 use crate::cluster::NodeAdvert;
 use crate::query::policy::{Health, PeerStats};
-use crate::store::{RemoteStore, Store, StoreError, StoreInfo};
+use crate::store::{Store, StoreError, StoreInfo};
 
 /// How a peer became known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub struct StopPeer;
 pub struct StorePeer {
     cfg: PeerConfig,
     rt: Handle,
-    client: RemoteStore,
+    client: Arc<dyn Store>,
     stats: Arc<PeerStats>,
     state: PeerSnapshot,
     checking: bool,
@@ -111,19 +111,17 @@ impl StorePeer {
     pub fn new(
         cfg: PeerConfig,
         rt: Handle,
-        client: RemoteStore,
+        client: Arc<dyn Store>,
         stats: Arc<PeerStats>,
-        source: PeerSource,
-        advert: Option<NodeAdvert>,
+        state: PeerSnapshot,
         registry: Recipient<PeerChanged>,
     ) -> Self {
-        let endpoint = client.addr().to_string();
         Self {
             cfg,
             rt,
             client,
             stats,
-            state: PeerSnapshot::unchecked(endpoint, source, advert),
+            state,
             checking: false,
             registry,
         }
@@ -148,6 +146,7 @@ impl StorePeer {
         }
         self.checking = true;
         let client = self.client.clone();
+        let peer = self.state.endpoint.clone();
         let deadline = self.cfg.health_timeout;
         // The call runs on the main runtime, where the client's connection
         // lives; the actor only waits for its outcome.
@@ -156,7 +155,7 @@ impl StorePeer {
             let r = match tokio::time::timeout(deadline, client.info()).await {
                 Ok(r) => r,
                 Err(_) => Err(StoreError::Timeout {
-                    peer: client.addr().to_string(),
+                    peer,
                     message: format!("no Info answer within {deadline:?}"),
                 }),
             };

@@ -184,6 +184,7 @@ impl QueryArgs {
                 endpoint_groups,
                 unhealthy_timeout: self.unhealthy_timeout,
                 self_grpc: None,
+                local: vec![],
             },
             query: QueryConfig {
                 route: RouteConfig {

@@ -18,7 +18,7 @@ use super::metrics::{
 use super::policy::{on_member_error, on_missing, GroupLatency, Health, InFlight, OnError};
 use super::topology::{GroupTarget, MemberTarget};
 use crate::model::Labels;
-use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError};
+use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, StoreError};
 use std::sync::Arc;
 
 /// When a STORE or QUERY group gets its second request.
@@ -516,7 +516,9 @@ mod tests {
     fn member(n: u16, health: Health, ready: bool, complete: bool) -> Arc<MemberTarget> {
         let endpoint = format!("127.0.0.1:{}", 20_000 + n);
         Arc::new(MemberTarget {
-            client: RemoteStore::connect_lazy(&endpoint, &ClientConfig::default()).unwrap(),
+            client: Arc::new(
+                RemoteStore::connect_lazy(&endpoint, &ClientConfig::default()).unwrap(),
+            ),
             endpoint,
             stats: Arc::default(),
             health,

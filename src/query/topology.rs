@@ -11,7 +11,7 @@ use std::fmt;
 
 use super::policy::{GroupLatency, Health, PeerStats};
 use crate::model::{Labels, Matcher};
-use crate::store::{PeerType, RemoteStore};
+use crate::store::{PeerType, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKey {
@@ -59,7 +59,8 @@ pub fn effective_peer_type(types: impl IntoIterator<Item = PeerType>) -> PeerTyp
 /// What the query path needs to call one member.
 pub struct MemberTarget {
     pub endpoint: String,
-    pub client: RemoteStore,
+    /// Its Store API: a gRPC client, or a store in this process.
+    pub client: Arc<dyn Store>,
     pub stats: Arc<PeerStats>,
     pub health: Health,
     /// An `--endpoint-strict` member: in the active set whatever its health.
