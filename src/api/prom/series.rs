@@ -8,41 +8,14 @@ use futures::StreamExt;
 
 use super::params::{go_quote, Params};
 use crate::model::time::{MAX_TIME, MIN_TIME};
-use crate::model::Labels;
-use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, StoreError};
+use crate::series::merge::MergedFrame;
+use crate::store::SeriesRequest;
 
 use super::*;
 
-/// One series stream of the merge in `/api/v1/series`, with its next label
-/// set.
-pub(super) struct Head {
-    stream: SeriesStream,
-    next: Option<Labels>,
-    /// The stream ended; it must not be polled again.
-    done: bool,
-}
-
-impl Head {
-    /// Reads up to the next series, collecting warnings on the way.
-    async fn advance(&mut self, warnings: &mut Vec<String>) -> Result<(), StoreError> {
-        self.next = None;
-        while let Some(frame) = self.stream.next().await {
-            match frame? {
-                SeriesFrame::Series(s) => {
-                    self.next = Some(s.labels);
-                    return Ok(());
-                }
-                SeriesFrame::Warning(w) => warnings.push(w),
-            }
-        }
-        self.done = true;
-        Ok(())
-    }
-}
-
 /// `/api/v1/series`: label sets of the series any `match[]` selects,
-/// sorted, each once. Each selector's sorted stream is merged and written
-/// as it arrives; only the JSON is held, so that a failure half-way can
+/// sorted, each once. The selectors' sorted streams are merged and written
+/// as they arrive; only the JSON is held, so that a failure half-way can
 /// still answer with an error status.
 pub(super) async fn series(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
     if p.all("match[]").next().is_none() {
@@ -66,31 +39,20 @@ pub(super) async fn series(State(api): State<PromApi>, p: Params) -> Result<Resp
         };
         api.querier.series_with(req, opts.clone())
     });
-    let mut heads: Vec<Head> = futures::future::try_join_all(requests)
-        .await?
-        .into_iter()
-        .map(|stream| Head {
-            stream,
-            next: None,
-            done: false,
-        })
-        .collect();
+    let streams = futures::future::try_join_all(requests).await?;
+    // The matcher sets' sorted answers, merged: each label set once.
+    let mut merged = std::pin::pin!(crate::series::merge::merge(streams));
     let mut warnings = Vec::new();
-    for h in &mut heads {
-        h.advance(&mut warnings).await?;
-    }
     let mut out = json::begin_success(4096);
     out.push(b'[');
     let mut written = 0;
-    loop {
-        let smallest = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.next.as_ref().map(|l| (i, l)))
-            .min_by(|a, b| a.1.cmp(b.1))
-            .map(|(i, _)| i);
-        let Some(labels) = smallest.and_then(|i| heads[i].next.take()) else {
-            break;
+    while let Some(frame) = merged.next().await {
+        let labels = match frame? {
+            MergedFrame::Warning(w) => {
+                warnings.push(w);
+                continue;
+            }
+            MergedFrame::Series(g) => g.labels,
         };
         if limit > 0 && written == limit {
             warnings.push(TRUNCATED.into());
@@ -101,13 +63,6 @@ pub(super) async fn series(State(api): State<PromApi>, p: Params) -> Result<Resp
         }
         json::write_labels(&mut out, &labels);
         written += 1;
-        // The stream just taken from, and every other one at the same
-        // label set, move on.
-        for h in &mut heads {
-            if !h.done && (h.next.is_none() || h.next.as_ref() == Some(&labels)) {
-                h.advance(&mut warnings).await?;
-            }
-        }
     }
     out.push(b']');
     json::end_success(&mut out, &warnings);
