@@ -219,65 +219,13 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
         let mut resumed = false;
         loop {
             // Get a member whose answer has started.
-            let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
-            let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
-            for n in 0..initial {
-                if let Some(i) = queue.pop_front() {
-                    let role = if resumed { "fallback" } else if n == 0 { "primary" } else { "hedge" };
-                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role).increment(1);
-                    if n > 0 {
-                        metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                    }
-                    inflight.push(open(&group.members[i], i, n > 0, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
-                }
-            }
-            let hedge_delay = match cfg.hedge {
-                HedgeMode::Adaptive => adaptive_delay(&group, &cfg),
-                _ => Duration::MAX,
-            };
-            let hedge_timer = tokio::time::sleep(hedge_delay.min(Duration::from_secs(86_400)));
-            tokio::pin!(hedge_timer);
-            let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
-            let opened = loop {
-                if inflight.is_empty() {
-                    match queue.pop_front() {
-                        Some(i) => {
-                            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
-                            metrics::counter!(FALLBACKS_TOTAL).increment(1);
-                            inflight.push(open(&group.members[i], i, false, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
-                        }
-                        None => break None,
-                    }
-                }
-                tokio::select! {
-                    Some((i, _hedge, result)) = inflight.next() => match result {
-                        Ok(o) => break Some(o),
-                        Err(e) => match on_member_error(&group.members[i].endpoint, e) {
-                            OnError::End(e) => {
-                                yield Err(e);
-                                return;
-                            }
-                            OnError::Next(why) => {
-                                debug!(group = %group.key, error = %why, "group member failed");
-                                failures.push(why);
-                            }
-                        },
-                    },
-                    _ = &mut hedge_timer, if hedge_armed => {
-                        hedge_armed = false;
-                        if let Some(i) = queue.pop_front() {
-                            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
-                            metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                            inflight.push(open(&group.members[i], i, true, req.clone(), timeout, group.latency.clone(), cfg.hedge_max_delay));
-                        }
-                    }
+            let opened = match first_answer(&group, &mut queue, &mut failures, &req, &cfg, resumed).await {
+                Ok(o) => o,
+                Err(e) => {
+                    yield Err(e);
+                    return;
                 }
             };
-            let canceled = inflight.len() as u64;
-            if canceled > 0 {
-                metrics::counter!(CANCELED_TOTAL).increment(canceled);
-            }
-            drop(inflight);
             let Some(Opened { member, mut stream, first, hedge, _in_flight }) = opened else {
                 let message = format!(
                     "store group {} ({}): no member answered: {}",
@@ -332,6 +280,97 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
             }
         }
     })
+}
+
+/// Asks members of `group` from `queue` until one starts answering: one
+/// (two in race mode), a hedge after the adaptive delay, the next one after
+/// each failure. `None` when every member failed (their failures are in
+/// `failures`); an error that ends the request is returned as such.
+async fn first_answer(
+    group: &GroupTarget,
+    queue: &mut VecDeque<usize>,
+    failures: &mut Vec<String>,
+    req: &SeriesRequest,
+    cfg: &RouteConfig,
+    resumed: bool,
+) -> Result<Option<Opened>, StoreError> {
+    let timeout = with_timeout(cfg.response_timeout);
+    let peer_type = group.peer_type.as_str();
+    let open_member = |i: usize, hedge: bool| {
+        open(
+            &group.members[i],
+            i,
+            hedge,
+            req.clone(),
+            timeout,
+            group.latency.clone(),
+            cfg.hedge_max_delay,
+        )
+    };
+    let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
+    let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
+    for n in 0..initial {
+        if let Some(i) = queue.pop_front() {
+            let role = if resumed {
+                "fallback"
+            } else if n == 0 {
+                "primary"
+            } else {
+                "hedge"
+            };
+            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
+                .increment(1);
+            if n > 0 {
+                metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+            }
+            inflight.push(open_member(i, n > 0));
+        }
+    }
+    let hedge_delay = match cfg.hedge {
+        HedgeMode::Adaptive => adaptive_delay(group, cfg),
+        _ => Duration::MAX,
+    };
+    let hedge_timer = tokio::time::sleep(hedge_delay.min(Duration::from_secs(86_400)));
+    tokio::pin!(hedge_timer);
+    let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
+    let opened = loop {
+        if inflight.is_empty() {
+            match queue.pop_front() {
+                Some(i) => {
+                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
+                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                    inflight.push(open_member(i, false));
+                }
+                None => break None,
+            }
+        }
+        tokio::select! {
+            Some((i, _hedge, result)) = inflight.next() => match result {
+                Ok(o) => break Some(o),
+                Err(e) => match on_member_error(&group.members[i].endpoint, e) {
+                    OnError::End(e) => return Err(e),
+                    OnError::Next(why) => {
+                        debug!(group = %group.key, error = %why, "group member failed");
+                        failures.push(why);
+                    }
+                },
+            },
+            _ = &mut hedge_timer, if hedge_armed => {
+                hedge_armed = false;
+                if let Some(i) = queue.pop_front() {
+                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
+                    metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                    inflight.push(open_member(i, true));
+                }
+            }
+        }
+    };
+    // The others still asked are dropped, which cancels them.
+    let canceled = inflight.len() as u64;
+    if canceled > 0 {
+        metrics::counter!(CANCELED_TOTAL).increment(canceled);
+    }
+    Ok(opened)
 }
 
 /// One SOURCE member's answer. Its failure, before or during the answer,
