@@ -11,13 +11,12 @@
 //! `SKEIN_PROMQL_DIFF_TARGET=prometheus` to measure a second Prometheus in
 //! skein's place (a check of the bench itself).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use skein_cluster_tests::promql_data::{write_bench_dataset, BENCH_SPAN, T0};
 use skein_cluster_tests::promql_diff::{classify, compare, parse_answer};
 use skein_cluster_tests::promql_setup::{instant, range, Answer, PromqlCluster, Target};
-use skein_cluster_tests::require_binary;
+use skein_cluster_tests::{env_usize, require_binary, use_release_binary};
 
 const M: i64 = 60_000;
 const H: i64 = 60 * M;
@@ -94,32 +93,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The release binary unless SKEIN_BIN says otherwise.
-fn use_release_binary() -> anyhow::Result<()> {
-    if std::env::var_os("SKEIN_BIN").is_some() {
-        return Ok(());
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("release").join("skein");
-    anyhow::ensure!(
-        bin.is_file(),
-        "no release skein binary at {}: run `cargo build --release` or set SKEIN_BIN",
-        bin.display()
-    );
-    // Set before any thread starts.
-    std::env::set_var("SKEIN_BIN", bin);
-    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -25,14 +25,7 @@ use skein::sidecar::remote_read::RemoteRead;
 use skein::store::{ClientConfig, RemoteStore, SeriesFrame, SeriesRequest, Store};
 use skein_cluster_tests::promql_data::write_bench_dataset;
 use skein_cluster_tests::promql_setup::{PromqlCluster, Target};
-use skein_cluster_tests::{http_get, require_binary, rss_kib, wait_for, Process};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use skein_cluster_tests::{env_usize, http_get, require_binary, rss_kib, wait_for, Process};
 
 /// Samples in an XOR chunk: its first two bytes, big endian.
 fn chunk_samples(data: &[u8]) -> u64 {

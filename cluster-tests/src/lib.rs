@@ -419,3 +419,31 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A numeric knob of a bench from the environment, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Makes benches run the workspace's release build unless `SKEIN_BIN`
+/// names a binary; an error when there is none. Call it before any thread
+/// starts.
+pub fn use_release_binary() -> anyhow::Result<()> {
+    if std::env::var_os("SKEIN_BIN").is_some() {
+        return Ok(());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("release").join("skein");
+    anyhow::ensure!(
+        bin.is_file(),
+        "no release skein binary at {}: run `cargo build --release` or set SKEIN_BIN",
+        bin.display()
+    );
+    std::env::set_var("SKEIN_BIN", bin);
+    Ok(())
+}
