@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
-    T_STDVAR, T_SUM, T_TOPK,
+    TokenId, T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE,
+    T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
@@ -98,53 +98,92 @@ pub(crate) fn eval(
         }
         T_QUANTILE => {
             let q = param.unwrap_or_default();
-            let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
-            for (i, g) in group_of.iter().enumerate() {
-                members[*g].push(i);
-            }
-            let mut vals = Vec::new();
-            let mut out = Vec::with_capacity(groups);
-            for (g, m) in members.iter().enumerate() {
-                let mut points: Points = vec![None; n];
-                for (i, p) in points.iter_mut().enumerate() {
-                    vals.clear();
-                    vals.extend(m.iter().filter_map(|&s| series[s].vals[i]));
-                    if !vals.is_empty() {
-                        *p = Some(quantile(q[i], &mut vals));
-                    }
-                }
-                out.push(StepSeries {
-                    labels: keys[g].clone(),
-                    vals: points,
-                });
-            }
-            return Ok(Val::Vector(out));
+            return Ok(Val::Vector(quantiles(&series, &group_of, &keys, &q, n)));
         }
         T_COUNT_VALUES => {
             let dst = value_label.unwrap_or_default();
-            let mut index: HashMap<(usize, String), usize> = HashMap::new();
-            let mut out: Vec<StepSeries> = Vec::new();
-            for (s, g) in series.iter().zip(&group_of) {
-                for (i, v) in s.vals.iter().enumerate() {
-                    let Some(v) = v else { continue };
-                    let slot = *index
-                        .entry((*g, format_float(*v)))
-                        .or_insert_with_key(|(g, v)| {
-                            out.push(StepSeries {
-                                labels: keys[*g].with(&dst, v),
-                                vals: vec![None; n],
-                            });
-                            out.len() - 1
-                        });
-                    let c = &mut out[slot].vals[i];
-                    *c = Some(c.unwrap_or(0.0) + 1.0);
-                }
-            }
-            return Ok(Val::Vector(merge_same_labels(out)?));
+            return Ok(Val::Vector(count_values(
+                &series, &group_of, &keys, &dst, n,
+            )?));
         }
         _ => {}
     }
 
+    Ok(Val::Vector(accumulate(op, &series, &group_of, keys, n)))
+}
+
+/// `quantile`: per group and step, the φ-quantile of the members' values.
+fn quantiles(
+    series: &[StepSeries],
+    group_of: &[usize],
+    keys: &[Labels],
+    q: &[f64],
+    n: usize,
+) -> Vec<StepSeries> {
+    let groups = keys.len();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    for (i, g) in group_of.iter().enumerate() {
+        members[*g].push(i);
+    }
+    let mut vals = Vec::new();
+    let mut out = Vec::with_capacity(groups);
+    for (g, m) in members.iter().enumerate() {
+        let mut points: Points = vec![None; n];
+        for (i, p) in points.iter_mut().enumerate() {
+            vals.clear();
+            vals.extend(m.iter().filter_map(|&s| series[s].vals[i]));
+            if !vals.is_empty() {
+                *p = Some(quantile(q[i], &mut vals));
+            }
+        }
+        out.push(StepSeries {
+            labels: keys[g].clone(),
+            vals: points,
+        });
+    }
+    out
+}
+
+/// `count_values`: per group, one series per distinct value, counting the
+/// members that have it at each step.
+fn count_values(
+    series: &[StepSeries],
+    group_of: &[usize],
+    keys: &[Labels],
+    dst: &str,
+    n: usize,
+) -> Result<Vec<StepSeries>, PromqlError> {
+    let mut index: HashMap<(usize, String), usize> = HashMap::new();
+    let mut out: Vec<StepSeries> = Vec::new();
+    for (s, g) in series.iter().zip(group_of) {
+        for (i, v) in s.vals.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let slot = *index
+                .entry((*g, format_float(*v)))
+                .or_insert_with_key(|(g, v)| {
+                    out.push(StepSeries {
+                        labels: keys[*g].with(dst, v),
+                        vals: vec![None; n],
+                    });
+                    out.len() - 1
+                });
+            let c = &mut out[slot].vals[i];
+            *c = Some(c.unwrap_or(0.0) + 1.0);
+        }
+    }
+    merge_same_labels(out)
+}
+
+/// The aggregations that keep one running value per group and step: sum,
+/// avg, count, min, max, group, stddev, stdvar.
+fn accumulate(
+    op: TokenId,
+    series: &[StepSeries],
+    group_of: &[usize],
+    keys: Vec<Labels>,
+    n: usize,
+) -> Vec<StepSeries> {
+    let groups = keys.len();
     // Flat accumulators: [group * n + step].
     let mut value = vec![0.0f64; groups * n];
     let mut mean = vec![
@@ -156,7 +195,7 @@ pub(crate) fn eval(
         }
     ];
     let mut count = vec![0u32; groups * n];
-    for (s, &g) in series.iter().zip(&group_of) {
+    for (s, &g) in series.iter().zip(group_of) {
         let base = g * n;
         for (i, v) in s.vals.iter().enumerate() {
             let Some(v) = *v else { continue };
@@ -221,7 +260,7 @@ pub(crate) fn eval(
             .collect();
         out.push(StepSeries { labels, vals });
     }
-    Ok(Val::Vector(out))
+    out
 }
 
 fn valid_label(s: &str) -> bool {
