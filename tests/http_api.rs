@@ -7,7 +7,10 @@
 //! Nothing here depends on PromQL evaluation, which lives elsewhere.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/registry.rs"]
+mod registry_support;
 
 use actix::Actor;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -15,9 +18,9 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use skein::actors::registry::{GetRegistry, SubscribeTopology};
+use skein::actors::registry::SubscribeTopology;
 use skein::actors::system::ActorSystem;
-use skein::actors::{Health, RegistryConfig, StoreRegistry};
+use skein::actors::{RegistryConfig, StoreRegistry};
 use skein::api::prom::PromApi;
 use skein::model::{Chunk, Labels, Sample, Series};
 use skein::promql::{Engine, EngineConfig};
@@ -179,24 +182,7 @@ impl Api {
                 ..Default::default()
             },
         );
-        let started = Instant::now();
-        loop {
-            let r = registry.send(GetRegistry).await.unwrap();
-            let healthy = r
-                .groups
-                .iter()
-                .flat_map(|g| &g.members)
-                .filter(|m| m.health == Health::Healthy)
-                .count();
-            if r.first_round_done && healthy == n {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "stores did not become healthy"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        registry_support::wait_healthy(&registry, n).await;
         let engine = Engine::new(Arc::new(querier.clone()), cfg);
         let flags = [("query.timeout".to_string(), "2m".to_string())].into();
         let router = PromApi::new(engine, querier).with_flags(flags).router();

@@ -4,14 +4,16 @@
 //! opened.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+#[path = "support/registry.rs"]
+mod registry_support;
 
 use actix::Actor;
 use futures::StreamExt;
 
-use skein::actors::registry::{GetRegistry, LocalStore, SubscribeTopology};
+use skein::actors::registry::{LocalStore, SubscribeTopology};
 use skein::actors::system::ActorSystem;
-use skein::actors::{Health, RegistryConfig, StoreRegistry};
+use skein::actors::{RegistryConfig, StoreRegistry};
 use skein::model::{Labels, MatchOp, Matcher, Sample, Series};
 use skein::query::merge::decode_series;
 use skein::query::{Querier, QueryConfig};
@@ -55,21 +57,7 @@ async fn querier(stores: Vec<LocalStore>) -> (Querier, ActorSystem) {
     let rt = tokio::runtime::Handle::current();
     let (system, registry) =
         ActorSystem::start(move || StoreRegistry::new(rc, rt).start()).unwrap();
-    let start = Instant::now();
-    loop {
-        let r = registry.send(GetRegistry).await.unwrap();
-        let healthy = r
-            .groups
-            .iter()
-            .flat_map(|g| &g.members)
-            .filter(|m| m.health == Health::Healthy)
-            .count();
-        if r.first_round_done && healthy == n {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "not healthy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    registry_support::wait_healthy(&registry, n).await;
     let topology = registry.send(SubscribeTopology).await.unwrap();
     let cfg = QueryConfig {
         replica_labels: vec!["replica".into()],

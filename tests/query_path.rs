@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/registry.rs"]
+mod registry_support;
+
 use actix::{Actor, Addr};
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -104,24 +107,7 @@ async fn querier(endpoints: Vec<String>, route: RouteConfig, replica_labels: &[&
             ..Default::default()
         },
     );
-    let start = Instant::now();
-    loop {
-        let r = registry.send(GetRegistry).await.unwrap();
-        let healthy = r
-            .groups
-            .iter()
-            .flat_map(|g| &g.members)
-            .filter(|m| m.health == skein::actors::Health::Healthy)
-            .count();
-        if r.first_round_done && healthy == n {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "stores did not become healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    registry_support::wait_healthy(&registry, n).await;
     Setup {
         querier,
         registry,
