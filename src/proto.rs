@@ -222,57 +222,52 @@ fn aggr_to_pb(a: Aggr) -> pb::Aggr {
 }
 
 // One field per wire field of the two label requests, which share them.
-#[allow(clippy::too_many_arguments)]
-pub fn labels_request_from_pb(
-    name: String,
-    disabled: bool,
-    strategy: i32,
-    start: i64,
-    end: i64,
-    matchers: Vec<pb::LabelMatcher>,
-    limit: i64,
-    without_replica_labels: Vec<String>,
-) -> Result<LabelsRequest, StoreError> {
-    Ok(LabelsRequest {
-        name,
-        start,
-        end,
-        matchers: matchers_from_pb(matchers)?,
-        partial_response: partial_from_pb(disabled, strategy)?,
-        limit: non_negative(limit, "limit")?,
-        without_replica_labels,
-        hops: 0,
-    })
+/// Label names and label values requests carry the same fields on the
+/// wire but for the label a values request names, so one conversion each
+/// way serves both message types.
+macro_rules! labels_request_wire {
+    ($pb:ident, |$r:ident| $name:expr, $($label:ident)?) => {
+        impl TryFrom<pb::$pb> for LabelsRequest {
+            type Error = StoreError;
+
+            fn try_from(#[allow(unused_mut)] mut $r: pb::$pb) -> Result<Self, StoreError> {
+                Ok(LabelsRequest {
+                    name: $name,
+                    start: $r.start,
+                    end: $r.end,
+                    matchers: matchers_from_pb(std::mem::take(&mut $r.matchers))?,
+                    partial_response: partial_from_pb(
+                        $r.partial_response_disabled,
+                        $r.partial_response_strategy,
+                    )?,
+                    limit: non_negative($r.limit, "limit")?,
+                    without_replica_labels: $r.without_replica_labels,
+                    hops: 0,
+                })
+            }
+        }
+
+        impl From<&LabelsRequest> for pb::$pb {
+            fn from(r: &LabelsRequest) -> Self {
+                let (disabled, strategy) = partial_to_pb(r.partial_response);
+                pb::$pb {
+                    $($label: r.name.clone(),)?
+                    partial_response_disabled: disabled,
+                    partial_response_strategy: strategy,
+                    start: r.start,
+                    end: r.end,
+                    matchers: r.matchers.iter().map(matcher_to_pb).collect(),
+                    limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
+                    without_replica_labels: r.without_replica_labels.clone(),
+                    hints: None,
+                }
+            }
+        }
+    };
 }
 
-pub fn label_names_request_to_pb(r: &LabelsRequest) -> pb::LabelNamesRequest {
-    let (disabled, strategy) = partial_to_pb(r.partial_response);
-    pb::LabelNamesRequest {
-        partial_response_disabled: disabled,
-        partial_response_strategy: strategy,
-        start: r.start,
-        end: r.end,
-        matchers: r.matchers.iter().map(matcher_to_pb).collect(),
-        limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
-        without_replica_labels: r.without_replica_labels.clone(),
-        hints: None,
-    }
-}
-
-pub fn label_values_request_to_pb(r: &LabelsRequest) -> pb::LabelValuesRequest {
-    let (disabled, strategy) = partial_to_pb(r.partial_response);
-    pb::LabelValuesRequest {
-        label: r.name.clone(),
-        partial_response_disabled: disabled,
-        partial_response_strategy: strategy,
-        start: r.start,
-        end: r.end,
-        matchers: r.matchers.iter().map(matcher_to_pb).collect(),
-        limit: i64::try_from(r.limit).unwrap_or(i64::MAX),
-        without_replica_labels: r.without_replica_labels.clone(),
-        hints: None,
-    }
-}
+labels_request_wire!(LabelNamesRequest, |r| String::new(),);
+labels_request_wire!(LabelValuesRequest, |r| std::mem::take(&mut r.label), label);
 
 pub fn series_to_pb(s: Series) -> pb::Series {
     pb::Series {

@@ -50,6 +50,14 @@ pub struct ShipperConfig {
 /// Addresses a running sidecar listens on.
 pub use crate::node::Bound;
 
+/// The HTTP client the sidecar talks to Prometheus with.
+fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, crate::store::StoreError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(|e| crate::store::StoreError::Internal(format!("HTTP client: {e}")))
+}
+
 /// Reads Prometheus' state once. A Prometheus without external labels is a
 /// configuration error: its replicas could not be told apart.
 async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {

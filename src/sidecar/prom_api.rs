@@ -43,52 +43,14 @@ struct Global {
 
 /// Prometheus' duration syntax (`15d`, `1y2w`, `90m`); `None` when invalid.
 pub fn parse_prom_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms"
-        } else {
-            match c {
-                'y' => "y",
-                'w' => "w",
-                'd' => "d",
-                'h' => "h",
-                'm' => "m",
-                's' => "s",
-                _ => return None,
-            }
-        };
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        let ms = match unit {
-            "y" => 365 * 86_400_000,
-            "w" => 7 * 86_400_000,
-            "d" => 86_400_000,
-            "h" => 3_600_000,
-            "m" => 60_000,
-            "s" => 1_000,
-            _ => 1,
-        };
-        total = total.checked_add(n.checked_mul(ms)?)?;
-        any = true;
-    }
-    (any && num.is_empty()).then(|| Duration::from_millis(total))
+    crate::model::time::parse_prom_duration(s)
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map(Duration::from_nanos)
 }
 
 impl PromApi {
     pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| StoreError::Internal(format!("HTTP client: {e}")))?;
+        let http = super::http_client(timeout)?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             http,

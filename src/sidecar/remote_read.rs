@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 
 use crate::model::{
-    Chunk, ChunkEncoding, Label, Labels, MatchOp, Matcher, Sample, Series, MAX_SAMPLES_PER_CHUNK,
+    Chunk, ChunkEncoding, Label, Labels, Matcher, Sample, Series, MAX_SAMPLES_PER_CHUNK,
 };
 use crate::proto::prometheus as prom;
 use crate::store::StoreError;
@@ -32,28 +32,21 @@ pub struct RemoteRead {
     http: reqwest::Client,
 }
 
+/// Prometheus' remote read numbers matcher types as the Store API does
+/// (EQ 0, NEQ 1, RE 2, NRE 3), so the Store API's encoding serves both.
 fn matcher_to_prom(m: &Matcher) -> prom::LabelMatcher {
-    use prom::label_matcher::Type;
-    let t = match m.op() {
-        MatchOp::Equal => Type::Eq,
-        MatchOp::NotEqual => Type::Neq,
-        MatchOp::Regex => Type::Re,
-        MatchOp::NotRegex => Type::Nre,
-    };
+    let m = crate::proto::matcher_to_pb(m);
     prom::LabelMatcher {
-        r#type: t as i32,
-        name: m.name().to_string(),
-        value: m.value().to_string(),
+        r#type: m.r#type,
+        name: m.name,
+        value: m.value,
     }
 }
 
 impl RemoteRead {
     /// A client for the Prometheus at `base` (e.g. `http://127.0.0.1:9090`).
     pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| StoreError::Internal(format!("HTTP client: {e}")))?;
+        let http = super::http_client(timeout)?;
         Ok(Self {
             url: format!("{}/api/v1/read", base.trim_end_matches('/')),
             http,
@@ -303,6 +296,20 @@ fn coalesce(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matcher_types_are_numbered_alike_in_both_protocols() {
+        use crate::model::MatchOp;
+        for (op, want) in [
+            (MatchOp::Equal, prom::label_matcher::Type::Eq),
+            (MatchOp::NotEqual, prom::label_matcher::Type::Neq),
+            (MatchOp::Regex, prom::label_matcher::Type::Re),
+            (MatchOp::NotRegex, prom::label_matcher::Type::Nre),
+        ] {
+            let m = Matcher::new(op, "a", "b").unwrap();
+            assert_eq!(matcher_to_prom(&m).r#type, want as i32, "{op:?}");
+        }
+    }
 
     fn frame(msg: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -178,7 +178,7 @@ impl Store for RemoteStore {
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_names(self.unary(proto::label_names_request_to_pb(&req), req.hops))
+            .label_names(self.unary(pb::LabelNamesRequest::from(&req), req.hops))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
@@ -188,7 +188,7 @@ impl Store for RemoteStore {
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_values(self.unary(proto::label_values_request_to_pb(&req), req.hops))
+            .label_values(self.unary(pb::LabelValuesRequest::from(&req), req.hops))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();

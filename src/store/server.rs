@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
 use super::metrics::{RequestTimer, CHUNKS_SENT_TOTAL, SERIES_SENT_TOTAL};
-use super::{LabelsRequest, SeriesFrame, SeriesRequest, Store, StoreError};
+use super::{LabelsRequest, LabelsResponse, SeriesFrame, SeriesRequest, Store, StoreError};
 use crate::proto::thanos::info::info_server::{Info, InfoServer};
 use crate::proto::thanos::store_server::StoreServer;
 use crate::proto::{self, thanos as pb};
@@ -128,33 +128,13 @@ impl pb::store_server::Store for StoreService {
         &self,
         request: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::LabelNamesResponse>, Status> {
-        let mut timer = RequestTimer::start("label_names");
-        let hops = hops(&request);
-        let r = request.into_inner();
-        let result = match proto::labels_request_from_pb(
-            String::new(),
-            r.partial_response_disabled,
-            r.partial_response_strategy,
-            r.start,
-            r.end,
-            r.matchers,
-            r.limit,
-            r.without_replica_labels,
-        ) {
-            Ok(req) => {
-                let strip = req.without_replica_labels.clone();
-                self.store
-                    .label_names(LabelsRequest { hops, ..req })
-                    .await
-                    .map(|mut resp| {
-                        resp.values.retain(|n| !strip.contains(n));
-                        resp
-                    })
-            }
-            Err(e) => Err(e),
-        };
-        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
-        let resp = result?;
+        let resp = answer_labels("label_names", request, |req| async move {
+            let strip = req.without_replica_labels.clone();
+            let mut resp = self.store.label_names(req).await?;
+            resp.values.retain(|n| !strip.contains(n));
+            Ok(resp)
+        })
+        .await?;
         Ok(Response::new(pb::LabelNamesResponse {
             names: resp.values,
             warnings: resp.warnings,
@@ -166,39 +146,46 @@ impl pb::store_server::Store for StoreService {
         &self,
         request: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::LabelValuesResponse>, Status> {
-        let mut timer = RequestTimer::start("label_values");
-        let hops = hops(&request);
-        let r = request.into_inner();
-        let result = if r.label.is_empty() {
-            Err(StoreError::InvalidArgument("label name is empty".into()))
-        } else {
-            match proto::labels_request_from_pb(
-                r.label,
-                r.partial_response_disabled,
-                r.partial_response_strategy,
-                r.start,
-                r.end,
-                r.matchers,
-                r.limit,
-                r.without_replica_labels,
-            ) {
-                // A replica label the caller deduplicates on has no values
-                // in its answer.
-                Ok(req) if req.without_replica_labels.contains(&req.name) => {
-                    Ok(crate::store::LabelsResponse::default())
-                }
-                Ok(req) => self.store.label_values(LabelsRequest { hops, ..req }).await,
-                Err(e) => Err(e),
+        let resp = answer_labels("label_values", request, |req| async move {
+            if req.name.is_empty() {
+                return Err(StoreError::InvalidArgument("label name is empty".into()));
             }
-        };
-        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
-        let resp = result?;
+            // A replica label the caller deduplicates on has no values in
+            // its answer.
+            if req.without_replica_labels.contains(&req.name) {
+                return Ok(LabelsResponse::default());
+            }
+            self.store.label_values(req).await
+        })
+        .await?;
         Ok(Response::new(pb::LabelValuesResponse {
             values: resp.values,
             warnings: resp.warnings,
             hints: None,
         }))
     }
+}
+
+/// Converts a label request, runs `call` on it and times the whole, so
+/// that label names and label values share one path.
+async fn answer_labels<M, F, Fut>(
+    op: &'static str,
+    request: Request<M>,
+    call: F,
+) -> Result<LabelsResponse, Status>
+where
+    M: TryInto<LabelsRequest, Error = StoreError>,
+    F: FnOnce(LabelsRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<LabelsResponse, StoreError>>,
+{
+    let mut timer = RequestTimer::start(op);
+    let hops = hops(&request);
+    let result = match request.into_inner().try_into() {
+        Ok(req) => call(LabelsRequest { hops, ..req }).await,
+        Err(e) => Err(e),
+    };
+    timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
+    Ok(result?)
 }
 
 #[tonic::async_trait]
