@@ -378,15 +378,6 @@ pub fn series_from_pb(s: pb::Series, peer: &str) -> Result<Series, StoreError> {
                 ))
             }
         };
-        if c.min_time > c.max_time {
-            return Err(StoreError::protocol(
-                peer,
-                format!(
-                    "series {labels} has a chunk with min time {} after max time {}",
-                    c.min_time, c.max_time
-                ),
-            ));
-        }
         chunks.push(Chunk {
             min_time: c.min_time,
             max_time: c.max_time,

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::encoding::{uvarint, Varint};
 use super::error::{check_crc, segment_file_name, Section, TsdbError};
 use super::index::ChunkMeta;
-use super::source::{coalesce, BlockFiles, Fetched, ReadAt, MAX_READ_GAP};
+use super::source::{read_sized, BlockFiles, Fetched, ReadAt};
 use crate::model::{Chunk, ChunkEncoding};
 
 pub const SEGMENT_MAGIC: u32 = 0x85BD_40DD;
@@ -220,16 +220,7 @@ impl ChunkReader {
                 reference: chunk_ref(bad),
             });
         }
-        // Chunks do not overlap, so each ends before the next one starts.
-        let ranges: Vec<(u64, u64)> = offsets
-            .iter()
-            .enumerate()
-            .map(|(i, &o)| {
-                let next = offsets.get(i + 1).copied().unwrap_or(len);
-                (o, (o + CHUNK_ESTIMATE).min(next).min(len))
-            })
-            .collect();
-        let fetched = Fetched::read(src, &coalesce(&ranges, MAX_READ_GAP)).await?;
+        let fetched = Fetched::read_records(src, offsets, CHUNK_ESTIMATE, len).await?;
         for &o in offsets {
             let have = fetched.from(o).unwrap_or_default();
             let buf = match chunk_len(&have) {
@@ -246,25 +237,7 @@ impl ChunkReader {
     /// Reads one chunk whose length was not known in advance.
     async fn read_chunk(&self, src: &dyn ReadAt, offset: u64) -> Result<Bytes, TsdbError> {
         let avail = src.len() - offset;
-        let head = src.read_at(offset, avail.min(10) as usize).await?;
-        let need = match chunk_len(&head) {
-            Some(Ok(n)) => n,
-            _ => return Ok(head),
-        };
-        if need > avail {
-            return Err(TsdbError::Truncated {
-                file: src.name().to_string(),
-                what: "chunk".to_string(),
-                offset,
-                needed: need,
-                available: avail,
-            });
-        }
-        if need <= head.len() as u64 {
-            Ok(head)
-        } else {
-            src.read_at(offset, need as usize).await
-        }
+        read_sized(src, offset, avail, chunk_len, || "chunk".to_string()).await
     }
 }
 

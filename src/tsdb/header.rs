@@ -157,6 +157,20 @@ fn set_ends(labels: &mut [LabelPostings], postings_end: u64) {
     }
 }
 
+/// An index shorter than its header and TOC together is cut short.
+fn check_index_len(file: &str, len: u64) -> Result<(), TsdbError> {
+    if len < INDEX_HEADER_LEN + TOC_LEN {
+        return Err(TsdbError::Truncated {
+            file: file.to_string(),
+            what: "index".to_string(),
+            offset: 0,
+            needed: INDEX_HEADER_LEN + TOC_LEN,
+            available: len,
+        });
+    }
+    Ok(())
+}
+
 fn postings_bounds(toc: &Toc, index_len: u64) -> (u64, u64) {
     if toc.postings == 0 {
         (0, 0)
@@ -166,20 +180,34 @@ fn postings_bounds(toc: &Toc, index_len: u64) -> (u64, u64) {
 }
 
 impl IndexHeader {
+    /// The header of parsed parts; each postings list's end is set here.
+    fn from_parts(
+        index_len: u64,
+        toc_crc: u32,
+        toc: Toc,
+        symbols: Symbols,
+        extra: Vec<String>,
+        mut labels: Vec<LabelPostings>,
+        postings_end: u64,
+    ) -> Self {
+        set_ends(&mut labels, postings_end);
+        Self {
+            index_len,
+            toc_crc,
+            toc,
+            symbols,
+            extra,
+            labels,
+            postings_end,
+        }
+    }
+
     /// Builds the header from an index with four range reads: the file
     /// header, the TOC, the symbol table and the postings offset table.
     pub async fn build(src: &dyn ReadAt) -> Result<Self, TsdbError> {
         let file = src.name();
         let len = src.len();
-        if len < INDEX_HEADER_LEN + TOC_LEN {
-            return Err(TsdbError::Truncated {
-                file: file.to_string(),
-                what: "index".to_string(),
-                offset: 0,
-                needed: INDEX_HEADER_LEN + TOC_LEN,
-                available: len,
-            });
-        }
+        check_index_len(file, len)?;
         let head = src.read_at(0, INDEX_HEADER_LEN as usize).await?;
         check_index_header(file, &head)?;
         let toc_bytes = src.read_at(len - TOC_LEN, TOC_LEN as usize).await?;
@@ -199,15 +227,7 @@ impl IndexHeader {
     /// Builds the header from a whole index in memory.
     pub fn from_bytes(file: &str, index: &[u8]) -> Result<Self, TsdbError> {
         let len = index.len() as u64;
-        if len < INDEX_HEADER_LEN + TOC_LEN {
-            return Err(TsdbError::Truncated {
-                file: file.to_string(),
-                what: "index".to_string(),
-                offset: 0,
-                needed: INDEX_HEADER_LEN + TOC_LEN,
-                available: len,
-            });
-        }
+        check_index_len(file, len)?;
         let toc_bytes = &index[(len - TOC_LEN) as usize..];
         let toc = Toc::parse(file, toc_bytes, len)?;
         let region = |start: u64| {
@@ -259,17 +279,10 @@ impl IndexHeader {
                 c.add(n, v, o)
             })?;
         }
-        let (extra, mut labels) = (c.extra, c.labels);
-        set_ends(&mut labels, postings.1);
-        Ok(Self {
-            index_len,
-            toc_crc,
-            toc,
-            symbols,
-            extra,
-            labels,
-            postings_end: postings.1,
-        })
+        let (extra, labels) = (c.extra, c.labels);
+        Ok(Self::from_parts(
+            index_len, toc_crc, toc, symbols, extra, labels, postings.1,
+        ))
     }
 
     /// Size of the index the header describes.
@@ -424,14 +437,7 @@ impl IndexHeader {
         d.skip(5)?;
         let index_len = d.be_u64()?;
         let toc_crc = d.be_u32()?;
-        let toc = Toc {
-            symbols: d.be_u64()?,
-            series: d.be_u64()?,
-            label_indices: d.be_u64()?,
-            label_offset_table: d.be_u64()?,
-            postings: d.be_u64()?,
-            postings_offset_table: d.be_u64()?,
-        };
+        let toc = Toc::decode(&mut d)?;
         // The TOC must be what the index holds; re-encoding gives its CRC.
         let encoded = toc.encode();
         if encoded[48..] != toc_crc.to_be_bytes() {
@@ -485,16 +491,9 @@ impl IndexHeader {
         if !d.is_empty() {
             return Err(d.malformed(format!("{} bytes after the last entry", d.remaining())));
         }
-        set_ends(&mut labels, postings.1);
-        Ok(Self {
-            index_len,
-            toc_crc,
-            toc,
-            symbols,
-            extra,
-            labels,
-            postings_end: postings.1,
-        })
+        Ok(Self::from_parts(
+            index_len, toc_crc, toc, symbols, extra, labels, postings.1,
+        ))
     }
 
     /// Writes the header to `path` (through a temporary file and a rename,

@@ -411,6 +411,38 @@ pub(crate) fn coalesce(ranges: &[(u64, u64)], max_gap: u64) -> Vec<(u64, u64)> {
     out
 }
 
+/// Reads one record at `offset` whose length its first bytes tell
+/// (`len_of`: `None` while too few bytes, `Err` when malformed), with
+/// `avail` bytes left before its section ends. A head that does not give a
+/// length is returned as read, for the record's parser to report.
+pub(crate) async fn read_sized(
+    src: &dyn ReadAt,
+    offset: u64,
+    avail: u64,
+    len_of: fn(&[u8]) -> Option<Result<u64, ()>>,
+    what: impl FnOnce() -> String,
+) -> Result<Bytes, TsdbError> {
+    let head = src.read_at(offset, avail.min(10) as usize).await?;
+    let need = match len_of(&head) {
+        Some(Ok(n)) => n,
+        _ => return Ok(head),
+    };
+    if need > avail {
+        return Err(TsdbError::Truncated {
+            file: src.name().to_string(),
+            what: what(),
+            offset,
+            needed: need,
+            available: avail,
+        });
+    }
+    if need <= head.len() as u64 {
+        Ok(head)
+    } else {
+        src.read_at(offset, need as usize).await
+    }
+}
+
 /// Bytes fetched from one file as a few separate ranges.
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
@@ -418,6 +450,27 @@ pub(crate) struct Fetched {
 }
 
 impl Fetched {
+    /// Reads records of unknown length that start at `offsets` (sorted,
+    /// before `end`): `estimate` bytes each, cut at the next record (records
+    /// do not overlap) and at `end`, close reads merged into one. A record
+    /// longer than the estimate is read again by its caller.
+    pub async fn read_records(
+        src: &dyn ReadAt,
+        offsets: &[u64],
+        estimate: u64,
+        end: u64,
+    ) -> Result<Self, TsdbError> {
+        let ranges: Vec<(u64, u64)> = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, &o)| {
+                let next = offsets.get(i + 1).copied().unwrap_or(end);
+                (o, o.saturating_add(estimate).min(next).min(end))
+            })
+            .collect();
+        Self::read(src, &coalesce(&ranges, MAX_READ_GAP)).await
+    }
+
     /// Reads the (coalesced, sorted, disjoint) ranges, a few at a time.
     pub async fn read(src: &dyn ReadAt, ranges: &[(u64, u64)]) -> Result<Self, TsdbError> {
         let parts = futures::stream::iter(ranges.iter().copied())

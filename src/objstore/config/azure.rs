@@ -61,14 +61,7 @@ pub(super) fn parse_azure(
         ));
     }
     let max_retries = s.usize("max_retries")?;
-    for key in AZURE_IGNORED {
-        if s.has_effective_value(key) {
-            warnings.push(format!(
-                "`{}` is accepted but has no effect in this build",
-                s.key(key)
-            ));
-        }
-    }
+    s.warn_ignored(AZURE_IGNORED, warnings);
     let mut known = vec![
         "storage_account",
         "storage_account_key",

@@ -35,14 +35,7 @@ pub(super) fn parse_gcs(
         }
     }
     let max_retries = s.usize("max_retries")?;
-    for key in GCS_IGNORED {
-        if s.has_effective_value(key) {
-            warnings.push(format!(
-                "`{}` is accepted but has no effect in this build",
-                s.key(key)
-            ));
-        }
-    }
+    s.warn_ignored(GCS_IGNORED, warnings);
     let mut known = vec!["bucket", "service_account", "max_retries"];
     known.extend_from_slice(GCS_IGNORED);
     s.unknown_keys(&known, warnings);

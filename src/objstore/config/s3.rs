@@ -184,14 +184,7 @@ pub(super) fn parse_s3(
     };
     let disable_multipart = s.bool("disable_multipart")?.unwrap_or(false);
     let max_retries = s.usize("max_retries")?;
-    for key in S3_IGNORED {
-        if s.has_effective_value(key) {
-            warnings.push(format!(
-                "`{}` is accepted but has no effect in this build",
-                s.key(key)
-            ));
-        }
-    }
+    s.warn_ignored(S3_IGNORED, warnings);
     let mut known = vec![
         "bucket",
         "endpoint",
@@ -266,10 +259,7 @@ pub(super) fn parse_sse(
         }
     };
     if has_context {
-        warnings.push(format!(
-            "`{}` is accepted but has no effect in this build",
-            s.key("kms_encryption_context")
-        ));
+        warnings.push(s.ignored("kms_encryption_context"));
     }
     Ok(Some(sse))
 }
@@ -303,10 +293,7 @@ pub(super) fn parse_http(
         }
         for key in ["cert_file", "key_file", "server_name"] {
             if tls.string(key)?.is_some_and(|v| !v.is_empty()) {
-                warnings.push(format!(
-                    "`{}` is accepted but has no effect in this build",
-                    tls.key(key)
-                ));
+                warnings.push(tls.ignored(key));
             }
         }
         tls.unknown_keys(
@@ -320,14 +307,7 @@ pub(super) fn parse_http(
             warnings,
         );
     }
-    for key in HTTP_IGNORED {
-        if s.has_effective_value(key) {
-            warnings.push(format!(
-                "`{}` is accepted but has no effect in this build",
-                s.key(key)
-            ));
-        }
-    }
+    s.warn_ignored(HTTP_IGNORED, warnings);
     let mut known = vec![
         "idle_conn_timeout",
         "response_header_timeout",

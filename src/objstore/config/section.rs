@@ -43,6 +43,23 @@ impl<'a> Section<'a> {
         self.get(key).is_some_and(is_effective)
     }
 
+    /// The warning for a key that is accepted but does nothing here.
+    pub(super) fn ignored(&self, key: &str) -> String {
+        format!(
+            "`{}` is accepted but has no effect in this build",
+            self.key(key)
+        )
+    }
+
+    /// A warning for each of `keys` that is set to an effective value.
+    pub(super) fn warn_ignored(&self, keys: &[&str], warnings: &mut Vec<String>) {
+        for key in keys {
+            if self.has_effective_value(key) {
+                warnings.push(self.ignored(key));
+            }
+        }
+    }
+
     /// Strings; numbers and booleans are taken as written, as Go's YAML
     /// decoder does for string fields.
     pub(super) fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {

@@ -52,14 +52,7 @@ impl Toc {
         let stored = d.be_u32()?;
         check_crc(file, Section::Toc, body, stored)?;
         let mut d = Dec::new(body, base, file, "table of contents");
-        let toc = Toc {
-            symbols: d.be_u64()?,
-            series: d.be_u64()?,
-            label_indices: d.be_u64()?,
-            label_offset_table: d.be_u64()?,
-            postings: d.be_u64()?,
-            postings_offset_table: d.be_u64()?,
-        };
+        let toc = Toc::decode(&mut d)?;
         for (what, r) in toc.refs() {
             if r != 0 && (r < INDEX_HEADER_LEN || r >= base) {
                 return Err(TsdbError::OutOfRange {
@@ -70,6 +63,19 @@ impl Toc {
             }
         }
         Ok(toc)
+    }
+
+    /// The six section references, big-endian, in the order they are
+    /// stored; neither checksum nor ranges are checked here.
+    pub(crate) fn decode(d: &mut Dec) -> Result<Toc, TsdbError> {
+        Ok(Toc {
+            symbols: d.be_u64()?,
+            series: d.be_u64()?,
+            label_indices: d.be_u64()?,
+            label_offset_table: d.be_u64()?,
+            postings: d.be_u64()?,
+            postings_offset_table: d.be_u64()?,
+        })
     }
 
     pub fn encode(&self) -> [u8; TOC_LEN as usize] {

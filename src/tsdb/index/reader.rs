@@ -12,7 +12,7 @@ use crate::tsdb::cache::{CacheKey, IndexCache};
 use crate::tsdb::error::TsdbError;
 use crate::tsdb::header::IndexHeader;
 use crate::tsdb::postings;
-use crate::tsdb::source::{coalesce, Fetched, ReadAt, MAX_READ_GAP};
+use crate::tsdb::source::{coalesce, read_sized, Fetched, ReadAt, MAX_READ_GAP};
 
 /// What a full check of an index found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -219,15 +219,8 @@ impl IndexReader {
             .filter(|(_, c)| c.is_none())
             .map(|(&o, _)| o)
             .collect();
-        let ranges: Vec<(u64, u64)> = to_read
-            .iter()
-            .enumerate()
-            .map(|(i, &o)| {
-                let next = to_read.get(i + 1).copied().unwrap_or(end);
-                (o, (o + SERIES_ESTIMATE).min(next).min(end))
-            })
-            .collect();
-        let fetched = Fetched::read(self.src.as_ref(), &coalesce(&ranges, MAX_READ_GAP)).await?;
+        let fetched =
+            Fetched::read_records(self.src.as_ref(), &to_read, SERIES_ESTIMATE, end).await?;
         let mut parsed = Vec::with_capacity(offsets.len());
         let mut fresh = Vec::new();
         for (&o, hit) in offsets.iter().zip(cached) {
@@ -288,26 +281,14 @@ impl IndexReader {
     /// Reads one series entry at `offset` whose length was not known in
     /// advance; `end` bounds the series section.
     async fn read_series_entry(&self, offset: u64, end: u64) -> Result<Bytes, TsdbError> {
-        let avail = end - offset;
-        let head = self.src.read_at(offset, avail.min(10) as usize).await?;
-        let need = match series_entry_len(&head) {
-            Some(Ok(n)) => n,
-            _ => return Ok(head),
-        };
-        if need > avail {
-            return Err(TsdbError::Truncated {
-                file: self.file().to_string(),
-                what: format!("series entry {}", offset / 16),
-                offset,
-                needed: need,
-                available: avail,
-            });
-        }
-        if need <= head.len() as u64 {
-            Ok(head)
-        } else {
-            self.src.read_at(offset, need as usize).await
-        }
+        read_sized(
+            self.src.as_ref(),
+            offset,
+            end - offset,
+            series_entry_len,
+            || format!("series entry {}", offset / 16),
+        )
+        .await
     }
 
     /// Reads the whole index and checks every section: the TOC, symbols,
