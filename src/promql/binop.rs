@@ -245,34 +245,20 @@ fn vector_vector(
     // one_at[sig] = (step + 1, series) of the "one" side at the step.
     let mut one_at: Vec<(usize, u32)> = vec![(0, 0); nsig];
     let mut matched: Vec<usize> = vec![0; nsig];
-    let mut out: Vec<StepSeries> = Vec::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::new();
-    let mut pair_slot: HashMap<(u32, u32), usize> = HashMap::new();
-    // Last pairing of each many-side series, to skip the map when it holds.
-    let mut last: Vec<(u32, usize)> = vec![(u32::MAX, 0); many.len()];
+    let mut out = JoinOutput {
+        series: Vec::new(),
+        by_labels: HashMap::new(),
+        by_pair: HashMap::new(),
+        last: vec![(u32::MAX, 0); many.len()],
+        n,
+    };
     let drop = drops_name(op) || m.return_bool;
     for i in 0..n {
         // Either side empty at this step: nothing matches, nothing clashes.
         if !one.iter().any(|s| s.vals[i].is_some()) || !many.iter().any(|s| s.vals[i].is_some()) {
             continue;
         }
-        for (j, (s, &sig)) in one.iter().zip(&os).enumerate() {
-            if s.vals[i].is_none() {
-                continue;
-            }
-            let slot = &mut one_at[sig as usize];
-            if slot.0 == i + 1 {
-                let other = &one[slot.1 as usize];
-                let side = if swapped { "left" } else { "right" };
-                return Err(PromqlError::execution(format!(
-                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    signature(&s.labels, &m.matching),
-                    s.labels,
-                    other.labels
-                )));
-            }
-            *slot = (i + 1, j as u32);
-        }
+        stamp_one_side(&one, &os, &mut one_at, i, swapped, m)?;
         for (j, (s, &sig)) in many.iter().zip(&ms).enumerate() {
             let Some(mv) = s.vals[i] else { continue };
             let (stamp, oi) = one_at[sig as usize];
@@ -299,30 +285,17 @@ fn vector_vector(
                 }
                 matched[sig as usize] = i + 1;
             }
-            let slot = if last[j].0 == oi {
-                last[j].1
-            } else {
-                let slot = *pair_slot.entry((j as u32, oi)).or_insert_with(|| {
-                    let labels = result_labels(
-                        &s.labels,
-                        &one[oi as usize].labels,
-                        drop,
-                        &m.matching,
-                        one_to_one,
-                        include,
-                    );
-                    *out_index.entry(labels).or_insert_with_key(|labels| {
-                        out.push(StepSeries {
-                            labels: labels.clone(),
-                            vals: vec![None; n],
-                        });
-                        out.len() - 1
-                    })
-                });
-                last[j] = (oi, slot);
-                slot
-            };
-            let dst = &mut out[slot].vals[i];
+            let slot = out.slot(j, oi, || {
+                result_labels(
+                    &s.labels,
+                    &one[oi as usize].labels,
+                    drop,
+                    &m.matching,
+                    one_to_one,
+                    include,
+                )
+            });
+            let dst = &mut out.series[slot].vals[i];
             if dst.is_some() {
                 return Err(PromqlError::execution(if one_to_one {
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
@@ -333,8 +306,78 @@ fn vector_vector(
             *dst = Some(value);
         }
     }
+    let mut out = out.series;
     out.retain(|s| !s.is_empty());
     Ok(Val::Vector(out))
+}
+
+/// Records, for step `i`, which "one"-side series holds each match
+/// signature; two at one step is Prometheus' many-to-many error.
+fn stamp_one_side(
+    one: &[StepSeries],
+    sigs: &[u32],
+    one_at: &mut [(usize, u32)],
+    i: usize,
+    swapped: bool,
+    m: &BinModifier,
+) -> Result<(), PromqlError> {
+    for (j, (s, &sig)) in one.iter().zip(sigs).enumerate() {
+        if s.vals[i].is_none() {
+            continue;
+        }
+        let slot = &mut one_at[sig as usize];
+        if slot.0 == i + 1 {
+            let other = &one[slot.1 as usize];
+            let side = if swapped { "left" } else { "right" };
+            return Err(PromqlError::execution(format!(
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                signature(&s.labels, &m.matching),
+                s.labels,
+                other.labels
+            )));
+        }
+        *slot = (i + 1, j as u32);
+    }
+    Ok(())
+}
+
+/// The output series of a vector join, found by the pair of input series
+/// that makes them.
+struct JoinOutput {
+    series: Vec<StepSeries>,
+    by_labels: HashMap<Labels, usize>,
+    by_pair: HashMap<(u32, u32), usize>,
+    /// Last pairing of each many-side series, to skip the maps when it holds.
+    last: Vec<(u32, usize)>,
+    n: usize,
+}
+
+impl JoinOutput {
+    /// The output series of many-side series `j` paired with one-side
+    /// series `oi`, made with `labels` on first use.
+    fn slot(&mut self, j: usize, oi: u32, labels: impl FnOnce() -> Labels) -> usize {
+        if self.last[j].0 == oi {
+            return self.last[j].1;
+        }
+        let Self {
+            series,
+            by_labels,
+            by_pair,
+            n,
+            ..
+        } = self;
+        let slot = *by_pair.entry((j as u32, oi)).or_insert_with(|| {
+            *by_labels.entry(labels()).or_insert_with_key(|labels| {
+                series.push(StepSeries {
+                    labels: labels.clone(),
+                    vals: vec![None; *n],
+                });
+                series.len() - 1
+            })
+        });
+        self.last[j] = (oi, slot);
+        slot
+    }
 }
 
 fn result_labels(
