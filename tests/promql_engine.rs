@@ -295,3 +295,111 @@ async fn errors_have_prometheus_types() {
     assert_eq!(err.code, ErrorCode::Execution);
     assert!(err.message.contains("too many samples"), "{err}");
 }
+
+/// A step of 1 ms over a year: about 3e10 steps, each a sample in memory.
+/// The engine once allocated them all and the process died; it must refuse
+/// the query as Prometheus does, naming the limit.
+#[tokio::test]
+async fn grids_larger_than_max_samples_are_refused_before_allocation() {
+    let e = engine();
+    for q in [
+        "max_over_time(vector(1)[1y:1ms])",
+        "sum_over_time(vector(time())[52w:1ms])",
+        "count_over_time(reqs[1y:1ms])",
+        "max_over_time(max_over_time(vector(pi())[1d:1s])[1y:1ms])",
+    ] {
+        let err = e.instant(q, 600 * S, opts()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Execution, "{q}: {err:?}");
+        assert!(
+            err.message.contains("too many samples") && err.message.contains("--query.max-samples"),
+            "{q}: {}",
+            err.message
+        );
+    }
+    // A range query's own grid is bounded the same way.
+    let err = e
+        .range("time()", 0, 1_000_000_000_000, 1, opts())
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("too many samples"), "{}", err.message);
+    // Within the limit the same shape answers: 2.42's windows hold both
+    // ends, so 601 steps.
+    let small = instant(&e, "count_over_time(vector(1)[10m:1s])", 600).await;
+    assert_values("small subquery", &small, &[("{}", 601.0)]);
+}
+
+/// 100 KB of parentheses once overflowed the stack and ended the process.
+#[tokio::test]
+async fn deeply_nested_queries_are_refused() {
+    let e = engine();
+    let parens = format!("{}1{}", "(".repeat(50_000), ")".repeat(50_000));
+    let plus = format!("1{}", "+1".repeat(50_000));
+    let calls = format!("{}vector(1){}", "abs(".repeat(20_000), ")".repeat(20_000));
+    for q in [parens, plus, calls] {
+        let err = e.instant(&q, 600 * S, opts()).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadData, "{err:?}");
+        assert!(err.message.contains("nests too deeply"), "{}", err.message);
+    }
+}
+
+/// Queries just inside the depth limit are answered, and rightly, on the
+/// runtime's ordinary threads.
+#[tokio::test]
+async fn queries_at_the_depth_limit_are_answered() {
+    use skein::promql::depth::{depth_bound, MAX_DEPTH};
+    let e = engine();
+    let n = MAX_DEPTH - 3;
+    let cases = [
+        (format!("{}vector(2){}", "(".repeat(n), ")".repeat(n)), 2.0),
+        (format!("vector(0){}", " + 1".repeat(n)), n as f64),
+        (
+            format!("{}vector(-3){}", "abs(".repeat(n), ")".repeat(n)),
+            3.0,
+        ),
+        (
+            format!("{}vector(5){}", "sum(".repeat(n / 2), ")".repeat(n / 2)),
+            5.0,
+        ),
+        (
+            format!(
+                "{}reqs{{code=\"200\", job=\"api\"}}{}",
+                "max_over_time((".repeat(n / 4),
+                ")[1m:30s])".repeat(n / 4)
+            ),
+            40.0,
+        ),
+    ];
+    for (q, want) in cases {
+        assert!(depth_bound(&q) <= MAX_DEPTH, "{}", depth_bound(&q));
+        let got = instant(&e, &q, 600).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(close(got[0].1, want), "{} != {want}", got[0].1);
+    }
+}
+
+/// Times and durations near the ends of the i64 range are answered or
+/// refused, never wrapped into a wrong window or a panic.
+#[tokio::test]
+async fn extreme_times_and_durations_do_not_wrap() {
+    let e = engine();
+    for (q, t) in [
+        ("reqs", i64::MAX),
+        ("reqs", i64::MIN),
+        ("rate(reqs[300000000y])", 600 * S),
+        ("reqs offset 292y", i64::MIN + 1),
+        ("reqs offset -292y", i64::MAX - 1),
+        ("max_over_time(reqs[5m:1m] offset -292y)", i64::MAX - 1),
+        ("count_over_time(reqs[5m] @ 9223372036854)", 600 * S),
+    ] {
+        match e.instant(q, t, opts()).await {
+            Ok(out) => match out.value {
+                Value::Vector(v) => assert!(v.iter().all(|s| s.v.is_finite()), "{q} at {t}: {v:?}"),
+                other => panic!("{q}: {other:?}"),
+            },
+            Err(err) => assert_ne!(err.code, ErrorCode::Internal, "{q}: {err:?}"),
+        }
+    }
+    // Nothing was ever stored that far out: the answers there are empty.
+    let got = e.instant("reqs", i64::MAX, opts()).await.unwrap();
+    assert!(matches!(got.value, Value::Vector(ref v) if v.is_empty()));
+}

@@ -42,11 +42,12 @@ pub fn parse_time_at(s: &str, now: i64) -> Result<i64, String> {
         if rest.starts_with(|c: char| c.is_ascii_digit()) && !rest.contains(['.', ':']) {
             if let Ok(d) = humantime::parse_duration(rest) {
                 let ms = i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too far"))?;
-                return Ok(if s.starts_with('-') {
-                    now - ms
+                let t = if s.starts_with('-') {
+                    now.checked_sub(ms)
                 } else {
-                    now + ms
-                });
+                    now.checked_add(ms)
+                };
+                return t.ok_or_else(|| format!("{s:?} is too far"));
             }
         }
     }

@@ -65,7 +65,8 @@ pub(crate) struct Grid {
 
 impl Grid {
     pub fn ts(&self, i: usize) -> i64 {
-        self.start + i as i64 * self.step
+        self.start
+            .saturating_add((i as i64).saturating_mul(self.step))
     }
 
     pub fn end(&self) -> i64 {
@@ -81,16 +82,22 @@ pub(crate) fn selector_key(vs: &VectorSelector) -> usize {
 
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
         None => 0,
     }
 }
 
+/// A duration of the query text in milliseconds, saturating: `[300000000y]`
+/// is a long range, not a negative one.
+pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => duration_ms(&d),
+        Err(e) => -duration_ms(&e.duration()),
     }
 }
 
@@ -262,7 +269,7 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => Val::Vector(self.vector_selector(vs, grid, false)?),
             Expr::MatrixSelector(ms) => {
                 let arg = MatrixArg {
-                    range: ms.range.as_millis() as i64,
+                    range: duration_ms(&ms.range),
                     offset: offset_ms(&ms.vs.offset),
                     at: self.at(&ms.vs.at),
                     source: MatrixSource::Selector(&ms.vs),
@@ -357,13 +364,13 @@ impl<'a> Evaluator<'a> {
             let mut any = false;
             let mut j = 0;
             for (i, slot) in vals.iter_mut().enumerate() {
-                let r = at.unwrap_or_else(|| grid.ts(i)) - off;
+                let r = at.unwrap_or_else(|| grid.ts(i)).saturating_sub(off);
                 while j < buf.len() && buf[j].t <= r {
                     j += 1;
                 }
                 if j > 0 {
                     let smp = buf[j - 1];
-                    if smp.t >= r - self.lookback && !smp.is_stale() {
+                    if smp.t >= r.saturating_sub(self.lookback) && !smp.is_stale() {
                         *slot = Some(if timestamps {
                             smp.t as f64 / 1000.0
                         } else {
@@ -386,11 +393,11 @@ impl<'a> Evaluator<'a> {
     pub fn subquery_arg<'e>(&self, sq: &'e promql_parser::parser::SubqueryExpr) -> MatrixArg<'e> {
         let step = sq
             .step
-            .map(|d| d.as_millis() as i64)
+            .map(|d| duration_ms(&d))
             .filter(|s| *s > 0)
             .unwrap_or(self.default_step);
         MatrixArg {
-            range: sq.range.as_millis() as i64,
+            range: duration_ms(&sq.range),
             offset: offset_ms(&sq.offset),
             at: self.at(&sq.at),
             source: MatrixSource::Subquery {
@@ -420,12 +427,17 @@ impl<'a> Evaluator<'a> {
                 }
             }
             MatrixSource::Subquery { expr, step } => {
-                let refs = (0..grid.n).map(|i| arg.at.unwrap_or_else(|| grid.ts(i)) - arg.offset);
+                let refs = (0..grid.n).map(|i| {
+                    arg.at
+                        .unwrap_or_else(|| grid.ts(i))
+                        .saturating_sub(arg.offset)
+                });
                 let (lo, hi) = refs.fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r), b.max(r)));
                 if grid.n == 0 {
                     return Ok(());
                 }
-                let inner = subquery_grid(lo - arg.range, hi, *step);
+                let inner = subquery_grid(lo.saturating_sub(arg.range), hi, *step);
+                check_points(inner.n, self.limits.max_samples)?;
                 let series = self.eval_vector(expr, inner)?;
                 let mut samples = Vec::new();
                 for s in &series {
@@ -455,8 +467,8 @@ impl<'a> Evaluator<'a> {
                 "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector",
             ));
         }
-        let r = arg.at.unwrap_or(grid.start) - arg.offset;
-        let lo = r - arg.range;
+        let r = arg.at.unwrap_or(grid.start).saturating_sub(arg.offset);
+        let lo = r.saturating_sub(arg.range);
         let mut out = Vec::new();
         self.for_each_matrix_series(arg, grid, |_, labels, samples| {
             let points: Vec<(i64, f64)> = samples
@@ -477,18 +489,45 @@ impl<'a> Evaluator<'a> {
 }
 
 /// The inner grid of a subquery covering `[from, to]`: steps at multiples
-/// of `step` since the epoch.
+/// of `step` since the epoch. Times near the ends of the `i64` range
+/// saturate instead of wrapping.
 pub(crate) fn subquery_grid(from: i64, to: i64, step: i64) -> Grid {
-    let mut start = step * from.div_euclid(step);
+    let step = step.max(1);
+    let mut start = from.div_euclid(step).saturating_mul(step);
     if start < from {
-        start += step;
+        start = start.saturating_add(step);
     }
     let n = if to < start {
         0
     } else {
-        ((to - start) / step + 1) as usize
+        usize::try_from(to.saturating_sub(start) / step).map_or(usize::MAX, |n| n.saturating_add(1))
     };
     Grid { start, step, n }
+}
+
+/// Points per series when `--query.max-samples` is 0 (no limit): beyond
+/// it one series' steps would not fit in memory anyway.
+pub(crate) const MAX_POINTS_UNLIMITED: usize = 100_000_000;
+
+/// Refuses a grid of more steps than one series may hold: every step is a
+/// sample in memory for each series evaluated on it, so a grid over
+/// `--query.max-samples` cannot be answered, and is refused before any of
+/// it is allocated.
+pub(crate) fn check_points(n: usize, max_samples: usize) -> Result<(), PromqlError> {
+    let (limit, flag) = if max_samples > 0 {
+        (max_samples, "--query.max-samples")
+    } else {
+        (
+            MAX_POINTS_UNLIMITED,
+            "the limit without --query.max-samples",
+        )
+    };
+    if n > limit {
+        return Err(PromqlError::execution(format!(
+            "query processing would load too many samples into memory in query execution: {n} steps in one evaluation, {flag} is {limit}"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn type_name(v: &Val) -> &'static str {

@@ -4,9 +4,11 @@
 
 mod aggr;
 mod binop;
+pub mod depth;
 mod eval;
 mod funcs;
 mod plan;
+mod pool;
 pub mod source;
 pub mod value;
 
@@ -183,6 +185,7 @@ impl Engine {
             end: end_ms,
             lookback: self.cfg.lookback_delta_ms,
             default_step: DEFAULT_SUBQUERY_STEP_MS,
+            max_samples: self.cfg.max_samples,
         };
         let selectors = plan::selectors(&expr, grid, &ctx)?;
         let fetched = tokio::time::timeout_at(
@@ -201,7 +204,7 @@ impl Engine {
         let max_samples = self.cfg.max_samples;
         let lookback = self.cfg.lookback_delta_ms;
         let weighted_counts = opts.max_resolution_ms > 0;
-        let value = tokio::task::spawn_blocking(move || {
+        let value = pool::evaluate(move || {
             let mut ev = Evaluator {
                 data: &data,
                 lookback,
@@ -218,10 +221,9 @@ impl Engine {
                 weighted_counts,
             };
             let v = ev.eval(&expr, grid)?;
-            Ok::<_, PromqlError>(plan::to_value(v, grid, range_query))
+            Ok(plan::to_value(v, grid, range_query))
         })
-        .await
-        .map_err(|e| PromqlError::execution(format!("query evaluation failed: {e}")))??;
+        .await?;
         Ok(QueryOutput { value, warnings })
     }
 }

@@ -10,7 +10,9 @@ use promql_parser::parser::token::{T_LIMITK, T_LIMIT_RATIO};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, VectorSelector};
 
-use super::eval::{at_ms, offset_ms, selector_key, subquery_grid, Grid, Val};
+use super::eval::{
+    at_ms, check_points, duration_ms, offset_ms, selector_key, subquery_grid, Grid, Val,
+};
 use super::funcs::FUNCTIONS;
 use super::value::{RangeSeries, Value, VectorSample};
 use super::{PromqlError, Source};
@@ -28,6 +30,13 @@ pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
         return Err(PromqlError::bad_data(
             "parse error: no expression found in input",
         ));
+    }
+    let bound = super::depth::depth_bound(query);
+    if bound > super::depth::MAX_DEPTH {
+        return Err(PromqlError::bad_data(format!(
+            "parse error: query nests too deeply: up to {bound} levels of brackets and operators, the limit is {}",
+            super::depth::MAX_DEPTH
+        )));
     }
     let expr = promql_parser::parser::parse(query)
         .map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
@@ -146,6 +155,8 @@ pub(crate) struct Ctx {
     pub end: i64,
     pub lookback: i64,
     pub default_step: i64,
+    /// `--query.max-samples`: also the most steps one grid may have.
+    pub max_samples: usize,
 }
 
 /// What one selector needs from the stores.
@@ -165,7 +176,8 @@ pub(crate) fn selectors<'e>(
     ctx: &Ctx,
 ) -> Result<Vec<Need<'e>>, PromqlError> {
     let mut out = Vec::new();
-    walk(expr, grid.start, grid.end(), grid.step, ctx, "", &mut out);
+    check_points(grid.n, ctx.max_samples)?;
+    walk(expr, grid.start, grid.end(), grid.step, ctx, "", &mut out)?;
     Ok(out)
 }
 
@@ -177,18 +189,18 @@ fn walk<'e>(
     ctx: &Ctx,
     func: &str,
     out: &mut Vec<Need<'e>>,
-) {
+) -> Result<(), PromqlError> {
     // Reference times of a node with `@` and offset, over [lo, hi].
     let refs = |at, off: i64| match at_ms(at, ctx.start, ctx.end) {
-        Some(t) => (t - off, t - off),
-        None => (lo - off, hi - off),
+        Some(t) => (t.saturating_sub(off), t.saturating_sub(off)),
+        None => (lo.saturating_sub(off), hi.saturating_sub(off)),
     };
     match e {
         Expr::VectorSelector(vs) => {
             let (a, b) = refs(&vs.at, offset_ms(&vs.offset));
             out.push(Need {
                 selector: vs,
-                min: a - ctx.lookback,
+                min: a.saturating_sub(ctx.lookback),
                 max: b,
                 range: 0,
                 step,
@@ -196,11 +208,11 @@ fn walk<'e>(
             });
         }
         Expr::MatrixSelector(ms) => {
-            let range = ms.range.as_millis() as i64;
+            let range = duration_ms(&ms.range);
             let (a, b) = refs(&ms.vs.at, offset_ms(&ms.vs.offset));
             out.push(Need {
                 selector: &ms.vs,
-                min: a - range,
+                min: a.saturating_sub(range),
                 max: b,
                 range,
                 step,
@@ -208,40 +220,42 @@ fn walk<'e>(
             });
         }
         Expr::Subquery(sq) => {
-            let range = sq.range.as_millis() as i64;
+            let range = duration_ms(&sq.range);
             let sstep = sq
                 .step
-                .map(|d| d.as_millis() as i64)
+                .map(|d| duration_ms(&d))
                 .filter(|s| *s > 0)
                 .unwrap_or(ctx.default_step);
             let (a, b) = refs(&sq.at, offset_ms(&sq.offset));
-            let g = subquery_grid(a - range, b, sstep);
+            let g = subquery_grid(a.saturating_sub(range), b, sstep);
+            check_points(g.n, ctx.max_samples)?;
             if g.n > 0 {
-                walk(&sq.expr, g.start, g.end(), sstep, ctx, func, out);
+                walk(&sq.expr, g.start, g.end(), sstep, ctx, func, out)?;
             }
         }
         Expr::Call(c) => {
             for a in &c.args.args {
-                walk(a, lo, hi, step, ctx, c.func.name, out);
+                walk(a, lo, hi, step, ctx, c.func.name, out)?;
             }
         }
         Expr::Aggregate(a) => {
             // As Prometheus' hints: the nearest function or aggregation
             // above a selector, through anything but a binary operation.
             let op = a.op.to_string();
-            walk(&a.expr, lo, hi, step, ctx, &op, out);
+            walk(&a.expr, lo, hi, step, ctx, &op, out)?;
             if let Some(p) = &a.param {
-                walk(p, lo, hi, step, ctx, &op, out);
+                walk(p, lo, hi, step, ctx, &op, out)?;
             }
         }
         Expr::Binary(b) => {
-            walk(&b.lhs, lo, hi, step, ctx, "", out);
-            walk(&b.rhs, lo, hi, step, ctx, "", out);
+            walk(&b.lhs, lo, hi, step, ctx, "", out)?;
+            walk(&b.rhs, lo, hi, step, ctx, "", out)?;
         }
-        Expr::Paren(p) => walk(&p.expr, lo, hi, step, ctx, func, out),
-        Expr::Unary(u) => walk(&u.expr, lo, hi, step, ctx, func, out),
+        Expr::Paren(p) => walk(&p.expr, lo, hi, step, ctx, func, out)?,
+        Expr::Unary(u) => walk(&u.expr, lo, hi, step, ctx, func, out)?,
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
+    Ok(())
 }
 
 /// The coarsest downsampled data a selector may read: a function that

@@ -98,7 +98,7 @@ pub(crate) const FUNCTIONS: &[&str] = &[
 fn matrix_arg<'e>(ev: &Evaluator<'_>, e: &'e Expr) -> Result<MatrixArg<'e>, PromqlError> {
     match unparen(e) {
         Expr::MatrixSelector(ms) => Ok(MatrixArg {
-            range: ms.range.as_millis() as i64,
+            range: crate::promql::eval::duration_ms(&ms.range),
             offset: offset_ms(&ms.vs.offset),
             at: ev.at(&ms.vs.at),
             source: MatrixSource::Selector(&ms.vs),
@@ -300,8 +300,8 @@ fn absent_over_time(
     ev.for_each_matrix_series(&marg, grid, |_, _, samples| {
         let mut w = Windows::new(samples);
         for (i, o) in vals.iter_mut().enumerate() {
-            let end = at.unwrap_or_else(|| grid.ts(i)) - offset;
-            if !w.window(end - range, end).is_empty() {
+            let end = at.unwrap_or_else(|| grid.ts(i)).saturating_sub(offset);
+            if !w.window(end.saturating_sub(range), end).is_empty() {
                 *o = None;
             }
         }

@@ -146,7 +146,7 @@ pub(super) fn extrapolated_rate(
         return None;
     }
     let (first, last) = (s[0], s[s.len() - 1]);
-    let range_start = w.end - w.range;
+    let range_start = w.end.saturating_sub(w.range);
     let mut result = last.v - first.v;
     if counter {
         let mut prev = 0.0;
@@ -157,9 +157,9 @@ pub(super) fn extrapolated_rate(
             prev = x.v;
         }
     }
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let to_end = (w.end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let mut to_start = first.t.saturating_sub(range_start) as f64 / 1000.0;
+    let to_end = w.end.saturating_sub(last.t) as f64 / 1000.0;
+    let sampled = last.t.saturating_sub(first.t) as f64 / 1000.0;
     let avg_gap = sampled / (s.len() - 1) as f64;
     if counter && result > 0.0 && first.v >= 0.0 {
         // A counter is not negative: extrapolate no further back than to
@@ -199,7 +199,7 @@ pub(super) fn instant_value(s: &[Sample], per_second: bool) -> Option<f64> {
     } else {
         last.v - prev.v
     };
-    let interval = last.t - prev.t;
+    let interval = last.t.saturating_sub(prev.t);
     if interval == 0 {
         return None;
     }
@@ -230,7 +230,7 @@ pub(super) fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
             constant = false;
         }
         n += 1.0;
-        let x = (p.t - intercept_t) as f64 / 1e3;
+        let x = p.t.saturating_sub(intercept_t) as f64 / 1e3;
         (sx, cx) = kahan_inc(x, sx, cx);
         (sy, cy) = kahan_inc(p.v, sy, cy);
         (sxy, cxy) = kahan_inc(x * p.v, sxy, cxy);
@@ -297,8 +297,8 @@ pub(super) fn range_call(
         let mut held = 0;
         for (i, o) in vals.iter_mut().enumerate() {
             let ts = grid.ts(i);
-            let end = at.unwrap_or(ts) - offset;
-            let window = w.window(end - range, end);
+            let end = at.unwrap_or(ts).saturating_sub(offset);
+            let window = w.window(end.saturating_sub(range), end);
             if window.is_empty() {
                 continue;
             }
