@@ -403,3 +403,47 @@ async fn extreme_times_and_durations_do_not_wrap() {
     let got = e.instant("reqs", i64::MAX, opts()).await.unwrap();
     assert!(matches!(got.value, Value::Vector(ref v) if v.is_empty()));
 }
+
+/// What a query fetches is counted as it arrives and refused past
+/// `--query.max-fetched-bytes`, before anything is decoded.
+#[tokio::test]
+async fn fetched_bytes_are_bounded() {
+    let data = (0..50)
+        .map(|i| {
+            let name = format!("s{i}");
+            series(
+                &[("__name__", "x"), ("i", &name)],
+                &every15(600, |t| t as f64),
+            )
+        })
+        .collect::<Vec<_>>();
+    let limited = |max_fetched_bytes| {
+        engine_with(
+            data.clone(),
+            EngineConfig {
+                max_fetched_bytes,
+                ..EngineConfig::default()
+            },
+        )
+    };
+    let err = limited(2_000)
+        .instant("count(x)", 600 * S, opts())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Execution);
+    assert!(
+        err.message.contains("--query.max-fetched-bytes"),
+        "{}",
+        err.message
+    );
+    // A selector that matches little stays under it.
+    let one = limited(2_000)
+        .instant("x{i=\"s3\"}", 600 * S, opts())
+        .await
+        .unwrap();
+    assert!(matches!(one.value, Value::Vector(ref v) if v.len() == 1));
+    for unlimited in [0, 1 << 30] {
+        let all = instant(&limited(unlimited), "count(x)", 600).await;
+        assert_values("count(x)", &all, &[("{}", 50.0)]);
+    }
+}

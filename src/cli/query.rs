@@ -141,6 +141,12 @@ pub struct QueryArgs {
     )]
     pub max_samples: usize,
 
+    /// Most bytes of series data (labels and compressed chunks) one query
+    /// may fetch from the stores before it is evaluated; 0 for no limit.
+    #[arg(long = "query.max-fetched-bytes", env = "SKEIN_QUERY_MAX_FETCHED_BYTES",
+          default_value_t = 1 << 30)]
+    pub max_fetched_bytes: usize,
+
     /// PromQL queries evaluated at once; more wait for a slot.
     #[arg(long = "query.max-concurrent", env = "SKEIN_QUERY_MAX_CONCURRENT",
           default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
@@ -204,6 +210,7 @@ impl QueryArgs {
             engine: EngineConfig {
                 lookback_delta_ms,
                 max_samples: self.max_samples,
+                max_fetched_bytes: self.max_fetched_bytes,
                 timeout: self.query_timeout,
                 max_concurrent: self.max_concurrent as usize,
             },

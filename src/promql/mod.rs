@@ -32,6 +32,9 @@ pub struct EngineConfig {
     pub lookback_delta_ms: i64,
     /// Most samples a query may hold in memory at once; 0 for no limit.
     pub max_samples: usize,
+    /// Most bytes of series data (labels and compressed chunks) one query
+    /// may fetch from the stores; 0 for no limit.
+    pub max_fetched_bytes: usize,
     /// Longest a query may run.
     pub timeout: Duration,
     /// Queries evaluated at once; more wait for a slot (within the timeout).
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
         Self {
             lookback_delta_ms: 5 * 60 * 1000,
             max_samples: 50_000_000,
+            max_fetched_bytes: 1 << 30,
             timeout: Duration::from_secs(120),
             max_concurrent: 20,
         }
@@ -190,7 +194,12 @@ impl Engine {
         let selectors = plan::selectors(&expr, grid, &ctx)?;
         let fetched = tokio::time::timeout_at(
             deadline.into(),
-            plan::fetch(self.source.as_ref(), selectors, &opts),
+            plan::fetch(
+                self.source.as_ref(),
+                selectors,
+                &opts,
+                &plan::FetchBudget::new(self.cfg.max_fetched_bytes),
+            ),
         )
         .await
         .map_err(|_| timed_out())??;

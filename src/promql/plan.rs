@@ -300,11 +300,48 @@ fn store_error(e: StoreError) -> PromqlError {
     }
 }
 
+/// Bytes of series data one query may hold as fetched (labels and
+/// compressed chunks), counted as frames arrive.
+pub(crate) struct FetchBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl FetchBudget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self, s: &Series) -> Result<(), PromqlError> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let labels: usize = s.labels.iter().map(|l| l.name.len() + l.value.len()).sum();
+        let chunks: usize = s.chunks.iter().map(|c| c.data.len() + 24).sum();
+        let n = labels + chunks + 64;
+        let used = self
+            .used
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(n);
+        if used > self.limit {
+            return Err(PromqlError::execution(format!(
+                "query processing would load too many samples into memory in query execution: the series it selects hold more than {} bytes (--query.max-fetched-bytes)",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Fetches the series of every selector at once; chunks stay compressed.
 pub(crate) async fn fetch(
     source: &dyn Source,
     needs: Vec<Need<'_>>,
     opts: &SeriesOptions,
+    budget: &FetchBudget,
 ) -> Result<Fetched, PromqlError> {
     let calls = needs.into_iter().map(|need| async move {
         let mut req = SeriesRequest::new(need.min, need.max, matchers(need.selector)?);
@@ -323,7 +360,10 @@ pub(crate) async fn fetch(
         let mut warnings = Vec::new();
         while let Some(frame) = stream.next().await {
             match frame.map_err(store_error)? {
-                SeriesFrame::Series(s) => series.push(s),
+                SeriesFrame::Series(s) => {
+                    budget.take(&s)?;
+                    series.push(s)
+                }
                 SeriesFrame::Warning(w) => warnings.push(w),
             }
         }

@@ -67,6 +67,7 @@ impl QuerierConfig {
             ("query.lookback-delta", format_duration(e.lookback_delta_ms)),
             ("query.timeout", ms(e.timeout)),
             ("query.max-samples", e.max_samples.to_string()),
+            ("query.max-fetched-bytes", e.max_fetched_bytes.to_string()),
             ("query.max-concurrent", e.max_concurrent.to_string()),
         ]
         .into_iter()
