@@ -146,11 +146,12 @@ impl Node {
     }
 
     /// Serves `store` over the Store API (once).
-    pub fn serve_grpc(&mut self, store: Arc<dyn Store>) {
+    pub fn serve_grpc(&mut self, store: Arc<dyn Store>, limits: crate::store::ServeLimits) {
         if let Some(listener) = self.grpc.take() {
-            self.grpc_task = Some(tokio::spawn(crate::store::serve(
+            self.grpc_task = Some(tokio::spawn(crate::store::serve_limited(
                 listener,
                 store,
+                limits,
                 self.grpc_stop.clone(),
             )));
         }

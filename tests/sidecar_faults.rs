@@ -59,6 +59,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
     SidecarConfig {
         prometheus_url: format!("http://{prom}"),
         grpc_address: "127.0.0.1:0".into(),
+        grpc_limits: Default::default(),
         http_address: "127.0.0.1:0".into(),
         cluster: None,
         refresh_interval: Duration::from_millis(200),

@@ -26,6 +26,7 @@ const HOUR: i64 = 3_600_000;
 fn config() -> SyntheticConfig {
     SyntheticConfig {
         grpc_address: "127.0.0.1:0".into(),
+        grpc_limits: Default::default(),
         http_address: "127.0.0.1:0".into(),
         cluster: None,
         peer_type: PeerType::Store,

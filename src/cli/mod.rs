@@ -89,6 +89,39 @@ pub struct ListenArgs {
         default_value = "0.0.0.0:10902"
     )]
     pub http_address: String,
+
+    /// Store API requests (Series, label names, label values) answered at
+    /// once; the others wait within their deadline. 0: no limit.
+    #[arg(
+        long = "grpc.max-concurrent-requests",
+        env = "SKEIN_GRPC_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 20
+    )]
+    pub grpc_max_concurrent: usize,
+
+    /// Longest a Series answer waits for its caller to read the next frame;
+    /// a caller that stops reading loses the stream and frees its slot.
+    /// 0 disables.
+    #[arg(long = "grpc.send-timeout", env = "SKEIN_GRPC_SEND_TIMEOUT",
+          default_value = "1m", value_parser = parse_duration)]
+    pub grpc_send_timeout: Duration,
+
+    /// Longest a Store API request may take when its caller's grpc-timeout
+    /// is longer or absent. 0 disables.
+    #[arg(long = "grpc.request-timeout", env = "SKEIN_GRPC_REQUEST_TIMEOUT",
+          default_value = "5m", value_parser = parse_duration)]
+    pub grpc_request_timeout: Duration,
+}
+
+impl ListenArgs {
+    /// The Store API server's limits these flags set.
+    pub fn grpc_limits(&self) -> crate::store::ServeLimits {
+        crate::store::ServeLimits {
+            max_concurrent: self.grpc_max_concurrent,
+            send_timeout: self.grpc_send_timeout,
+            request_timeout: self.grpc_request_timeout,
+        }
+    }
 }
 
 /// Gossip flags, shared by every component.

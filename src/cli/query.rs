@@ -176,6 +176,7 @@ impl QueryArgs {
         let lookback_delta_ms = i64::try_from(self.lookback_delta.as_millis())
             .map_err(|_| anyhow::anyhow!("--query.lookback-delta is too large"))?;
         Ok(QuerierConfig {
+            grpc_limits: self.listen.grpc_limits(),
             http_address: self.listen.http_address,
             grpc_address: self.listen.grpc_address,
             cluster: self.cluster.to_config(),

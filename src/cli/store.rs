@@ -113,6 +113,7 @@ impl StoreArgs {
             .map_err(|e| anyhow::anyhow!("invalid --selector.relabel-config: {e}"))?;
         Ok(crate::storegw::StoreConfig {
             gateway: crate::storegw::role::GatewayConfig {
+                grpc_limits: self.listen.grpc_limits(),
                 grpc_address: self.listen.grpc_address,
                 http_address: self.listen.http_address,
                 cluster: self.cluster.to_config(),

@@ -83,6 +83,7 @@ impl SyntheticArgs {
         let window_ms = i64::try_from(self.window.as_millis())
             .map_err(|_| anyhow::anyhow!("--window is too large"))?;
         Ok(SyntheticConfig {
+            grpc_limits: self.listen.grpc_limits(),
             grpc_address: self.listen.grpc_address,
             http_address: self.listen.http_address,
             cluster: self.cluster.to_config(),

@@ -27,6 +27,8 @@ use crate::store::PeerType;
 
 #[derive(Debug, Clone)]
 pub struct QuerierConfig {
+    /// The Store API server's limits (`--grpc.*`).
+    pub grpc_limits: crate::store::ServeLimits,
     pub http_address: String,
     pub grpc_address: String,
     pub cluster: Option<ClusterConfig>,
@@ -68,6 +70,12 @@ impl QuerierConfig {
             ("query.timeout", ms(e.timeout)),
             ("query.max-samples", e.max_samples.to_string()),
             ("query.max-fetched-bytes", e.max_fetched_bytes.to_string()),
+            (
+                "grpc.max-concurrent-requests",
+                self.grpc_limits.max_concurrent.to_string(),
+            ),
+            ("grpc.send-timeout", ms(self.grpc_limits.send_timeout)),
+            ("grpc.request-timeout", ms(self.grpc_limits.request_timeout)),
             ("query.max-concurrent", e.max_concurrent.to_string()),
         ]
         .into_iter()
@@ -129,7 +137,7 @@ pub async fn run(
     let querier = Querier::new(topology, cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
-    node.serve_grpc(Arc::new(querier.clone()));
+    node.serve_grpc(Arc::new(querier.clone()), cfg.grpc_limits);
     node.serve_http(
         api::cluster::router(ClusterState {
             registry: actors.registry.clone(),

@@ -22,6 +22,8 @@ pub use store::{PromState, PrometheusStore};
 
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
+    /// The Store API server's limits (`--grpc.*`).
+    pub grpc_limits: crate::store::ServeLimits,
     pub prometheus_url: String,
     pub grpc_address: String,
     pub http_address: String,
@@ -169,7 +171,7 @@ pub async fn run(
     let bound = node.bound();
     node.serve_http(axum::Router::new());
     let served: Arc<dyn Store> = Arc::new(store.clone());
-    node.serve_grpc(served);
+    node.serve_grpc(served, cfg.grpc_limits);
     let shipper = match &cfg.shipper {
         Some(sc) => Some(start_shipper(sc, store.clone(), shutdown.clone())?),
         None => None,

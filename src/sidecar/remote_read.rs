@@ -23,6 +23,18 @@ use crate::store::StoreError;
 /// default, `--storage.remote.read-max-bytes-in-frame`).
 const MAX_FRAME_BYTES: usize = 64 << 20;
 
+/// Largest SAMPLES answer (snappy-compressed) read from Prometheus; its
+/// `--storage.remote.read-sample-limit` of 50 M samples compresses to less.
+const MAX_SAMPLES_BODY: usize = 256 << 20;
+
+/// Largest a SAMPLES answer may claim to be once decompressed. Snappy
+/// cannot expand data more than 32 times, so a claim beyond that of the
+/// compressed size is a lie, and is refused before anything is allocated.
+const MAX_SAMPLES_DECOMPRESSED: usize = 1 << 30;
+
+/// Longest a remote read's answer may pause between two reads.
+const MIN_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 const STREAMED_CONTENT_TYPE: &str =
     "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
 
@@ -46,7 +58,11 @@ fn matcher_to_prom(m: &Matcher) -> prom::LabelMatcher {
 impl RemoteRead {
     /// A client for the Prometheus at `base` (e.g. `http://127.0.0.1:9090`).
     pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let http = super::http_client(timeout)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout.max(MIN_READ_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("HTTP client: {e}")))?;
         Ok(Self {
             url: format!("{}/api/v1/read", base.trim_end_matches('/')),
             http,
@@ -120,7 +136,7 @@ impl RemoteRead {
             let bytes = resp.bytes_stream();
             Ok(futures::future::Either::Left(coalesce(frames(this, bytes))))
         } else {
-            let body = resp.bytes().await.map_err(|e| self.unavailable(e))?;
+            let body = self.samples_body(resp).await?;
             let series = self.samples_response(&body)?;
             Ok(futures::future::Either::Right(futures::stream::iter(
                 series.into_iter().map(Ok),
@@ -128,7 +144,40 @@ impl RemoteRead {
         }
     }
 
+    /// A SAMPLES answer's body, read up to [`MAX_SAMPLES_BODY`].
+    async fn samples_body(&self, resp: reqwest::Response) -> Result<BytesMut, StoreError> {
+        let too_big = || {
+            self.garbage(format!(
+                "SAMPLES answer larger than {MAX_SAMPLES_BODY} bytes; narrow the query"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_SAMPLES_BODY as u64)
+        {
+            return Err(too_big());
+        }
+        let mut body = BytesMut::new();
+        let mut parts = std::pin::pin!(resp.bytes_stream());
+        while let Some(part) = parts.next().await {
+            let part = part.map_err(|e| self.unavailable(e))?;
+            if body.len() + part.len() > MAX_SAMPLES_BODY {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&part);
+        }
+        Ok(body)
+    }
+
     fn samples_response(&self, body: &[u8]) -> Result<Vec<Series>, StoreError> {
+        let claimed = snap::raw::decompress_len(body)
+            .map_err(|e| self.garbage(format!("bad snappy body: {e}")))?;
+        if claimed > MAX_SAMPLES_DECOMPRESSED || claimed > body.len().saturating_mul(32) + 64 {
+            return Err(self.garbage(format!(
+                "snappy body of {} bytes claims {claimed} bytes decompressed",
+                body.len()
+            )));
+        }
         let raw = snap::raw::Decoder::new()
             .decompress_vec(body)
             .map_err(|e| self.garbage(format!("bad snappy body: {e}")))?;
@@ -296,6 +345,37 @@ fn coalesce(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snappy_claims_beyond_what_the_body_can_hold_are_refused() {
+        let rr = RemoteRead::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap();
+        // A 5-byte header claiming 4 GiB, then a few bytes.
+        let mut body = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+        body.extend_from_slice(&[0; 16]);
+        let err = rr.samples_response(&body).unwrap_err();
+        assert!(err.to_string().contains("claims"), "{err}");
+        // A real answer still decodes.
+        let resp = prom::ReadResponse {
+            results: vec![prom::QueryResult {
+                timeseries: vec![prom::TimeSeries {
+                    labels: vec![prom::Label {
+                        name: "__name__".into(),
+                        value: "up".into(),
+                    }],
+                    samples: vec![prom::Sample {
+                        value: 1.0,
+                        timestamp: 1000,
+                    }],
+                    ..Default::default()
+                }],
+            }],
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&resp.encode_to_vec())
+            .unwrap();
+        let series = rr.samples_response(&body).unwrap();
+        assert_eq!(series.len(), 1);
+    }
 
     #[test]
     fn matcher_types_are_numbered_alike_in_both_protocols() {

@@ -10,6 +10,7 @@ pub const GRPC_REQUESTS_TOTAL: &str = "skein_store_grpc_requests_total";
 pub const GRPC_REQUEST_DURATION_SECONDS: &str = "skein_store_grpc_request_duration_seconds";
 pub const SERIES_SENT_TOTAL: &str = "skein_store_series_sent_total";
 pub const CHUNKS_SENT_TOTAL: &str = "skein_store_chunks_sent_total";
+pub const STREAMS_ABANDONED_TOTAL: &str = "skein_store_streams_abandoned_total";
 
 pub fn describe() {
     describe_counter!(
@@ -32,6 +33,11 @@ pub fn describe() {
         Unit::Count,
         "Chunks sent in Series responses."
     );
+    describe_counter!(
+        STREAMS_ABANDONED_TOTAL,
+        Unit::Count,
+        "Series answers dropped because the caller stopped reading them for --grpc.send-timeout."
+    );
     // Present from the start, so a scrape of a fresh process sees zeros
     // rather than nothing.
     for rpc in ["info", "series", "label_names", "label_values"] {
@@ -39,6 +45,7 @@ pub fn describe() {
     }
     counter!(SERIES_SENT_TOTAL).increment(0);
     counter!(CHUNKS_SENT_TOTAL).increment(0);
+    counter!(STREAMS_ABANDONED_TOTAL).increment(0);
 }
 
 /// Records one served request when dropped, so canceled streams count too.

@@ -13,7 +13,7 @@ mod server;
 pub use client::{ClientConfig, RemoteStore};
 pub use faulty::{Fault, FaultyStore};
 pub use mem::MemStore;
-pub use server::{serve, StoreService};
+pub use server::{serve, serve_limited, ServeLimits, StoreService};
 
 pub use crate::storeapi::{
     validate_range, LabelsRequest, LabelsResponse, PartialResponse, PeerType, SeriesFrame,

@@ -3,31 +3,118 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{debug, instrument};
 
-use super::metrics::{RequestTimer, CHUNKS_SENT_TOTAL, SERIES_SENT_TOTAL};
+use super::metrics::{RequestTimer, CHUNKS_SENT_TOTAL, SERIES_SENT_TOTAL, STREAMS_ABANDONED_TOTAL};
 use super::{LabelsRequest, LabelsResponse, SeriesFrame, SeriesRequest, Store, StoreError};
 use crate::proto::thanos::info::info_server::{Info, InfoServer};
 use crate::proto::thanos::store_server::StoreServer;
 use crate::proto::{self, thanos as pb};
 
-/// Largest message the server accepts or sends; single series frames and
-/// label lists stay far below it.
+/// Largest message a client accepts or the server sends: one series frame
+/// or one label list; large label lists stay below it.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// Largest request the server accepts: matchers and hints only, though a
+/// regular expression listing thousands of values can reach megabytes.
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// Frames of one Series answer converted ahead of the caller's reads.
+const SEND_AHEAD: usize = 16;
+
+/// How the Store API server protects itself from its callers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServeLimits {
+    /// `--grpc.max-concurrent-requests`: Series and label requests answered
+    /// at once; the others wait, within their deadline. 0: no limit.
+    pub max_concurrent: usize,
+    /// `--grpc.send-timeout`: longest a Series answer waits for its caller
+    /// to take the next frame. A caller that stops reading loses the stream
+    /// and its slot. Zero: no limit.
+    pub send_timeout: Duration,
+    /// `--grpc.request-timeout`: longest a request may take when its
+    /// caller's `grpc-timeout` is longer or absent. Zero: no limit.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 20,
+            send_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct StoreService {
     store: Arc<dyn Store>,
+    limits: ServeLimits,
+    gate: Option<Arc<Semaphore>>,
 }
 
 impl StoreService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self::with_limits(store, ServeLimits::default())
+    }
+
+    pub fn with_limits(store: Arc<dyn Store>, limits: ServeLimits) -> Self {
+        let gate =
+            (limits.max_concurrent > 0).then(|| Arc::new(Semaphore::new(limits.max_concurrent)));
+        Self {
+            store,
+            limits,
+            gate,
+        }
+    }
+
+    /// When a request must be answered by: the caller's `grpc-timeout` or
+    /// the server's own bound, whichever comes first.
+    fn deadline<T>(&self, request: &Request<T>) -> Option<Instant> {
+        let caller = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        let own = (!self.limits.request_timeout.is_zero()).then_some(self.limits.request_timeout);
+        let d = match (caller, own) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(Instant::now() + d)
+    }
+
+    /// A slot among the requests answered at once, waited for until
+    /// `deadline`.
+    async fn slot(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<OwnedSemaphorePermit>, Status> {
+        let Some(gate) = &self.gate else {
+            return Ok(None);
+        };
+        let acquire = gate.clone().acquire_owned();
+        let permit = match deadline {
+            Some(d) => tokio::time::timeout_at(d, acquire).await.map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "no free slot before the deadline: {} requests are being answered (--grpc.max-concurrent-requests)",
+                    self.limits.max_concurrent
+                ))
+            })?,
+            None => acquire.await,
+        };
+        permit
+            .map(Some)
+            .map_err(|_| Status::unavailable("the server is shutting down"))
     }
 
     async fn info_checked(&self) -> Result<super::StoreInfo, Status> {
@@ -36,6 +123,25 @@ impl StoreService {
         timer.finish(r.as_ref().map(|_| ()).map_err(StoreError::code));
         r.map_err(Status::from)
     }
+}
+
+/// A `grpc-timeout` header: up to 8 digits and a unit (`H`, `M`, `S`, `m`
+/// for milliseconds, `u`, `n`).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    if v.len() < 2 || v.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = v.split_at(v.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The hop count a caller sent; absent or unreadable counts as 0.
@@ -53,6 +159,80 @@ type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::SeriesResponse, Status>>
 fn frame(result: pb::series_response::Result) -> pb::SeriesResponse {
     pb::SeriesResponse {
         result: Some(result),
+    }
+}
+
+/// Sends a Series answer's frames to `tx` until the store's stream ends,
+/// fails, the deadline passes, or the caller stops taking frames.
+async fn send_series(
+    mut inner: super::SeriesStream,
+    tx: tokio::sync::mpsc::Sender<Result<pb::SeriesResponse, Status>>,
+    mut timer: RequestTimer,
+    _permit: Option<OwnedSemaphorePermit>,
+    deadline: Option<Instant>,
+    send_timeout: Duration,
+) {
+    let (mut series, mut chunks) = (0u64, 0u64);
+    let send = |item| {
+        let tx = tx.clone();
+        async move {
+            if send_timeout.is_zero() {
+                tx.send(item).await.map_err(|_| false)
+            } else {
+                tx.send_timeout(item, send_timeout).await.map_err(|e| {
+                    matches!(e, tokio::sync::mpsc::error::SendTimeoutError::Timeout(_))
+                })
+            }
+        }
+    };
+    loop {
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, inner.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    timer.finish(Err(crate::error::ErrorCode::Timeout));
+                    let _ = tx.try_send(Err(Status::deadline_exceeded(
+                        "the request's deadline passed before its answer was complete (grpc-timeout or --grpc.request-timeout)",
+                    )));
+                    break;
+                }
+            },
+            None => inner.next().await,
+        };
+        let item = match next {
+            None => break,
+            Some(Ok(SeriesFrame::Series(s))) => {
+                series += 1;
+                chunks += s.chunks.len() as u64;
+                Ok(frame(pb::series_response::Result::Series(
+                    proto::series_to_pb(s),
+                )))
+            }
+            Some(Ok(SeriesFrame::Warning(w))) => Ok(frame(pb::series_response::Result::Warning(w))),
+            Some(Err(e)) => {
+                timer.finish(Err(e.code()));
+                let _ = send(Err(Status::from(e))).await;
+                break;
+            }
+        };
+        if let Err(timed_out) = send(item).await {
+            if timed_out {
+                metrics::counter!(STREAMS_ABANDONED_TOTAL).increment(1);
+                debug!(
+                    ?send_timeout,
+                    "caller stopped reading a Series answer; stream dropped"
+                );
+                timer.finish(Err(crate::error::ErrorCode::Timeout));
+            } else {
+                timer.finish(Err(crate::error::ErrorCode::Canceled));
+            }
+            break;
+        }
+    }
+    metrics::counter!(SERIES_SENT_TOTAL).increment(series);
+    metrics::counter!(CHUNKS_SENT_TOTAL).increment(chunks);
+    if timer.is_open() {
+        timer.finish(Ok(()));
     }
 }
 
@@ -75,6 +255,7 @@ impl pb::store_server::Store for StoreService {
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let mut timer = RequestTimer::start("series");
         let hops = hops(&request);
+        let req_deadline = self.deadline(&request);
         let req = match SeriesRequest::try_from(request.into_inner()) {
             Ok(r) => SeriesRequest { hops, ..r },
             Err(e) => {
@@ -88,53 +269,51 @@ impl pb::store_server::Store for StoreService {
             matchers = req.matchers.len(),
             "series"
         );
-        let mut inner = match self.store.series(req).await {
+        let deadline = req_deadline;
+        let permit = match self.slot(deadline).await {
+            Ok(p) => p,
+            Err(status) => {
+                timer.finish(Err(crate::error::ErrorCode::Timeout));
+                return Err(status);
+            }
+        };
+        let inner = match self.store.series(req).await {
             Ok(s) => s,
             Err(e) => {
                 timer.finish(Err(e.code()));
                 return Err(e.into());
             }
         };
-        let out = async_stream::stream! {
-            let mut timer = timer;
-            let (mut series, mut chunks) = (0u64, 0u64);
-            while let Some(item) = inner.next().await {
-                match item {
-                    Ok(SeriesFrame::Series(s)) => {
-                        series += 1;
-                        chunks += s.chunks.len() as u64;
-                        yield Ok(frame(pb::series_response::Result::Series(proto::series_to_pb(s))));
-                    }
-                    Ok(SeriesFrame::Warning(w)) => {
-                        yield Ok(frame(pb::series_response::Result::Warning(w)));
-                    }
-                    Err(e) => {
-                        timer.finish(Err(e.code()));
-                        yield Err(Status::from(e));
-                        break;
-                    }
-                }
-            }
-            metrics::counter!(SERIES_SENT_TOTAL).increment(series);
-            metrics::counter!(CHUNKS_SENT_TOTAL).increment(chunks);
-            if timer.is_open() {
-                timer.finish(Ok(()));
-            }
-        };
-        Ok(Response::new(Box::pin(out)))
+        // The answer is produced by a task of its own and handed over a
+        // short queue, so that a caller who stops reading is noticed: the
+        // task gives up after `send_timeout`, which drops the store's
+        // stream and frees the slot.
+        let (tx, rx) = tokio::sync::mpsc::channel(SEND_AHEAD);
+        tokio::spawn(send_series(
+            inner,
+            tx,
+            timer,
+            permit,
+            deadline,
+            self.limits.send_timeout,
+        ));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn label_names(
         &self,
         request: Request<pb::LabelNamesRequest>,
     ) -> Result<Response<pb::LabelNamesResponse>, Status> {
-        let resp = answer_labels("label_names", request, |req| async move {
-            let strip = req.without_replica_labels.clone();
-            let mut resp = self.store.label_names(req).await?;
-            resp.values.retain(|n| !strip.contains(n));
-            Ok(resp)
-        })
-        .await?;
+        let resp = self
+            .answer_labels("label_names", request, |req| async move {
+                let strip = req.without_replica_labels.clone();
+                let mut resp = self.store.label_names(req).await?;
+                resp.values.retain(|n| !strip.contains(n));
+                Ok(resp)
+            })
+            .await?;
         Ok(Response::new(pb::LabelNamesResponse {
             names: resp.values,
             warnings: resp.warnings,
@@ -146,18 +325,19 @@ impl pb::store_server::Store for StoreService {
         &self,
         request: Request<pb::LabelValuesRequest>,
     ) -> Result<Response<pb::LabelValuesResponse>, Status> {
-        let resp = answer_labels("label_values", request, |req| async move {
-            if req.name.is_empty() {
-                return Err(StoreError::InvalidArgument("label name is empty".into()));
-            }
-            // A replica label the caller deduplicates on has no values in
-            // its answer.
-            if req.without_replica_labels.contains(&req.name) {
-                return Ok(LabelsResponse::default());
-            }
-            self.store.label_values(req).await
-        })
-        .await?;
+        let resp = self
+            .answer_labels("label_values", request, |req| async move {
+                if req.name.is_empty() {
+                    return Err(StoreError::InvalidArgument("label name is empty".into()));
+                }
+                // A replica label the caller deduplicates on has no values in
+                // its answer.
+                if req.without_replica_labels.contains(&req.name) {
+                    return Ok(LabelsResponse::default());
+                }
+                self.store.label_values(req).await
+            })
+            .await?;
         Ok(Response::new(pb::LabelValuesResponse {
             values: resp.values,
             warnings: resp.warnings,
@@ -166,26 +346,50 @@ impl pb::store_server::Store for StoreService {
     }
 }
 
-/// Converts a label request, runs `call` on it and times the whole, so
-/// that label names and label values share one path.
-async fn answer_labels<M, F, Fut>(
-    op: &'static str,
-    request: Request<M>,
-    call: F,
-) -> Result<LabelsResponse, Status>
-where
-    M: TryInto<LabelsRequest, Error = StoreError>,
-    F: FnOnce(LabelsRequest) -> Fut,
-    Fut: std::future::Future<Output = Result<LabelsResponse, StoreError>>,
-{
-    let mut timer = RequestTimer::start(op);
-    let hops = hops(&request);
-    let result = match request.into_inner().try_into() {
-        Ok(req) => call(LabelsRequest { hops, ..req }).await,
-        Err(e) => Err(e),
-    };
-    timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
-    Ok(result?)
+impl StoreService {
+    /// Converts a label request, runs `call` on it within the request's
+    /// deadline and a slot, and times the whole, so that label names and
+    /// label values share one path.
+    async fn answer_labels<M, F, Fut>(
+        &self,
+        op: &'static str,
+        request: Request<M>,
+        call: F,
+    ) -> Result<LabelsResponse, Status>
+    where
+        M: TryInto<LabelsRequest, Error = StoreError>,
+        F: FnOnce(LabelsRequest) -> Fut,
+        Fut: std::future::Future<Output = Result<LabelsResponse, StoreError>>,
+    {
+        let mut timer = RequestTimer::start(op);
+        let hops = hops(&request);
+        let deadline = self.deadline(&request);
+        let req = match request.into_inner().try_into() {
+            Ok(req) => LabelsRequest { hops, ..req },
+            Err(e) => {
+                timer.finish(Err(e.code()));
+                return Err(e.into());
+            }
+        };
+        let _permit = match self.slot(deadline).await {
+            Ok(p) => p,
+            Err(status) => {
+                timer.finish(Err(crate::error::ErrorCode::Timeout));
+                return Err(status);
+            }
+        };
+        let result = match deadline {
+            Some(d) => tokio::time::timeout_at(d, call(req)).await.unwrap_or_else(|_| {
+                Err(StoreError::Timeout {
+                    peer: "this store".into(),
+                    message: "the request's deadline passed before its answer was complete (grpc-timeout or --grpc.request-timeout)".into(),
+                })
+            }),
+            None => call(req).await,
+        };
+        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
+        Ok(result?)
+    }
 }
 
 #[tonic::async_trait]
@@ -206,11 +410,21 @@ pub async fn serve(
     store: Arc<dyn Store>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = StoreService::new(store);
+    serve_limited(listener, store, ServeLimits::default(), shutdown).await
+}
+
+/// [`serve`] with the given limits.
+pub async fn serve_limited(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let svc = StoreService::with_limits(store, limits);
     let server = tonic::transport::Server::builder()
         .add_service(
             StoreServer::new(svc.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(InfoServer::new(svc))

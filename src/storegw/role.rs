@@ -15,6 +15,8 @@ use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
+    /// The Store API server's limits (`--grpc.*`).
+    pub grpc_limits: crate::store::ServeLimits,
     pub grpc_address: String,
     pub http_address: String,
     pub cluster: Option<ClusterConfig>,
@@ -45,7 +47,7 @@ pub async fn run_with(
     let mut syncer = Syncer::new(loader, store.clone());
     node.serve_http(axum::Router::new());
     let dyn_store: Arc<dyn Store> = store.clone();
-    node.serve_grpc(dyn_store);
+    node.serve_grpc(dyn_store, cfg.grpc_limits);
     info!(grpc = %bound.grpc, http = %bound.http, group = %group_id, "store gateway started");
     on_bound(bound);
 

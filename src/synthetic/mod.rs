@@ -17,6 +17,8 @@ use crate::store::{MemStore, PeerType, Store, StoreInfo};
 
 #[derive(Debug, Clone)]
 pub struct SyntheticConfig {
+    /// The Store API server's limits (`--grpc.*`).
+    pub grpc_limits: crate::store::ServeLimits,
     pub grpc_address: String,
     pub http_address: String,
     /// Gossip; `None` to serve without joining a cluster.
@@ -101,7 +103,7 @@ pub async fn run(
     };
     node.serve_http(axum::Router::new());
     node.readiness().set(true);
-    node.serve_grpc(store);
+    node.serve_grpc(store, cfg.grpc_limits);
     let served = node.serve_until(&shutdown).await;
     let stopped = node.stop().await;
     follow_stop.cancel();
