@@ -366,7 +366,6 @@ mod tests {
                         value: 1.0,
                         timestamp: 1000,
                     }],
-                    ..Default::default()
                 }],
             }],
         };
