@@ -827,3 +827,46 @@ async fn partial_answers_are_marked_and_not_cached() {
         .await
         .assert_data(json!(["api", "batch", "db"]));
 }
+
+/// Series and label requests run within `--query.timeout` and their
+/// answers within `--query.max-fetched-bytes`, each error naming its flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_and_label_requests_are_bounded() {
+    let tiny = EngineConfig {
+        max_fetched_bytes: 20,
+        ..EngineConfig::default()
+    };
+    let api = Api::start_with(false, tiny, Fault::None).await;
+    for (path, params) in [
+        ("/api/v1/series", vec![("match[]", "{job=~\".+\"}")]),
+        ("/api/v1/label/__name__/values", vec![]),
+        ("/api/v1/labels", vec![]),
+    ] {
+        let a = api.get(path, &params).await;
+        assert_eq!(a.status, 422, "{path}: {}", a.body);
+        assert_eq!(a.json()["errorType"], "execution", "{path}");
+        assert!(
+            a.body.contains("--query.max-fetched-bytes"),
+            "{path}: {}",
+            a.body
+        );
+    }
+    // A narrow request fits.
+    let a = api
+        .get("/api/v1/label/job/values", &[("match[]", "up{job=\"db\"}")])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["data"], json!(["db"]));
+
+    let short = EngineConfig {
+        timeout: Duration::from_millis(500),
+        ..EngineConfig::default()
+    };
+    let api = Api::start_with(false, short, Fault::Delay(Duration::from_secs(3))).await;
+    let started = std::time::Instant::now();
+    let a = api.get("/api/v1/series", &[("match[]", "up")]).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.json()["errorType"], "timeout", "{}", a.body);
+    assert!(a.body.contains("--query.timeout"), "{}", a.body);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -160,15 +160,21 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 pub struct PromApi {
     engine: Engine,
     querier: Querier,
+    /// Series and label requests answered at once.
+    metadata_gate: Arc<tokio::sync::Semaphore>,
     flags: Arc<BTreeMap<String, String>>,
     started: SystemTime,
 }
 
 impl PromApi {
     pub fn new(engine: Engine, querier: Querier) -> Self {
+        let metadata_gate = Arc::new(tokio::sync::Semaphore::new(
+            engine.config().max_concurrent_metadata.max(1),
+        ));
         Self {
             engine,
             querier,
+            metadata_gate,
             flags: Arc::new(BTreeMap::new()),
             started: SystemTime::now(),
         }
@@ -285,6 +291,53 @@ impl PromApi {
         }
     }
 
+    /// Runs a series or label request in a slot of its own family
+    /// (`--query.max-concurrent-metadata`) and within `--query.timeout`.
+    async fn metadata<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let cfg = self.engine.config();
+        let deadline = tokio::time::Instant::now() + cfg.timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.metadata_gate.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "request timed out waiting for a free slot: {} series and label requests are being answered (--query.max-concurrent-metadata)",
+                        cfg.max_concurrent_metadata
+                    ),
+                )
+            })?
+            .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the querier is shutting down"))?;
+        tokio::time::timeout_at(deadline, work).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "request timed out after {} (--query.timeout)",
+                    crate::model::time::format_duration(
+                        i64::try_from(cfg.timeout.as_millis()).unwrap_or(i64::MAX)
+                    )
+                ),
+            )
+        })?
+    }
+
+    /// Refuses an answer that has grown past `--query.max-fetched-bytes`.
+    fn check_answer_size(&self, bytes: usize) -> Result<(), ApiError> {
+        let limit = self.engine.config().max_fetched_bytes;
+        if limit > 0 && bytes > limit {
+            return Err(ApiError::new(
+                ErrorCode::Execution,
+                format!(
+                    "the answer is larger than {limit} bytes (--query.max-fetched-bytes); narrow it with match[], start and end, or limit"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Label names (`name` empty) or the values of `name`, over the union
     /// of the matcher sets, sorted, at most `limit` (0: all).
     async fn labels(
@@ -335,7 +388,13 @@ impl PromApi {
         });
         let mut values = BTreeSet::new();
         let mut warnings = Vec::new();
+        let mut bytes = 0usize;
         for r in futures::future::try_join_all(calls).await? {
+            bytes = r
+                .values
+                .iter()
+                .fold(bytes, |b, v| b.saturating_add(v.len() + 3));
+            self.check_answer_size(bytes)?;
             values.extend(r.values);
             warnings.extend(r.warnings);
         }

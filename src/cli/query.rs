@@ -152,6 +152,12 @@ pub struct QueryArgs {
           default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent: u32,
 
+    /// Series and label requests answered at once, apart from PromQL's
+    /// slots; more wait for a slot within --query.timeout.
+    #[arg(long = "query.max-concurrent-metadata", env = "SKEIN_QUERY_MAX_CONCURRENT_METADATA",
+          default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_metadata: u32,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -214,6 +220,7 @@ impl QueryArgs {
                 max_fetched_bytes: self.max_fetched_bytes,
                 timeout: self.query_timeout,
                 max_concurrent: self.max_concurrent as usize,
+                max_concurrent_metadata: self.max_concurrent_metadata as usize,
             },
         })
     }

@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// Queries evaluated at once; more wait for a slot (within the timeout).
     pub max_concurrent: usize,
+    /// Series and label requests of the HTTP API answered at once, apart
+    /// from PromQL's slots; more wait (within the timeout).
+    pub max_concurrent_metadata: usize,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             max_fetched_bytes: 1 << 30,
             timeout: Duration::from_secs(120),
             max_concurrent: 20,
+            max_concurrent_metadata: 20,
         }
     }
 }

@@ -77,6 +77,10 @@ impl QuerierConfig {
             ("grpc.send-timeout", ms(self.grpc_limits.send_timeout)),
             ("grpc.request-timeout", ms(self.grpc_limits.request_timeout)),
             ("query.max-concurrent", e.max_concurrent.to_string()),
+            (
+                "query.max-concurrent-metadata",
+                e.max_concurrent_metadata.to_string(),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -18,6 +18,10 @@ use super::*;
 /// as they arrive; only the JSON is held, so that a failure half-way can
 /// still answer with an error status.
 pub(super) async fn series(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
+    api.metadata(series_inner(&api, p)).await
+}
+
+async fn series_inner(api: &PromApi, p: Params) -> Result<Response, ApiError> {
     if p.all("match[]").next().is_none() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
@@ -63,6 +67,7 @@ pub(super) async fn series(State(api): State<PromApi>, p: Params) -> Result<Resp
         }
         json::write_labels(&mut out, &labels);
         written += 1;
+        api.check_answer_size(out.len())?;
     }
     out.push(b']');
     json::end_success(&mut out, &warnings);
@@ -75,6 +80,10 @@ pub(super) async fn label_names(
     State(api): State<PromApi>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    api.metadata(label_names_inner(&api, p)).await
+}
+
+async fn label_names_inner(api: &PromApi, p: Params) -> Result<Response, ApiError> {
     let start = time_param(&p, "start", MIN_TIME)?;
     let end = time_param(&p, "end", MAX_TIME)?;
     let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
@@ -97,6 +106,10 @@ pub(super) async fn label_values(
     Path(name): Path<String>,
     p: Params,
 ) -> Result<Response, ApiError> {
+    api.metadata(label_values_inner(&api, name, p)).await
+}
+
+async fn label_values_inner(api: &PromApi, name: String, p: Params) -> Result<Response, ApiError> {
     if !is_label_name(&name) {
         return Err(ApiError::bad_data(format!(
             "invalid label name: {}",
