@@ -438,9 +438,15 @@ fn decode_into_portable(data: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkE
     let total = usize::from(sample_count(data)?);
     let body = &data[HEADER_LEN..];
     let start = out.len();
-    out.reserve(total);
+    // Every sample after the second takes at least two bits, so a count
+    // the body cannot hold is a broken chunk: no room is reserved for it
+    // and the careful walk below reports where it ends.
+    let plausible = total <= body.len().saturating_mul(4).saturating_add(2);
+    if plausible {
+        out.reserve(total);
+    }
     let mut d = Decoder::new(body);
-    let mut clean = total == 0 || d.first();
+    let mut clean = plausible && (total == 0 || d.first());
     if clean && total > 0 {
         out.push(d.sample());
     }
@@ -560,6 +566,23 @@ mod tests {
         assert_eq!(it.seek(31_000).unwrap().unwrap().t, 45_000);
         assert_eq!(it.next_sample().unwrap().unwrap().t, 60_000);
         assert!(it.seek(10_000_000).unwrap().is_none());
+    }
+
+    #[test]
+    fn counts_the_body_cannot_hold_reserve_nothing() {
+        // Three bytes claiming 65,535 samples.
+        let data = [0xff, 0xff, 0x01];
+        let mut out = Vec::new();
+        assert!(decode_into(&data, &mut out).is_err());
+        assert!(out.capacity() < 1024, "{}", out.capacity());
+        // A real chunk with its count raised past what it holds fails the
+        // same way, keeping the samples that were there.
+        let samples: Vec<_> = (0..10).map(|i| s(i * 1_000, i as f64)).collect();
+        let mut data = encode_all(&samples).unwrap();
+        data[..2].copy_from_slice(&u16::MAX.to_be_bytes());
+        let mut out = Vec::new();
+        assert!(decode_into(&data, &mut out).is_err());
+        assert!(out.capacity() < 1024, "{}", out.capacity());
     }
 
     #[test]
