@@ -59,6 +59,38 @@ pub enum AdvertError {
         value: String,
         reason: String,
     },
+    #[error("advert too large: {0}")]
+    TooLarge(String),
+}
+
+/// Most keys one node may gossip; an advert has a dozen.
+pub const MAX_KEYS_PER_NODE: usize = 64;
+/// Most bytes of keys and values one node may gossip: room for label sets
+/// of many tenants, far below what would burden every member's memory.
+pub const MAX_NODE_BYTES: usize = 64 * 1024;
+
+/// Refuses a node whose gossiped state is larger than any advert needs:
+/// every member holds and parses every node's state, so one node must not
+/// be able to make that expensive.
+pub fn check_node_size<'a>(
+    key_values: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), AdvertError> {
+    let (mut keys, mut bytes) = (0usize, 0usize);
+    for (k, v) in key_values {
+        keys += 1;
+        bytes = bytes.saturating_add(k.len() + v.len());
+    }
+    if keys > MAX_KEYS_PER_NODE {
+        return Err(AdvertError::TooLarge(format!(
+            "{keys} keys, at most {MAX_KEYS_PER_NODE}"
+        )));
+    }
+    if bytes > MAX_NODE_BYTES {
+        return Err(AdvertError::TooLarge(format!(
+            "{bytes} bytes, at most {MAX_NODE_BYTES}"
+        )));
+    }
+    Ok(())
 }
 
 fn invalid(key: &'static str, value: &str, reason: impl fmt::Display) -> AdvertError {

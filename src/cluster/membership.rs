@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tracing::{debug, info, warn};
 
-use super::keys::{AdvertError, NodeAdvert};
+use super::keys::{check_node_size, AdvertError, NodeAdvert};
 use super::metrics::{INVALID_ADVERTS_TOTAL, MEMBERS};
 use crate::store::PeerType;
 
@@ -84,6 +84,49 @@ pub struct Membership {
     subscribers: Vec<Recipient<MembershipChange>>,
     /// Last rejection per node incarnation, so each is logged once.
     rejected: HashMap<ChitchatId, AdvertError>,
+    /// Warnings about other nodes' state, bounded in rate.
+    log_budget: LogBudget,
+}
+
+/// Most nodes taken into the membership; nodes past it (in node name
+/// order) are left out, counted and warned about.
+pub const MAX_MEMBERS: usize = 4096;
+
+/// At most `PER_MINUTE` warnings a minute about what other nodes gossip, so
+/// that a flood of bad nodes cannot flood the log; the rest are counted and
+/// reported with the next warning let through.
+struct LogBudget {
+    window_start: std::time::Instant,
+    used: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    const PER_MINUTE: u32 = 20;
+
+    fn new() -> Self {
+        Self {
+            window_start: std::time::Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a warning may be logged now; with it, how many were held
+    /// back since the last one.
+    fn take(&mut self) -> Option<u64> {
+        if self.window_start.elapsed() >= std::time::Duration::from_secs(60) {
+            self.window_start = std::time::Instant::now();
+            self.used = 0;
+        }
+        if self.used < Self::PER_MINUTE {
+            self.used += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
 }
 
 impl Membership {
@@ -101,6 +144,7 @@ impl Membership {
             joined: !expects_peers,
             subscribers: Vec::new(),
             rejected: HashMap::new(),
+            log_budget: LogBudget::new(),
         }
     }
 
@@ -137,11 +181,35 @@ impl Membership {
                 }
             }
         }
+        if newest.len() > MAX_MEMBERS {
+            let dropped = newest.len() - MAX_MEMBERS;
+            if let Some(held_back) = self.log_budget.take() {
+                warn!(
+                    nodes = newest.len(),
+                    max = MAX_MEMBERS,
+                    dropped,
+                    held_back,
+                    "more nodes gossip than a cluster may have; the last ones by name are ignored"
+                );
+            }
+            // This node is never the one left out.
+            let mut kept: BTreeMap<Arc<str>, (&ChitchatId, &NodeState)> = newest
+                .iter()
+                .filter(|(_, (id, _))| **id != self.self_id)
+                .take(MAX_MEMBERS - 1)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            if let Some((k, v)) = newest.iter().find(|(_, (id, _))| **id == self.self_id) {
+                kept.insert(k.clone(), *v);
+            }
+            newest = kept;
+        }
         let mut nodes = Vec::with_capacity(newest.len());
         let mut ready: BTreeMap<Arc<str>, Member> = BTreeMap::new();
         let mut counts: HashMap<(&'static str, &'static str), f64> = HashMap::new();
         for (id, state) in newest.values() {
-            let parsed = NodeAdvert::from_lookup(|k| state.get(k));
+            let parsed = check_node_size(state.key_values())
+                .and_then(|()| NodeAdvert::from_lookup(|k| state.get(k)));
             let is_self = *id == &self.self_id;
             match parsed {
                 Ok(advert) => {
@@ -172,8 +240,11 @@ impl Membership {
                 Err(e) => {
                     *counts.entry(("unknown", "invalid")).or_default() += 1.0;
                     if self.rejected.get(*id) != Some(&e) {
-                        warn!(node = %id.node_id, gossip = %id.gossip_advertise_addr, error = %e,
-                              "ignoring member with an invalid advert");
+                        if let Some(held_back) = self.log_budget.take() {
+                            let name: String = id.node_id.chars().take(128).collect();
+                            warn!(node = %name, gossip = %id.gossip_advertise_addr, error = %e, held_back,
+                                  "ignoring member with an invalid advert");
+                        }
                         metrics::counter!(INVALID_ADVERTS_TOTAL).increment(1);
                         self.rejected.insert((*id).clone(), e.clone());
                     }
@@ -354,6 +425,50 @@ mod tests {
             state.set(k, v);
         }
         (id, state)
+    }
+
+    fn membership() -> Membership {
+        let (_tx, rx) = watch::channel(BTreeMap::new());
+        // Last by name among the test's nodes.
+        let self_id = ChitchatId::new("zz-me", 1, ([127, 0, 0, 1], 10_900).into());
+        Membership::new(self_id, false, rx)
+    }
+
+    #[test]
+    fn oversized_node_states_are_ignored() {
+        let mut m = membership();
+        let (big_id, mut big) = node(1);
+        big.set(
+            crate::cluster::keys::LABELS,
+            format!("[{{\"a\":\"{}\"}}]", "x".repeat(100_000)),
+        );
+        let (many_id, mut many) = node(2);
+        for i in 0..100 {
+            many.set(format!("extra.{i}"), "v");
+        }
+        let live: BTreeMap<ChitchatId, NodeState> = [node(0), (big_id, big), (many_id, many)]
+            .into_iter()
+            .collect();
+        m.apply(&live);
+        let members: Vec<&str> = m.members.keys().map(|k| &**k).collect();
+        assert_eq!(members, ["node-0"]);
+        let errors: Vec<String> = m.nodes.iter().filter_map(|n| n.error.clone()).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().all(|e| e.contains("too large")), "{errors:?}");
+    }
+
+    #[test]
+    fn members_are_capped_and_this_node_is_kept() {
+        let mut m = membership();
+        let mut live: BTreeMap<ChitchatId, NodeState> =
+            (0..(MAX_MEMBERS + 50) as u16).map(node).collect();
+        // This node's own state, last by name.
+        let (_, mut me) = node(9);
+        me.set(crate::cluster::keys::STORE_GROUP_ID, "me");
+        live.insert(m.self_id.clone(), me);
+        m.apply(&live);
+        assert_eq!(m.members.len(), MAX_MEMBERS);
+        assert!(m.members.contains_key("zz-me"));
     }
 
     #[test]
