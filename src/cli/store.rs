@@ -70,7 +70,7 @@ pub struct StoreArgs {
     #[arg(
         long = "store.series-limit",
         env = "SKEIN_STORE_SERIES_LIMIT",
-        default_value_t = 0
+        default_value_t = 1_000_000
     )]
     pub series_limit: usize,
 
@@ -79,7 +79,7 @@ pub struct StoreArgs {
     #[arg(
         long = "store.series-sample-limit",
         env = "SKEIN_STORE_SERIES_SAMPLE_LIMIT",
-        default_value_t = 0
+        default_value_t = 500_000_000
     )]
     pub sample_limit: u64,
 
