@@ -77,17 +77,27 @@ struct Collector<'a> {
 }
 
 impl Collector<'_> {
-    fn string_id(&mut self, s: &str) -> u32 {
+    fn string_id(&mut self, s: &str) -> Result<u32, TsdbError> {
         if let Some(id) = self.symbols.find(s) {
-            return id;
+            return Ok(id);
+        }
+        // Every label string is a symbol; only the all-postings entry's
+        // empty name and value may be missing from the table. Prometheus
+        // refuses a block where any other is.
+        if !s.is_empty() {
+            return Err(TsdbError::malformed(
+                self.file,
+                "postings offset table",
+                format!("{s:?} is not in the symbol table"),
+            ));
         }
         if let Some(&id) = self.extra_ids.get(s) {
-            return id;
+            return Ok(id);
         }
         let id = (self.symbols.len() + self.extra.len()) as u32;
         self.extra.push(s.to_string());
         self.extra_ids.insert(s.to_string(), id);
-        id
+        Ok(id)
     }
 
     fn add(&mut self, name: &str, value: &str, start: u64) -> Result<(), TsdbError> {
@@ -121,7 +131,10 @@ impl Collector<'_> {
                 return Err(unsorted());
             }
         }
-        let value = self.string_id(value);
+        if new_name {
+            self.string_id(name)?;
+        }
+        let value = self.string_id(value)?;
         if let Some(label) = self.labels.last_mut() {
             label.values.push(ValuePostings {
                 value,

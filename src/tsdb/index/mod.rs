@@ -227,7 +227,6 @@ mod tests {
         let buf = symbol_section(&["", "a", "b", "héllo", "zz"]);
         let s = Symbols::parse_section("i", &buf, 5).unwrap();
         assert_eq!(s.len(), 5);
-        assert!(s.is_sorted());
         assert_eq!(s.get(0), Some(""));
         assert_eq!(s.get(3), Some("héllo"));
         assert_eq!(s.get(5), None);
@@ -239,10 +238,14 @@ mod tests {
         s.encode_body(&mut again);
         assert_eq!(&again[..], &buf[4..buf.len() - 4]);
 
-        let unsorted = symbol_section(&["b", "a"]);
-        let s = Symbols::parse_section("i", &unsorted, 5).unwrap();
-        assert!(!s.is_sorted());
-        assert_eq!(s.find("a"), None);
+        // Out of order or repeated: damaged.
+        for bad in [&["b", "a"][..], &["a", "a"]] {
+            let err = Symbols::parse_section("i", &symbol_section(bad), 5).unwrap_err();
+            assert!(
+                err.is_corruption() && err.to_string().contains("out of order"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

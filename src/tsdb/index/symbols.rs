@@ -12,9 +12,6 @@ pub struct Symbols {
     data: String,
     /// Where each symbol ends in `data`.
     ends: Vec<u32>,
-    /// Whether the symbols are strictly ascending, as the format requires;
-    /// lookups by string are only done when they are.
-    sorted: bool,
 }
 
 impl Symbols {
@@ -35,12 +32,14 @@ impl Symbols {
         }
         let mut data = String::with_capacity(d.remaining().saturating_sub(count));
         let mut ends = Vec::with_capacity(count);
-        let mut sorted = true;
         let mut prev_start = 0usize;
         for i in 0..count {
             let s = d.str_uvarint()?;
+            // Prometheus writes them strictly ascending and finds them by
+            // binary search; a table out of order is damaged, and would map
+            // label strings wrongly.
             if i > 0 && data.get(prev_start..).is_some_and(|prev| prev >= s) {
-                sorted = false;
+                return Err(d.malformed(format!("symbol {i} ({s:?}) is out of order")));
             }
             prev_start = data.len();
             data.push_str(s);
@@ -51,7 +50,7 @@ impl Symbols {
         if !d.is_empty() {
             return Err(d.malformed(format!("{} bytes after the last symbol", d.remaining())));
         }
-        Ok(Symbols { data, ends, sorted })
+        Ok(Symbols { data, ends })
     }
 
     pub fn len(&self) -> usize {
@@ -60,10 +59,6 @@ impl Symbols {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
-    }
-
-    pub fn is_sorted(&self) -> bool {
-        self.sorted
     }
 
     /// The symbol at position `i`.
@@ -77,11 +72,8 @@ impl Symbols {
         self.data.get(start..end)
     }
 
-    /// The position of `s`, when the table is sorted.
+    /// The position of `s`.
     pub fn find(&self, s: &str) -> Option<u32> {
-        if !self.sorted {
-            return None;
-        }
         let (mut lo, mut hi) = (0usize, self.ends.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
