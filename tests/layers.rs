@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["telemetry"],
     &["node"],
     &["querier", "sidecar", "storegw", "synthetic"],
-    &["demo"],
+    &["demo", "fuzzing"],
     &["cli"],
 ];
 

@@ -13,6 +13,27 @@
 /// The most nested nodes a query may have (by the bound above).
 pub const MAX_DEPTH: usize = 1000;
 
+/// Parses PromQL text into its syntax tree, safely for any input: text that
+/// could nest deeper than [`MAX_DEPTH`] is refused before the parser sees
+/// it, and a panic of the parser (it has some, e.g. on `offset NaN`) is an
+/// error. Errors are the parser's message, without a prefix.
+pub fn parse_expr(query: &str) -> Result<promql_parser::parser::Expr, String> {
+    let bound = depth_bound(query);
+    if bound > MAX_DEPTH {
+        return Err(format!(
+            "query nests too deeply: up to {bound} levels of brackets and operators, the limit is {MAX_DEPTH}"
+        ));
+    }
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+        Ok(parsed) => parsed,
+        Err(p) => Err(p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unreadable query".into())),
+    }
+}
+
 /// An upper bound on the depth of the syntax tree `query` parses to.
 pub fn depth_bound(query: &str) -> usize {
     let b = query.as_bytes();

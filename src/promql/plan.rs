@@ -31,14 +31,7 @@ pub(crate) fn parse(query: &str) -> Result<Expr, PromqlError> {
             "parse error: no expression found in input",
         ));
     }
-    let bound = super::depth::depth_bound(query);
-    if bound > super::depth::MAX_DEPTH {
-        return Err(PromqlError::bad_data(format!(
-            "parse error: query nests too deeply: up to {bound} levels of brackets and operators, the limit is {}",
-            super::depth::MAX_DEPTH
-        )));
-    }
-    let expr = promql_parser::parser::parse(query)
+    let expr = super::depth::parse_expr(query)
         .map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
     check(&expr)?;
     Ok(expr)

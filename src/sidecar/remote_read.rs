@@ -144,6 +144,25 @@ impl RemoteRead {
         }
     }
 
+    /// A whole streamed (chunked) answer held in memory, decoded as if it
+    /// had come from this client's Prometheus: for tools and fuzzing.
+    pub fn decode_streamed(&self, body: Bytes) -> Result<Vec<Series>, StoreError> {
+        use futures::FutureExt;
+        let parts = futures::stream::iter([Ok::<Bytes, reqwest::Error>(body)]);
+        coalesce(frames(self.clone(), parts))
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
+    /// A whole SAMPLES answer held in memory, decoded as if it had come
+    /// from this client's Prometheus: for tools and fuzzing.
+    pub fn decode_samples(&self, body: &[u8]) -> Result<Vec<Series>, StoreError> {
+        self.samples_response(body)
+    }
+
     /// A SAMPLES answer's body, read up to [`MAX_SAMPLES_BODY`].
     async fn samples_body(&self, resp: reqwest::Response) -> Result<BytesMut, StoreError> {
         let too_big = || {

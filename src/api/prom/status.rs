@@ -20,14 +20,14 @@ pub(super) async fn query_exemplars(p: Params) -> Result<Response, ApiError> {
             "end timestamp must not be before start timestamp",
         ));
     }
-    promql_parser::parser::parse(p.get("query"))
+    crate::promql::depth::parse_expr(p.get("query"))
         .map_err(|e| ApiError::bad_data(parse_error(&e)))?;
     Ok(success(b"[]", &[]))
 }
 
 /// `/api/v1/format_query`: the query, pretty-printed as Prometheus does.
 pub(super) async fn format_query(p: Params) -> Result<Response, ApiError> {
-    let expr = promql_parser::parser::parse(p.get("query"))
+    let expr = crate::promql::depth::parse_expr(p.get("query"))
         .map_err(|e| ApiError::invalid_param("query", parse_error(&e)))?;
     let mut out = Vec::new();
     json::write_str(&mut out, &expr.prettify());

@@ -65,7 +65,8 @@ pub fn parts(data: &[u8]) -> Result<[Option<&[u8]>; 5], ChunkError> {
             continue;
         }
         let len = usize::try_from(len).map_err(|_| ChunkError::Truncated { decoded: 0 })?;
-        if b.len() < len + 1 {
+        // The encoding byte and `len` bytes of chunk follow.
+        if len >= b.len() {
             return Err(ChunkError::Truncated { decoded: 0 });
         }
         if b[0] != XOR_BYTE {
@@ -310,6 +311,15 @@ impl CounterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_length_past_the_data_is_an_error() {
+        // A sub-chunk length of 2^64 - 1: once overflowed a bounds check.
+        let mut data = vec![0xff; 9];
+        data.extend_from_slice(&[0x01, 0x01, 0x00]);
+        assert!(parts(&data).is_err());
+        assert!(parts(&[0x05, 0x01, 0x00]).is_err());
+    }
     use crate::model::{Chunk, ChunkEncoding};
 
     fn xor(samples: &[(i64, f64)]) -> Vec<u8> {
