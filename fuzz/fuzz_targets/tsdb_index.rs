@@ -1,0 +1,4 @@
+//! Coverage-guided fuzzing of `skein::fuzzing::tsdb_index`; see docs/fuzzing.md.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| skein::fuzzing::tsdb_index(data));
