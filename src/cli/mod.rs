@@ -322,6 +322,42 @@ mod tests {
     }
 
     #[test]
+    fn gateway_limits_take_thanos_names_too() {
+        let limits = |args: &[&str]| {
+            let mut all = vec![
+                "skein",
+                "store",
+                "--objstore.config",
+                "type: FILESYSTEM\nconfig:\n  directory: /tmp\n",
+            ];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).unwrap().command {
+                Command::Store(s) => (s.series_limit, s.sample_limit),
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(limits(&[]), (1_000_000, 500_000_000));
+        assert_eq!(
+            limits(&[
+                "--store.limits.request-series",
+                "5",
+                "--store.limits.request-samples",
+                "7"
+            ]),
+            (5, 7)
+        );
+        assert_eq!(
+            limits(&[
+                "--store.series-limit",
+                "6",
+                "--store.series-sample-limit",
+                "8"
+            ]),
+            (6, 8)
+        );
+    }
+
+    #[test]
     fn query_engine_flags() {
         let parse = |args: &[&str]| -> Result<EngineConfig, clap::Error> {
             let mut all = vec!["skein", "query"];

@@ -69,6 +69,7 @@ pub struct StoreArgs {
     /// with a clear error instead of loading them. 0: no limit.
     #[arg(
         long = "store.series-limit",
+        alias = "store.limits.request-series",
         env = "SKEIN_STORE_SERIES_LIMIT",
         default_value_t = 1_000_000
     )]
@@ -78,6 +79,7 @@ pub struct StoreArgs {
     /// chunks sent); a request over it fails with a clear error. 0: no limit.
     #[arg(
         long = "store.series-sample-limit",
+        alias = "store.limits.request-samples",
         env = "SKEIN_STORE_SERIES_SAMPLE_LIMIT",
         default_value_t = 500_000_000
     )]

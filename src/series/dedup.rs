@@ -124,7 +124,8 @@ fn penalty_pair(a: &[Sample], b: &[Sample], counter: bool, out: &mut Vec<Sample>
             last = Some((use_a, v));
         }
         if let Some(t) = last_t {
-            let penalty = 2 * (s.t - t);
+            // Timestamps from peers may sit anywhere in i64.
+            let penalty = s.t.saturating_sub(t).saturating_mul(2);
             if use_a {
                 pen_b = penalty;
             } else {

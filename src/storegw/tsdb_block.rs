@@ -26,7 +26,9 @@ impl TsdbBlock {
         let info = BlockInfo {
             ulid: meta.ulid.clone(),
             min_time: meta.min_time,
-            max_time: meta.max_time - 1,
+            // meta.json's max is exclusive; a block with min = max
+            // (i64::MIN included) must not wrap.
+            max_time: meta.max_time.saturating_sub(1),
             labels,
             resolution: meta.resolution(),
         };
