@@ -24,6 +24,7 @@ pub fn parse_expr(query: &str) -> Result<promql_parser::parser::Expr, String> {
             "query nests too deeply: up to {bound} levels of brackets and operators, the limit is {MAX_DEPTH}"
         ));
     }
+    check_number_durations(query)?;
     match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
         Ok(parsed) => parsed,
         Err(p) => Err(p
@@ -87,6 +88,87 @@ pub fn depth_bound(query: &str) -> usize {
         i += 1;
     }
     deepest.saturating_add(operators).saturating_add(1)
+}
+
+/// The parser reads a plain number where a duration goes (`x[300]`,
+/// `offset 60`) as seconds, and panics on one that is no duration (`NaN`,
+/// `Inf`, `1e400`). Such numbers are refused here: after `[`, after `:`
+/// inside brackets, and after `offset` (and its `-`).
+fn check_number_durations(query: &str) -> Result<(), String> {
+    let b = query.as_bytes();
+    let (mut i, mut brackets) = (0, 0usize);
+    let mut duration_next = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' | b'\'' | b'`' => {
+                i = skip_string(b, i);
+                duration_next = false;
+                continue;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' => {
+                brackets += 1;
+                duration_next = true;
+            }
+            b']' => {
+                brackets = brackets.saturating_sub(1);
+                duration_next = false;
+            }
+            b':' if brackets > 0 => duration_next = true,
+            b'-' if duration_next => {}
+            _ if c.is_ascii_whitespace() => {}
+            _ if c.is_ascii_alphanumeric() || c == b'_' || c == b'.' => {
+                let start = i;
+                while i < b.len() {
+                    let x = b[i];
+                    let exponent_sign = (x == b'+' || x == b'-')
+                        && matches!(b[i - 1], b'e' | b'E')
+                        && b[start].is_ascii_digit();
+                    if x.is_ascii_alphanumeric()
+                        || x == b'_'
+                        || x == b'.'
+                        || x == b':'
+                        || exponent_sign
+                    {
+                        i += 1;
+                    } else {
+                        break;
+                    }
+                }
+                let word = &query[start..i];
+                if duration_next {
+                    check_duration_number(word)?;
+                }
+                duration_next = word.eq_ignore_ascii_case("offset");
+                continue;
+            }
+            _ => duration_next = false,
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// A word in a duration's place: a duration literal (`5m`), or a number of
+/// seconds the parser can turn into one.
+fn check_duration_number(word: &str) -> Result<(), String> {
+    let number = if let Some(hex) = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok().map(|n| n as f64)
+    } else {
+        word.parse::<f64>().ok()
+    };
+    match number {
+        Some(n) if !(n.is_finite() && n >= 0.0 && n < 1.8e19) => Err(format!(
+            "bad duration {word:?}: a number of seconds must be finite and not negative"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The index just past the string literal that starts at `start`.
@@ -159,6 +241,35 @@ mod tests {
         let regex = format!("{{job=~\"{}\"}}", "a|b-c+d*".repeat(2_000));
         assert_eq!(depth_bound(&regex), 2);
         assert_eq!(depth_bound("up{a=\"(((\", b!~\"+\"}"), 2);
+    }
+
+    #[test]
+    fn numbers_that_are_no_duration_are_refused_before_parsing() {
+        for q in [
+            "x[10m] offset NaN",
+            "x offset -Inf",
+            "x[1e400]",
+            "rate(x[NaN])",
+            "max_over_time(x[5m:inf])",
+            "x[0x1p3]",
+        ] {
+            // Each of these once made the parser panic, or would.
+            let r = parse_expr(q);
+            assert!(r.is_err(), "{q}: {r:?}");
+        }
+        for q in [
+            "x[5m]",
+            "x[300]",
+            "x offset 60",
+            "x offset -1m",
+            "max_over_time(x[5m:30s])",
+            "job:rate5m[1m]",
+            "x[1e3]",
+            "x{a=\"[NaN]\"}",
+            "x[5m] @ 1e9",
+        ] {
+            assert!(parse_expr(q).is_ok(), "{q}: {:?}", parse_expr(q));
+        }
     }
 
     #[test]
