@@ -164,7 +164,7 @@ fn check_duration_number(word: &str) -> Result<(), String> {
         word.parse::<f64>().ok()
     };
     match number {
-        Some(n) if !(n.is_finite() && n >= 0.0 && n < 1.8e19) => Err(format!(
+        Some(n) if !(0.0..1.8e19).contains(&n) => Err(format!(
             "bad duration {word:?}: a number of seconds must be finite and not negative"
         )),
         _ => Ok(()),
