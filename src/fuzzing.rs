@@ -682,16 +682,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 query_index: 0,
             }
             .encode_to_vec();
-            let mut frame = Vec::new();
-            let mut len = msg.len() as u64;
-            while len >= 0x80 {
-                frame.push(len as u8 | 0x80);
-                len >>= 7;
-            }
-            frame.push(len as u8);
-            frame.extend_from_slice(&crc32c::crc32c(&msg).to_be_bytes());
-            frame.extend_from_slice(&msg);
-            vec![frame]
+            vec![crate::sidecar::remote_read::encode_frame(&msg)]
         }
         "remote_read_samples" => {
             let resp = prom::ReadResponse {

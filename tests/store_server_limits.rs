@@ -122,6 +122,22 @@ async fn count_series(addr: &str, timeout: Duration) -> Result<usize, tonic::Sta
     Ok(n)
 }
 
+/// `n` callers that open a Series answer, read one frame and stop reading.
+async fn idle_callers(addr: &str, n: usize) -> Vec<tonic::Streaming<pb::SeriesResponse>> {
+    let mut idle = Vec::new();
+    for _ in 0..n {
+        let mut s = client(addr)
+            .await
+            .series(all_series())
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(s.next().await.unwrap().is_ok());
+        idle.push(s);
+    }
+    idle
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_that_stop_reading_lose_their_slot() {
     let limits = ServeLimits {
@@ -131,17 +147,7 @@ async fn callers_that_stop_reading_lose_their_slot() {
     };
     let (addr, stop) = start(Arc::new(big_store()), limits).await;
     // Two callers take every slot, read one frame each, and stop.
-    let mut idle = Vec::new();
-    for _ in 0..2 {
-        let mut s = client(&addr)
-            .await
-            .series(all_series())
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(s.next().await.unwrap().is_ok());
-        idle.push(s);
-    }
+    let idle = idle_callers(&addr, 2).await;
     // A third is answered in full once the idle ones are dropped by the
     // server, long before its own deadline.
     let started = Instant::now();
@@ -175,17 +181,7 @@ async fn without_a_send_timeout_idle_callers_hold_their_slots() {
         request_timeout: Duration::from_secs(1),
     };
     let (addr, stop) = start(Arc::new(big_store()), limits).await;
-    let mut idle = Vec::new();
-    for _ in 0..2 {
-        let mut s = client(&addr)
-            .await
-            .series(all_series())
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(s.next().await.unwrap().is_ok());
-        idle.push(s);
-    }
+    let idle = idle_callers(&addr, 2).await;
     let err = count_series(&addr, Duration::from_secs(5))
         .await
         .unwrap_err();

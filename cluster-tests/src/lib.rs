@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -446,4 +446,17 @@ pub fn use_release_binary() -> anyhow::Result<()> {
     );
     std::env::set_var("SKEIN_BIN", bin);
     Ok(())
+}
+
+/// The promtool 2.42 blocks of tests/fixtures, copied into `dir/bucket`; the
+/// bucket configuration (FILESYSTEM) that serves them.
+pub fn fixture_bucket(dir: &Path) -> anyhow::Result<String> {
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/promtool-2.42-blocks");
+    let bucket = dir.join("bucket");
+    promql_setup::copy_dir(&fixtures, &bucket)?;
+    Ok(format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        bucket.display()
+    ))
 }

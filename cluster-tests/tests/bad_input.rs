@@ -7,7 +7,6 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,19 +26,6 @@ const QUERY: &str = "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)&tim
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 /// Resident memory no node may pass (debug builds included).
 const RSS_BOUND_KIB: u64 = 512 * 1024;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
-}
 
 fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     let mut out = String::new();
@@ -274,14 +260,7 @@ fn garbage_udp(gossip: &str) {
 #[test]
 fn bad_input_reaches_no_node() {
     let dir = tempfile::tempdir().unwrap();
-    let bucket = dir.path().join("bucket");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/promtool-2.42-blocks");
-    copy_dir(&fixtures, &bucket);
-    let objstore = format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket.display()
-    );
+    let objstore = skein_cluster_tests::fixture_bucket(dir.path()).unwrap();
     let mut querier = start_node(
         "query",
         "query",

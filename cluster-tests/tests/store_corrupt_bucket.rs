@@ -23,21 +23,10 @@ const BAD_SERIES: &str = "01M80AZ7HX8RR7RQDH3G25MS17";
 /// A copy of CLEAN's files under a new ULID, with a garbage meta.json.
 const GARBAGE_META: &str = "01M80AZ7J00000000000000001";
 
+use skein_cluster_tests::promql_setup::copy_dir;
+
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/promtool-2.42-blocks")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
 }
 
 fn edit(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
@@ -90,7 +79,7 @@ fn series_at(ulid: &str, t: i64) -> usize {
 
 fn damaged_bucket(bucket: &Path) {
     for ulid in [CLEAN, CUT_INDEX, BAD_MAGIC, NO_CHUNKS, BAD_SERIES] {
-        copy_dir(&fixtures().join(ulid), &bucket.join(ulid));
+        copy_dir(&fixtures().join(ulid), &bucket.join(ulid)).unwrap();
     }
     edit(&bucket.join(CUT_INDEX).join("index"), |d| {
         d.truncate(d.len() / 2)
@@ -99,7 +88,7 @@ fn damaged_bucket(bucket: &Path) {
     std::fs::remove_file(bucket.join(NO_CHUNKS).join("chunks/000001")).unwrap();
     let at = series_entry_byte(BAD_SERIES);
     edit(&bucket.join(BAD_SERIES).join("index"), |d| d[at] ^= 0x10);
-    copy_dir(&fixtures().join(CLEAN), &bucket.join(GARBAGE_META));
+    copy_dir(&fixtures().join(CLEAN), &bucket.join(GARBAGE_META)).unwrap();
     std::fs::write(bucket.join(GARBAGE_META).join("meta.json"), "not json").unwrap();
 }
 

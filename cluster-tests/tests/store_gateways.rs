@@ -13,32 +13,12 @@ use skein_cluster_tests::{get_json, healthy_members, start_node, wait_for, Proce
 
 const SEED: &str = "127.0.11.1:10900";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
-}
-
 const QUERY: &str = "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)&time=1700003000";
 
 #[test]
 fn gateways_stall_and_crash_without_failed_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let bucket = dir.path().join("bucket");
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/promtool-2.42-blocks");
-    copy_dir(&fixtures, &bucket);
-    let objstore = format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        bucket.display()
-    );
+    let objstore = skein_cluster_tests::fixture_bucket(dir.path()).unwrap();
 
     let querier = start_node(
         "query",

@@ -267,6 +267,22 @@ impl RemoteRead {
     }
 }
 
+/// One frame of a streamed remote-read answer, as Prometheus writes it:
+/// the message's length (uvarint), its CRC32C (Castagnoli, big-endian),
+/// the message.
+pub fn encode_frame(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 14);
+    let mut len = msg.len() as u64;
+    while len >= 0x80 {
+        out.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(&crc32c::crc32c(msg).to_be_bytes());
+    out.extend_from_slice(msg);
+    out
+}
+
 fn read_uvarint(buf: &[u8]) -> Option<Result<(u64, usize), ()>> {
     let mut v = 0u64;
     for (i, &b) in buf.iter().enumerate().take(10) {
@@ -373,24 +389,9 @@ mod tests {
         body.extend_from_slice(&[0; 16]);
         let err = rr.samples_response(&body).unwrap_err();
         assert!(err.to_string().contains("claims"), "{err}");
-        // A real answer still decodes.
-        let resp = prom::ReadResponse {
-            results: vec![prom::QueryResult {
-                timeseries: vec![prom::TimeSeries {
-                    labels: vec![prom::Label {
-                        name: "__name__".into(),
-                        value: "up".into(),
-                    }],
-                    samples: vec![prom::Sample {
-                        value: 1.0,
-                        timestamp: 1000,
-                    }],
-                }],
-            }],
-        };
-        let body = snap::raw::Encoder::new()
-            .compress_vec(&resp.encode_to_vec())
-            .unwrap();
+        // A real answer (the fuzzing seed: one series of 20 samples) still
+        // decodes.
+        let body = crate::fuzzing::seeds("remote_read_samples").remove(0);
         let series = rr.samples_response(&body).unwrap();
         assert_eq!(series.len(), 1);
     }
@@ -410,16 +411,7 @@ mod tests {
     }
 
     fn frame(msg: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut len = msg.len() as u64;
-        while len >= 0x80 {
-            out.push(len as u8 | 0x80);
-            len >>= 7;
-        }
-        out.push(len as u8);
-        out.extend_from_slice(&crc32c::crc32c(msg).to_be_bytes());
-        out.extend_from_slice(msg);
-        out
+        encode_frame(msg)
     }
 
     fn response(names: &[&str]) -> Vec<u8> {
