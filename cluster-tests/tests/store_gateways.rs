@@ -4,7 +4,6 @@
 //! fail or come back partial, and the stall may cost no more than the
 //! hedging bound. Loopback range 127.0.11.x.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
