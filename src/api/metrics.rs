@@ -9,12 +9,18 @@ use metrics::{describe_counter, describe_histogram, Unit};
 
 pub const HTTP_REQUESTS_TOTAL: &str = "skein_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "skein_http_request_duration_seconds";
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "skein_http_connections_refused_total";
 
 pub fn describe() {
     describe_counter!(
         HTTP_REQUESTS_TOTAL,
         Unit::Count,
         "HTTP requests served, by route pattern and status code."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        Unit::Count,
+        "HTTP connections closed at once because the server already had as many as it serves."
     );
     describe_histogram!(
         HTTP_REQUEST_DURATION_SECONDS,

@@ -73,23 +73,110 @@ pub async fn bind(flag: &str, addr: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {flag} {addr}: {e}"))
 }
 
-/// Serves `router` on `listener` until `shutdown` is canceled.
+/// Longest a client may take to send a request's head; a client that
+/// trickles bytes (or none) is disconnected instead of holding a
+/// connection for ever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Connections served at once; further clients are disconnected at once
+/// (and counted) until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// How the HTTP server protects itself from slow or too many clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    pub header_read_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` is canceled, then lets
+/// the requests in flight finish (within the drain bound).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+    serve_with(listener, router, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with the given options.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let router = router.route_layer(axum::middleware::from_fn(metrics::track));
+    let service = TowerToHyperService::new(router);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.max_connections.max(1)));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: wait, then go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept an HTTP connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            ::metrics::counter!(metrics::CONNECTIONS_REFUSED_TOTAL).increment(1);
+            tracing::debug!(%peer, max = opts.max_connections, "too many HTTP connections; refused one");
+            continue;
+        };
         // Small answers must not wait for delayed ACKs.
         let _ = tcp.set_nodelay(true);
-    });
-    let router = router.route_layer(axum::middleware::from_fn(metrics::track));
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let builder = builder.clone();
+        let service = service.clone();
+        let watcher = graceful.watcher();
+        let first_byte = opts.header_read_timeout;
+        tokio::spawn(async move {
+            // The protocol is told from the first bytes, and that wait has
+            // no timeout of its own: a client that sends nothing is let go
+            // after the header timeout.
+            let mut probe = [0u8; 1];
+            match tokio::time::timeout(first_byte, tcp.peek(&mut probe)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::trace!(%peer, error = %e, "HTTP connection ended");
+            }
+            drop(slot);
+        });
+    }
     crate::shutdown::drain_bounded(
         "HTTP",
-        std::future::IntoFuture::into_future(server),
+        async {
+            graceful.shutdown().await;
+            Ok(())
+        },
         &shutdown,
     )
     .await
