@@ -545,7 +545,7 @@ fn fill<'a>(
         if i.min_time > maxt {
             break;
         }
-        fill(finer, start, i.min_time - 1, out);
+        fill(finer, start, i.min_time.saturating_sub(1), out);
         out.push(b);
         start = start.max(i.max_time.saturating_add(1));
     }

@@ -50,25 +50,25 @@ const ASSUMED_RAW_INTERVAL: i64 = 60 * 1000;
 
 /// The last millisecond of the window `t` falls in.
 fn window_end(t: i64, res: i64) -> i64 {
-    t - t.rem_euclid(res) + res - 1
+    // Saturating: sample times come from blocks and may sit anywhere.
+    t.div_euclid(res)
+        .saturating_mul(res)
+        .saturating_add(res - 1)
 }
 
 /// How many chunks a series spanning `[mint, maxt]` with `count` samples is
 /// cut into at `res`: the windows expected, scaled by how densely the range
 /// is filled, at most 140 per chunk.
 fn target_chunks(mint: i64, maxt: i64, res: i64, count: usize) -> usize {
-    let span = (maxt - mint) as f64;
+    let span = maxt.saturating_sub(mint) as f64;
     let fullness = if span > 0.0 {
         (count as f64 / (span / ASSUMED_RAW_INTERVAL as f64)).min(1.0)
     } else {
         1.0
     };
-    let windows = (((maxt - mint) / res) as f64 * fullness) as usize + 1;
-    let mut x = 1;
-    while windows / x > TARGET_WINDOWS_PER_CHUNK {
-        x += 1;
-    }
-    x
+    let windows = ((maxt.saturating_sub(mint) / res) as f64 * fullness) as usize + 1;
+    // The fewest chunks with at most the target number of windows each.
+    windows / (TARGET_WINDOWS_PER_CHUNK + 1) + 1
 }
 
 /// One aggregate chunk under construction.
@@ -260,6 +260,28 @@ pub async fn downsample_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_counts_and_windows_hold_at_the_ends_of_time() {
+        // The fewest chunks of at most 140 windows, as a search would find.
+        for windows in [1usize, 139, 140, 141, 280, 281, 10_000] {
+            let search = (1..)
+                .find(|x| windows / x <= TARGET_WINDOWS_PER_CHUNK)
+                .unwrap();
+            assert_eq!(
+                windows / (TARGET_WINDOWS_PER_CHUNK + 1) + 1,
+                search,
+                "{windows}"
+            );
+        }
+        // A series spanning all of i64 time: an answer, at once.
+        let n = target_chunks(i64::MIN, i64::MAX, RES_5M, 1_000);
+        assert!(n >= 1);
+        assert_eq!(window_end(0, 300_000), 299_999);
+        assert_eq!(window_end(-1, 300_000), -1);
+        assert_eq!(window_end(i64::MAX, 300_000), i64::MAX);
+        assert!(window_end(i64::MIN, 300_000) < i64::MIN + 300_000);
+    }
     use crate::model::chunk::aggr::{parts, Aggr, AGGRS};
     use crate::model::chunk::xor::decode_all;
 
