@@ -399,6 +399,20 @@ async fn extreme_times_and_durations_do_not_wrap() {
             Err(err) => assert_ne!(err.code, ErrorCode::Internal, "{q}: {err:?}"),
         }
     }
+    // A range across all of i64 time with a step that keeps the points few.
+    match e
+        .range(
+            "vector(1)",
+            i64::MIN + 1,
+            i64::MAX - 1,
+            i64::MAX / 4,
+            opts(),
+        )
+        .await
+    {
+        Ok(out) => assert!(matches!(out.value, Value::Matrix(_))),
+        Err(err) => assert_ne!(err.code, ErrorCode::Internal, "{err:?}"),
+    }
     // Nothing was ever stored that far out: the answers there are empty.
     let got = e.instant("reqs", i64::MAX, opts()).await.unwrap();
     assert!(matches!(got.value, Value::Vector(ref v) if v.is_empty()));

@@ -156,7 +156,10 @@ impl Engine {
             plan::check_range_type(&expr)?;
         }
         let (grid, end_ms) = if range_query {
-            let n = ((end_ms - start_ms) / step_ms + 1) as usize;
+            // In i128: the span of two times near the ends of i64 does
+            // not fit i64. A count past usize is refused with the grid.
+            let steps = (i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms) + 1;
+            let n = usize::try_from(steps.max(0)).unwrap_or(usize::MAX);
             (
                 Grid {
                     start: start_ms,
