@@ -162,6 +162,22 @@ fn frame(result: pb::series_response::Result) -> pb::SeriesResponse {
     }
 }
 
+/// Hands one frame to the caller's queue; `Err(true)` when the caller took
+/// nothing for `send_timeout`, `Err(false)` when it went away.
+async fn send_frame(
+    tx: &tokio::sync::mpsc::Sender<Result<pb::SeriesResponse, Status>>,
+    item: Result<pb::SeriesResponse, Status>,
+    send_timeout: Duration,
+) -> Result<(), bool> {
+    if send_timeout.is_zero() {
+        tx.send(item).await.map_err(|_| false)
+    } else {
+        tx.send_timeout(item, send_timeout)
+            .await
+            .map_err(|e| matches!(e, tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)))
+    }
+}
+
 /// Sends a Series answer's frames to `tx` until the store's stream ends,
 /// fails, the deadline passes, or the caller stops taking frames.
 async fn send_series(
@@ -173,18 +189,6 @@ async fn send_series(
     send_timeout: Duration,
 ) {
     let (mut series, mut chunks) = (0u64, 0u64);
-    let send = |item| {
-        let tx = tx.clone();
-        async move {
-            if send_timeout.is_zero() {
-                tx.send(item).await.map_err(|_| false)
-            } else {
-                tx.send_timeout(item, send_timeout).await.map_err(|e| {
-                    matches!(e, tokio::sync::mpsc::error::SendTimeoutError::Timeout(_))
-                })
-            }
-        }
-    };
     loop {
         let next = match deadline {
             Some(d) => match tokio::time::timeout_at(d, inner.next()).await {
@@ -211,11 +215,11 @@ async fn send_series(
             Some(Ok(SeriesFrame::Warning(w))) => Ok(frame(pb::series_response::Result::Warning(w))),
             Some(Err(e)) => {
                 timer.finish(Err(e.code()));
-                let _ = send(Err(Status::from(e))).await;
+                let _ = send_frame(&tx, Err(Status::from(e)), send_timeout).await;
                 break;
             }
         };
-        if let Err(timed_out) = send(item).await {
+        if let Err(timed_out) = send_frame(&tx, item, send_timeout).await {
             if timed_out {
                 metrics::counter!(STREAMS_ABANDONED_TOTAL).increment(1);
                 debug!(
