@@ -14,6 +14,7 @@ pub mod promql;
 pub mod proto;
 pub mod querier;
 pub mod query;
+pub mod security;
 pub mod series;
 pub mod shutdown;
 pub mod sidecar;

@@ -19,7 +19,16 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, Readiness};
 use crate::cluster::{advertised, Cluster, ClusterConfig, NodeAdvert};
 use crate::model::time::{MAX_TIME, MIN_TIME};
+use crate::security::reload::Reloading;
+use crate::security::tls::ServerOptions;
 use crate::store::{PeerType, Store};
+
+/// Transport security of a node's servers; all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// TLS on the Store API server (`--grpc-server-tls-*`).
+    pub grpc_tls: Option<ServerOptions>,
+}
 
 /// Addresses a running node listens on.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +50,7 @@ pub struct Node {
     bound: Bound,
     grpc: Option<TcpListener>,
     http: Option<TcpListener>,
+    grpc_tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
     readiness: Readiness,
     gossip: Option<Gossip>,
     grpc_stop: CancellationToken,
@@ -50,10 +60,19 @@ pub struct Node {
 }
 
 impl Node {
-    /// Installs the process's metrics recorder and binds both listeners;
-    /// an address that cannot be bound is an error naming its flag.
-    pub async fn bind(grpc_address: &str, http_address: &str) -> anyhow::Result<Self> {
+    /// Installs the process's metrics recorder, loads the TLS settings and
+    /// binds both listeners; an address that cannot be bound, or a
+    /// certificate that cannot be loaded, is an error naming its flag.
+    pub async fn bind(
+        grpc_address: &str,
+        http_address: &str,
+        security: &Security,
+    ) -> anyhow::Result<Self> {
         crate::telemetry::metrics();
+        let grpc_tls = match &security.grpc_tls {
+            Some(o) => Some(o.clone().reloading("grpc-server-tls")?),
+            None => None,
+        };
         let grpc = api::bind("--grpc-address", grpc_address).await?;
         let http = api::bind("--http-address", http_address).await?;
         Ok(Self {
@@ -63,6 +82,7 @@ impl Node {
             },
             grpc: Some(grpc),
             http: Some(http),
+            grpc_tls,
             readiness: Readiness::default(),
             gossip: None,
             grpc_stop: CancellationToken::new(),
@@ -148,10 +168,11 @@ impl Node {
     /// Serves `store` over the Store API (once).
     pub fn serve_grpc(&mut self, store: Arc<dyn Store>, limits: crate::store::ServeLimits) {
         if let Some(listener) = self.grpc.take() {
-            self.grpc_task = Some(tokio::spawn(crate::store::serve_limited(
+            self.grpc_task = Some(tokio::spawn(crate::store::serve_secured(
                 listener,
                 store,
                 limits,
+                self.grpc_tls.clone(),
                 self.grpc_stop.clone(),
             )));
         }

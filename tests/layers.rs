@@ -10,7 +10,7 @@ use std::path::Path;
 /// below its own, never its own layer's others or any above.
 const LAYERS: &[&[&str]] = &[
     &["error", "model", "shutdown"],
-    &["storeapi", "tsdb", "objstore"],
+    &["storeapi", "tsdb", "objstore", "security"],
     &["proto"],
     &["store"],
     &["series", "cluster"],

@@ -60,6 +60,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
         prometheus_url: format!("http://{prom}"),
         grpc_address: "127.0.0.1:0".into(),
         grpc_limits: Default::default(),
+        security: Default::default(),
         http_address: "127.0.0.1:0".into(),
         cluster: None,
         refresh_interval: Duration::from_millis(200),

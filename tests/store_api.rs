@@ -27,6 +27,7 @@ fn config() -> SyntheticConfig {
     SyntheticConfig {
         grpc_address: "127.0.0.1:0".into(),
         grpc_limits: Default::default(),
+        security: Default::default(),
         http_address: "127.0.0.1:0".into(),
         cluster: None,
         peer_type: PeerType::Store,

@@ -141,6 +141,7 @@ async fn a_gateway_serves_promtool_blocks_from_s3() {
         gateway: GatewayConfig {
             grpc_address: "127.0.0.1:0".into(),
             grpc_limits: Default::default(),
+            security: Default::default(),
             http_address: "127.0.0.1:0".into(),
             cluster: None,
             sync_interval: Duration::from_secs(60),

@@ -73,6 +73,7 @@ impl RegistryConfig {
                 connect_timeout: Duration::from_secs(1),
                 request_timeout: Duration::from_secs(5),
                 keepalive: Duration::from_secs(5),
+                tls: None,
             },
             endpoints: vec![],
             strict_endpoints: vec![],

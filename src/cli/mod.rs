@@ -3,6 +3,7 @@
 //! is the same.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::cluster::ClusterConfig;
 use crate::model::time::now_ms;
 pub use crate::model::time::{parse_time, parse_time_at};
+use crate::security::tls::{ClientAuth, ClientOptions, FileRef, ServerOptions, TlsVersion};
 use crate::telemetry::LogFormat;
 
 mod demo;
@@ -111,9 +113,62 @@ pub struct ListenArgs {
     #[arg(long = "grpc.request-timeout", env = "SKEIN_GRPC_REQUEST_TIMEOUT",
           default_value = "5m", value_parser = parse_duration)]
     pub grpc_request_timeout: Duration,
+
+    /// TLS certificate (PEM, with its chain) of the Store API server; with
+    /// --grpc-server-tls-key, the server speaks only TLS. Reloaded when
+    /// the file changes.
+    #[arg(long = "grpc-server-tls-cert", env = "SKEIN_GRPC_SERVER_TLS_CERT")]
+    pub grpc_server_tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --grpc-server-tls-cert.
+    #[arg(long = "grpc-server-tls-key", env = "SKEIN_GRPC_SERVER_TLS_KEY")]
+    pub grpc_server_tls_key: Option<PathBuf>,
+
+    /// CA (PEM) that client certificates must chain to; when given, every
+    /// Store API client must present a valid certificate (mutual TLS).
+    #[arg(
+        long = "grpc-server-tls-client-ca",
+        env = "SKEIN_GRPC_SERVER_TLS_CLIENT_CA"
+    )]
+    pub grpc_server_tls_client_ca: Option<PathBuf>,
+
+    /// Lowest TLS version the Store API server accepts (1.2 or 1.3).
+    #[arg(long = "grpc-server-tls-min-version", env = "SKEIN_GRPC_SERVER_TLS_MIN_VERSION",
+          default_value = "1.3", value_parser = TlsVersion::parse)]
+    pub grpc_server_tls_min_version: TlsVersion,
 }
 
 impl ListenArgs {
+    /// The TLS settings of the node's servers these flags set.
+    pub fn security(&self) -> anyhow::Result<crate::node::Security> {
+        let grpc_tls = match (&self.grpc_server_tls_cert, &self.grpc_server_tls_key) {
+            (None, None) => {
+                if self.grpc_server_tls_client_ca.is_some() {
+                    anyhow::bail!(
+                        "--grpc-server-tls-client-ca needs --grpc-server-tls-cert and --grpc-server-tls-key"
+                    );
+                }
+                None
+            }
+            (Some(cert), Some(key)) => {
+                let mut o = ServerOptions::new(
+                    FileRef::new("--grpc-server-tls-cert", cert),
+                    FileRef::new("--grpc-server-tls-key", key),
+                );
+                o.min_version = self.grpc_server_tls_min_version;
+                o.alpn = vec![b"h2".to_vec()];
+                if let Some(ca) = &self.grpc_server_tls_client_ca {
+                    o.client_ca = Some(FileRef::new("--grpc-server-tls-client-ca", ca));
+                    o.client_auth = ClientAuth::RequireAndVerify;
+                }
+                Some(o)
+            }
+            (Some(_), None) => anyhow::bail!("--grpc-server-tls-cert needs --grpc-server-tls-key"),
+            (None, Some(_)) => anyhow::bail!("--grpc-server-tls-key needs --grpc-server-tls-cert"),
+        };
+        Ok(crate::node::Security { grpc_tls })
+    }
+
     /// The Store API server's limits these flags set.
     pub fn grpc_limits(&self) -> crate::store::ServeLimits {
         crate::store::ServeLimits {
@@ -121,6 +176,81 @@ impl ListenArgs {
             send_timeout: self.grpc_send_timeout,
             request_timeout: self.grpc_request_timeout,
         }
+    }
+}
+
+/// TLS of the Store API client (a querier dialling stores), with Thanos'
+/// flag names and meanings.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcClientArgs {
+    /// Dial every store over TLS.
+    #[arg(long = "grpc-client-tls-secure", env = "SKEIN_GRPC_CLIENT_TLS_SECURE")]
+    pub secure: bool,
+
+    /// Accept any server certificate: encrypted but not authenticated, so
+    /// anyone on the path can pose as a store. For tests only.
+    #[arg(
+        long = "grpc-client-tls-skip-verify",
+        env = "SKEIN_GRPC_CLIENT_TLS_SKIP_VERIFY"
+    )]
+    pub skip_verify: bool,
+
+    /// Client certificate (PEM) presented to stores that require one.
+    #[arg(long = "grpc-client-tls-cert", env = "SKEIN_GRPC_CLIENT_TLS_CERT")]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --grpc-client-tls-cert.
+    #[arg(long = "grpc-client-tls-key", env = "SKEIN_GRPC_CLIENT_TLS_KEY")]
+    pub key: Option<PathBuf>,
+
+    /// CA (PEM) that stores' certificates must chain to; the system's
+    /// roots when absent.
+    #[arg(long = "grpc-client-tls-ca", env = "SKEIN_GRPC_CLIENT_TLS_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// Name every store's certificate must carry; by default the host of
+    /// the address dialled (an IP address needs an IP SAN).
+    #[arg(
+        long = "grpc-client-server-name",
+        env = "SKEIN_GRPC_CLIENT_SERVER_NAME"
+    )]
+    pub server_name: Option<String>,
+}
+
+impl GrpcClientArgs {
+    /// `None` when the client dials in plaintext.
+    pub fn options(&self) -> anyhow::Result<Option<(ClientOptions, Option<String>)>> {
+        if !self.secure {
+            let stray = [
+                (self.skip_verify, "--grpc-client-tls-skip-verify"),
+                (self.cert.is_some(), "--grpc-client-tls-cert"),
+                (self.key.is_some(), "--grpc-client-tls-key"),
+                (self.ca.is_some(), "--grpc-client-tls-ca"),
+                (self.server_name.is_some(), "--grpc-client-server-name"),
+            ];
+            if let Some((_, flag)) = stray.iter().find(|(set, _)| *set) {
+                anyhow::bail!("{flag} has no effect without --grpc-client-tls-secure");
+            }
+            return Ok(None);
+        }
+        let o = ClientOptions {
+            ca: self
+                .ca
+                .as_ref()
+                .map(|p| FileRef::new("--grpc-client-tls-ca", p)),
+            cert: self
+                .cert
+                .as_ref()
+                .map(|p| FileRef::new("--grpc-client-tls-cert", p)),
+            key: self
+                .key
+                .as_ref()
+                .map(|p| FileRef::new("--grpc-client-tls-key", p)),
+            server_name: self.server_name.clone(),
+            skip_verify: self.skip_verify,
+            alpn: vec![b"h2".to_vec()],
+        };
+        Ok(Some((o, self.server_name.clone())))
     }
 }
 

@@ -17,6 +17,9 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub listen: ListenArgs,
 
+    #[command(flatten)]
+    pub grpc_client: GrpcClientArgs,
+
     /// A Store API endpoint that does not gossip (e.g. a Thanos sidecar),
     /// used while healthy; repeatable.
     #[arg(long = "endpoint", env = "SKEIN_ENDPOINT", value_delimiter = ',')]
@@ -181,8 +184,11 @@ impl QueryArgs {
         }
         let lookback_delta_ms = i64::try_from(self.lookback_delta.as_millis())
             .map_err(|_| anyhow::anyhow!("--query.lookback-delta is too large"))?;
+        let grpc_client_tls = self.grpc_client.options()?;
         Ok(QuerierConfig {
+            grpc_client_tls,
             grpc_limits: self.listen.grpc_limits(),
+            security: self.listen.security()?,
             http_address: self.listen.http_address,
             grpc_address: self.listen.grpc_address,
             cluster: self.cluster.to_config(),

@@ -78,6 +78,7 @@ impl SidecarArgs {
         Ok(crate::sidecar::SidecarConfig {
             prometheus_url: url,
             grpc_limits: self.listen.grpc_limits(),
+            security: self.listen.security()?,
             grpc_address: self.listen.grpc_address,
             http_address: self.listen.http_address,
             cluster: self.cluster.to_config(),

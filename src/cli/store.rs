@@ -116,6 +116,7 @@ impl StoreArgs {
         Ok(crate::storegw::StoreConfig {
             gateway: crate::storegw::role::GatewayConfig {
                 grpc_limits: self.listen.grpc_limits(),
+                security: self.listen.security()?,
                 grpc_address: self.listen.grpc_address,
                 http_address: self.listen.http_address,
                 cluster: self.cluster.to_config(),

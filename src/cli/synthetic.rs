@@ -84,6 +84,7 @@ impl SyntheticArgs {
             .map_err(|_| anyhow::anyhow!("--window is too large"))?;
         Ok(SyntheticConfig {
             grpc_limits: self.listen.grpc_limits(),
+            security: self.listen.security()?,
             grpc_address: self.listen.grpc_address,
             http_address: self.listen.http_address,
             cluster: self.cluster.to_config(),

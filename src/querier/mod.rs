@@ -29,10 +29,15 @@ use crate::store::PeerType;
 pub struct QuerierConfig {
     /// The Store API server's limits (`--grpc.*`).
     pub grpc_limits: crate::store::ServeLimits,
+    /// TLS and authentication of the node's servers.
+    pub security: crate::node::Security,
     pub http_address: String,
     pub grpc_address: String,
     pub cluster: Option<ClusterConfig>,
     pub registry: RegistryConfig,
+    /// TLS to the stores (`--grpc-client-tls-*`) and the name their
+    /// certificates must carry; loaded at start, reloaded on change.
+    pub grpc_client_tls: Option<(crate::security::tls::ClientOptions, Option<String>)>,
     pub query: QueryConfig,
     /// PromQL evaluation limits of the Prometheus HTTP API.
     pub engine: EngineConfig,
@@ -102,7 +107,13 @@ pub async fn run(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
+    if let Some((tls, server_name)) = &cfg.grpc_client_tls {
+        cfg.registry.client.tls = Some(crate::store::ClientTls {
+            config: tls.reloading("grpc-client-tls")?,
+            server_name: server_name.clone(),
+        });
+    }
 
     // Gossip first: the advertised addresses depend on it, and the
     // registry must not take this node's own Store API for a store.

@@ -24,6 +24,8 @@ pub use store::{PromState, PrometheusStore};
 pub struct SidecarConfig {
     /// The Store API server's limits (`--grpc.*`).
     pub grpc_limits: crate::store::ServeLimits,
+    /// TLS and authentication of the node's servers.
+    pub security: crate::node::Security,
     pub prometheus_url: String,
     pub grpc_address: String,
     pub http_address: String,
@@ -164,7 +166,7 @@ pub async fn run(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
     shipper::describe();
     let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());

@@ -1,6 +1,7 @@
 //! A remote store over gRPC: implements [`Store`] by calling a peer's
 //! `thanos.Store` and `thanos.info.Info` services.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,8 @@ use super::{
 use crate::proto::thanos::info::info_client::InfoClient;
 use crate::proto::thanos::store_client::StoreClient;
 use crate::proto::{self, thanos as pb};
+use crate::security::reload::Reloading;
+use crate::security::tls::Connector;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -24,6 +27,17 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// TCP and HTTP/2 keepalive, so a dead peer is noticed between requests.
     pub keepalive: Duration,
+    /// TLS to every store (`--grpc-client-tls-*`); plaintext when `None`.
+    pub tls: Option<ClientTls>,
+}
+
+/// The Store API client's TLS: the configuration (reloaded from disk when
+/// its files change) and the name servers' certificates must carry (the
+/// host dialled when `None`).
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    pub config: Arc<Reloading<rustls::ClientConfig>>,
+    pub server_name: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -32,6 +46,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             keepalive: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -49,14 +64,26 @@ impl RemoteStore {
     /// A client for `addr` (`host:port`). It connects on first use and
     /// reconnects by itself after failures.
     pub fn connect_lazy(addr: &str, cfg: &ClientConfig) -> Result<Self, StoreError> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| StoreError::InvalidArgument(format!("bad store address {addr:?}: {e}")))?
             .connect_timeout(cfg.connect_timeout)
             .tcp_keepalive(Some(cfg.keepalive))
             .http2_keep_alive_interval(cfg.keepalive)
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
+        let channel = match &cfg.tls {
+            None => endpoint.connect_lazy(),
+            Some(tls) => {
+                let connector = Connector::new(
+                    tls.config.clone(),
+                    tls.server_name.as_deref(),
+                    cfg.keepalive,
+                )
+                .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
+                endpoint.connect_with_connector_lazy(connector)
+            }
+        };
         Ok(Self {
             addr: addr.to_string(),
             store: StoreClient::new(channel.clone())

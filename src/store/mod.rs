@@ -10,10 +10,10 @@ mod mem;
 pub mod metrics;
 mod server;
 
-pub use client::{ClientConfig, RemoteStore};
+pub use client::{ClientConfig, ClientTls, RemoteStore};
 pub use faulty::{Fault, FaultyStore};
 pub use mem::MemStore;
-pub use server::{serve, serve_limited, ServeLimits, StoreService};
+pub use server::{serve, serve_limited, serve_secured, ServeLimits, StoreService};
 
 pub use crate::storeapi::{
     validate_range, LabelsRequest, LabelsResponse, PartialResponse, PeerType, SeriesFrame,

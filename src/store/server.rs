@@ -18,6 +18,7 @@ use super::{LabelsRequest, LabelsResponse, SeriesFrame, SeriesRequest, Store, St
 use crate::proto::thanos::info::info_server::{Info, InfoServer};
 use crate::proto::thanos::store_server::StoreServer;
 use crate::proto::{self, thanos as pb};
+use crate::security::reload::Reloading;
 
 /// Largest message a client accepts or the server sends: one series frame
 /// or one label list; large label lists stay below it.
@@ -424,18 +425,40 @@ pub async fn serve_limited(
     limits: ServeLimits,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    serve_secured(listener, store, limits, None, shutdown).await
+}
+
+/// [`serve`] with the given limits, over TLS when `tls` is given (each
+/// connection takes the configuration current when it is accepted, so a
+/// renewed certificate needs no restart).
+pub async fn serve_secured(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    limits: ServeLimits,
+    tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
     let svc = StoreService::with_limits(store, limits);
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(
             StoreServer::new(svc.clone())
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(InfoServer::new(svc))
-        // Small answers must not wait for delayed ACKs.
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown.clone().cancelled_owned(),
-        );
-    crate::shutdown::drain_bounded("gRPC", server, &shutdown).await
+        .add_service(InfoServer::new(svc));
+    let stop = shutdown.clone().cancelled_owned();
+    match tls {
+        Some(tls) => {
+            let incoming = crate::security::tls::incoming(listener, tls, "grpc");
+            let server = router.serve_with_incoming_shutdown(incoming, stop);
+            crate::shutdown::drain_bounded("gRPC", server, &shutdown).await
+        }
+        None => {
+            // Small answers must not wait for delayed ACKs.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            let server = router.serve_with_incoming_shutdown(incoming, stop);
+            crate::shutdown::drain_bounded("gRPC", server, &shutdown).await
+        }
+    }
 }

@@ -17,6 +17,8 @@ use crate::store::Store;
 pub struct GatewayConfig {
     /// The Store API server's limits (`--grpc.*`).
     pub grpc_limits: crate::store::ServeLimits,
+    /// TLS and authentication of the node's servers.
+    pub security: crate::node::Security,
     pub grpc_address: String,
     pub http_address: String,
     pub cluster: Option<ClusterConfig>,
@@ -38,7 +40,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
-    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
     super::sync::describe();
     let bound = node.bound();
     let store = Arc::new(

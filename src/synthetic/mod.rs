@@ -19,6 +19,8 @@ use crate::store::{MemStore, PeerType, Store, StoreInfo};
 pub struct SyntheticConfig {
     /// The Store API server's limits (`--grpc.*`).
     pub grpc_limits: crate::store::ServeLimits,
+    /// TLS and authentication of the node's servers.
+    pub security: crate::node::Security,
     pub grpc_address: String,
     pub http_address: String,
     /// Gossip; `None` to serve without joining a cluster.
@@ -68,7 +70,7 @@ pub async fn run(
     on_bound: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let store = build_store(&cfg)?;
-    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address).await?;
+    let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
     let bound = node.bound();
     let info = store.info().await?;
     if let Some(c) = &cfg.cluster {
