@@ -21,6 +21,7 @@ use crate::cluster::{advertised, Cluster, ClusterConfig, NodeAdvert};
 use crate::model::time::{MAX_TIME, MIN_TIME};
 use crate::security::reload::Reloading;
 use crate::security::tls::ServerOptions;
+use crate::security::web::Web;
 use crate::store::{PeerType, Store};
 
 /// Transport security of a node's servers; all off by default.
@@ -28,6 +29,9 @@ use crate::store::{PeerType, Store};
 pub struct Security {
     /// TLS on the Store API server (`--grpc-server-tls-*`).
     pub grpc_tls: Option<ServerOptions>,
+    /// The Prometheus web configuration file of the HTTP server
+    /// (`--http.config`): TLS, basic auth, headers.
+    pub http_config: Option<std::path::PathBuf>,
 }
 
 /// Addresses a running node listens on.
@@ -51,6 +55,7 @@ pub struct Node {
     grpc: Option<TcpListener>,
     http: Option<TcpListener>,
     grpc_tls: Option<Arc<Reloading<rustls::ServerConfig>>>,
+    web: Option<Arc<Web>>,
     readiness: Readiness,
     gossip: Option<Gossip>,
     grpc_stop: CancellationToken,
@@ -73,6 +78,10 @@ impl Node {
             Some(o) => Some(o.clone().reloading("grpc-server-tls")?),
             None => None,
         };
+        let web = match &security.http_config {
+            Some(path) => Some(Web::load(path)?),
+            None => None,
+        };
         let grpc = api::bind("--grpc-address", grpc_address).await?;
         let http = api::bind("--http-address", http_address).await?;
         Ok(Self {
@@ -83,6 +92,7 @@ impl Node {
             grpc: Some(grpc),
             http: Some(http),
             grpc_tls,
+            web,
             readiness: Readiness::default(),
             gossip: None,
             grpc_stop: CancellationToken::new(),
@@ -182,9 +192,14 @@ impl Node {
     pub fn serve_http(&mut self, routes: Router) {
         if let Some(listener) = self.http.take() {
             let router = api::base_router(self.readiness.clone()).merge(routes);
-            self.http_task = Some(tokio::spawn(api::serve(
+            let opts = api::ServeOptions {
+                web: self.web.clone(),
+                ..Default::default()
+            };
+            self.http_task = Some(tokio::spawn(api::serve_with(
                 listener,
                 router,
+                opts,
                 self.http_stop.clone(),
             )));
         }

@@ -53,6 +53,7 @@ async fn slow_and_silent_clients_are_let_go() {
     let opts = ServeOptions {
         header_read_timeout: Duration::from_millis(400),
         max_connections: 64,
+        ..Default::default()
     };
     let (addr, stop) = start(opts).await;
     tokio::task::spawn_blocking(move || {
@@ -76,6 +77,7 @@ async fn connections_past_the_cap_are_closed_and_the_cap_comes_back() {
     let opts = ServeOptions {
         header_read_timeout: Duration::from_millis(800),
         max_connections: 4,
+        ..Default::default()
     };
     let (addr, stop) = start(opts).await;
     tokio::task::spawn_blocking(move || {

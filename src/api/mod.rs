@@ -15,6 +15,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::security::web::{Auth, Web};
+
 /// Readiness shared between a component and its HTTP server.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
@@ -82,11 +84,15 @@ pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_s
 /// (and counted) until one closes.
 pub const MAX_CONNECTIONS: usize = 4096;
 
-/// How the HTTP server protects itself from slow or too many clients.
-#[derive(Debug, Clone, Copy)]
+/// How the HTTP server protects itself from slow or too many clients, and
+/// whom it lets in.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub header_read_timeout: std::time::Duration,
     pub max_connections: usize,
+    /// The web configuration file (`--http.config`): TLS, basic auth,
+    /// response headers, HTTP/2.
+    pub web: Option<Arc<Web>>,
 }
 
 impl Default for ServeOptions {
@@ -94,8 +100,43 @@ impl Default for ServeOptions {
         Self {
             header_read_timeout: HEADER_READ_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
+            web: None,
         }
     }
+}
+
+/// Lets a request through when its credentials pass the web
+/// configuration's `basic_auth_users` (every path, health and metrics
+/// included, as Prometheus does), and sets the configured headers on
+/// every answer.
+async fn guard(
+    axum::extract::State(web): axum::extract::State<Arc<Web>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let credentials = req.headers().get(header::AUTHORIZATION);
+    let auth = web.authorize(credentials.map(|v| v.as_bytes())).await;
+    let mut resp = match auth {
+        Auth::Allowed => next.run(req).await,
+        Auth::Denied => {
+            ::metrics::counter!(crate::security::web::AUTH_FAILURES_TOTAL).increment(1);
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic")],
+                "Unauthorized\n",
+            )
+                .into_response()
+        }
+    };
+    for (name, value) in &web.current().headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().insert(n, v);
+        }
+    }
+    resp
 }
 
 /// Serves `router` on `listener` until `shutdown` is canceled, then lets
@@ -119,7 +160,10 @@ pub async fn serve_with(
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
-    let router = router.route_layer(axum::middleware::from_fn(metrics::track));
+    let mut router = router.route_layer(axum::middleware::from_fn(metrics::track));
+    if let Some(web) = &opts.web {
+        router = router.layer(axum::middleware::from_fn_with_state(web.clone(), guard));
+    }
     let service = TowerToHyperService::new(router);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -153,6 +197,7 @@ pub async fn serve_with(
         let service = service.clone();
         let watcher = graceful.watcher();
         let first_byte = opts.header_read_timeout;
+        let web = opts.web.as_ref().map(|w| w.current());
         tokio::spawn(async move {
             // The protocol is told from the first bytes, and that wait has
             // no timeout of its own: a client that sends nothing is let go
@@ -162,10 +207,29 @@ pub async fn serve_with(
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
+            let mut builder = builder;
+            if web.as_ref().is_some_and(|w| !w.http2) {
+                builder = builder.http1_only();
+            }
+            let ended = match web.and_then(|w| w.tls.clone()) {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+                Some(tls) => {
+                    let Some(tls) = crate::security::tls::accept_with(tls, tcp, "http").await
+                    else {
+                        return;
+                    };
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .into_owned();
+                    watcher.watch(conn).await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::trace!(%peer, error = %e, "HTTP connection ended");
             }
             drop(slot);

@@ -136,6 +136,12 @@ pub struct ListenArgs {
     #[arg(long = "grpc-server-tls-min-version", env = "SKEIN_GRPC_SERVER_TLS_MIN_VERSION",
           default_value = "1.3", value_parser = TlsVersion::parse)]
     pub grpc_server_tls_min_version: TlsVersion,
+
+    /// The HTTP server's web configuration file, in Prometheus' format:
+    /// TLS (`tls_server_config`), basic auth (`basic_auth_users`, bcrypt
+    /// hashes) and headers (`http_server_config`). Reloaded when it changes.
+    #[arg(long = "http.config", env = "SKEIN_HTTP_CONFIG")]
+    pub http_config: Option<PathBuf>,
 }
 
 impl ListenArgs {
@@ -166,7 +172,10 @@ impl ListenArgs {
             (Some(_), None) => anyhow::bail!("--grpc-server-tls-cert needs --grpc-server-tls-key"),
             (None, Some(_)) => anyhow::bail!("--grpc-server-tls-key needs --grpc-server-tls-cert"),
         };
-        Ok(crate::node::Security { grpc_tls })
+        Ok(crate::node::Security {
+            grpc_tls,
+            http_config: self.http_config.clone(),
+        })
     }
 
     /// The Store API server's limits these flags set.

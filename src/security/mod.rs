@@ -4,3 +4,4 @@
 
 pub mod reload;
 pub mod tls;
+pub mod web;

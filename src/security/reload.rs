@@ -18,21 +18,24 @@ pub const LAST_RELOAD_SUCCESSFUL: &str = "skein_config_last_reload_successful";
 /// How often the files are read and compared.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-type Build<T> = dyn Fn() -> anyhow::Result<T> + Send + Sync;
+/// Builds the value and says which files it was built from.
+type Build<T> = dyn Fn() -> anyhow::Result<(T, Vec<PathBuf>)> + Send + Sync;
 
-/// A value rebuilt from `files` whenever one of them changes.
+/// A value rebuilt from its files whenever one of them changes.
 pub struct Reloading<T> {
     what: String,
-    files: Vec<PathBuf>,
     build: Box<Build<T>>,
     current: RwLock<Arc<T>>,
+    /// The files the current value was built from (a configuration file
+    /// can name other files, and a change can rename them).
+    files: RwLock<Vec<PathBuf>>,
 }
 
 impl<T> std::fmt::Debug for Reloading<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reloading")
             .field("what", &self.what)
-            .field("files", &self.files)
+            .field("files", &self.files())
             .finish()
     }
 }
@@ -56,13 +59,23 @@ impl<T: Send + Sync + 'static> Reloading<T> {
         build: impl Fn() -> anyhow::Result<T> + Send + Sync + 'static,
         interval: Duration,
     ) -> anyhow::Result<Arc<Self>> {
+        let fixed = files.clone();
+        Self::dynamic(what, move || build().map(|v| (v, fixed.clone())), interval)
+    }
+
+    /// A value whose `build` names the files it read, watched at `interval`.
+    pub fn dynamic(
+        what: impl Into<String>,
+        build: impl Fn() -> anyhow::Result<(T, Vec<PathBuf>)> + Send + Sync + 'static,
+        interval: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
+        let (value, files) = build()?;
         let seen = snapshot(&files);
-        let value = build()?;
         let this = Arc::new(Self {
             what: what.into(),
-            files,
             build: Box::new(build),
             current: RwLock::new(Arc::new(value)),
+            files: RwLock::new(files),
         });
         gauge!(LAST_RELOAD_SUCCESSFUL, "config" => this.what.clone()).set(1.0);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -81,13 +94,26 @@ impl<T: Send + Sync + 'static> Reloading<T> {
 
     /// Rebuilds now; the last good value stays on failure.
     fn rebuild(&self) -> anyhow::Result<()> {
-        let value = (self.build)()?;
-        let mut slot = match self.current.write() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *slot = Arc::new(value);
+        let (value, files) = (self.build)()?;
+        *write(&self.current) = Arc::new(value);
+        *write(&self.files) = files;
         Ok(())
+    }
+}
+
+impl<T> Reloading<T> {
+    fn files(&self) -> Vec<PathBuf> {
+        match self.files.read() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+fn write<V>(lock: &RwLock<V>) -> std::sync::RwLockWriteGuard<'_, V> {
+    match lock.write() {
+        Ok(v) => v,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -103,7 +129,7 @@ async fn watch<T: Send + Sync + 'static>(
 ) {
     loop {
         tokio::time::sleep(interval).await;
-        let Some(files) = this.upgrade().map(|t| t.files.clone()) else {
+        let Some(files) = this.upgrade().map(|t| t.files()) else {
             return;
         };
         // Reading files blocks; keep it off the runtime's threads.

@@ -631,8 +631,17 @@ pub async fn accept(
     tcp: TcpStream,
     server: &'static str,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    accept_with(config.get(), tcp, server).await
+}
+
+/// [`accept`] with a configuration at hand.
+pub async fn accept_with(
+    config: Arc<ServerConfig>,
+    tcp: TcpStream,
+    server: &'static str,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let peer = tcp.peer_addr().ok();
-    let acceptor = tokio_rustls::TlsAcceptor::from(config.get());
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
