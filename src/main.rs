@@ -15,6 +15,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Keygen = cli.command {
+        println!("{}", skein::cluster::keyring::generate_key());
+        return Ok(());
+    }
     skein::telemetry::init_logging(&cli.log_level, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,6 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 skein::storegw::run(args.into_config()?, shutdown, |_| {}).await
             }
             Command::Demo(args) => skein::demo::run(args.into_config()?, shutdown).await,
+            Command::Keygen => Ok(()),
         }
     })
 }

@@ -70,6 +70,8 @@ pub enum Command {
     /// live replicas, store gateways over a bucket of generated history
     /// (and a real Prometheus pair when one is on the PATH).
     Demo(DemoArgs),
+    /// Print a new random gossip key, a line for --cluster.secret-file.
+    Keygen,
 }
 
 /// The addresses every component listens on.
@@ -323,6 +325,14 @@ pub struct ClusterArgs {
     #[arg(long = "cluster.dead-node-grace-period", env = "SKEIN_CLUSTER_DEAD_NODE_GRACE_PERIOD",
           default_value = "1h", value_parser = parse_positive_duration)]
     pub dead_node_grace_period: Duration,
+
+    /// Gossip keyring: one key per line (`skein keygen` prints one); the
+    /// first seals what this node sends, all open what it receives. Every
+    /// gossip packet is then encrypted and authenticated, and nodes without
+    /// a key are not heard. Reloaded when it changes (key rotation without
+    /// restarts); see docs/security.md.
+    #[arg(long = "cluster.secret-file", env = "SKEIN_CLUSTER_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 impl ClusterArgs {
@@ -337,6 +347,7 @@ impl ClusterArgs {
             gossip_interval: self.gossip_interval,
             phi_threshold: self.phi_threshold,
             dead_node_grace_period: self.dead_node_grace_period,
+            secret_file: self.secret_file.clone(),
         })
     }
 }

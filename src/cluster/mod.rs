@@ -1,9 +1,11 @@
 //! Gossip membership: every skein process runs a chitchat node that
 //! advertises what it serves (see [`keys`]) and learns every other node.
 
+pub mod keyring;
 pub mod keys;
 pub mod membership;
 pub mod metrics;
+mod sealed;
 mod transport;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -21,7 +23,37 @@ use tracing::{info, warn};
 
 pub use keys::NodeAdvert;
 pub use membership::{Member, Membership, MembershipChange};
+pub use sealed::SealedTransport;
 pub use transport::MeteredTransport;
+
+/// Loads the secret file and watches it: a rotation step needs no restart.
+pub fn load_keyring(
+    path: &std::path::Path,
+) -> anyhow::Result<Arc<crate::security::reload::Reloading<keyring::Keyring>>> {
+    let p = path.to_path_buf();
+    let ring = crate::security::reload::Reloading::new(
+        "cluster-secret-file",
+        vec![p.clone()],
+        move || keyring::Keyring::load(&p),
+    )?;
+    let current = ring.get();
+    info!(keys = ?current.fingerprints(), plaintext = current.plaintext().as_str(), "gossip sealed with the keyring");
+    warn_if_readable_by_others(path);
+    Ok(ring)
+}
+
+/// A key file others can read is a key others may have.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.permissions().mode() & 0o077 != 0 {
+                warn!(file = %path.display(), "--cluster.secret-file can be read by other users; chmod 600 it");
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -40,6 +72,9 @@ pub struct ClusterConfig {
     pub phi_threshold: f64,
     /// How long a dead node's state is kept before it is forgotten.
     pub dead_node_grace_period: Duration,
+    /// The gossip keyring (`--cluster.secret-file`); gossip is unsealed
+    /// without one.
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 impl ClusterConfig {
@@ -54,6 +89,7 @@ impl ClusterConfig {
             gossip_interval: Duration::from_millis(50),
             phi_threshold: 8.0,
             dead_node_grace_period: Duration::from_secs(60),
+            secret_file: None,
         }
     }
 }
@@ -62,6 +98,8 @@ impl ClusterConfig {
 pub enum ClusterError {
     #[error("cannot derive an advertise address: {0}; set --cluster.advertise-address")]
     Advertise(String),
+    #[error("{0:#}")]
+    Keyring(anyhow::Error),
     #[error("cannot start gossip on {addr}: {source}")]
     Start {
         addr: SocketAddr,
@@ -159,8 +197,16 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts gossip over UDP.
+    /// Starts gossip over UDP, sealed with the keyring when one is set.
     pub async fn join(cfg: &ClusterConfig, advert: &NodeAdvert) -> Result<Self, ClusterError> {
-        Self::join_with(cfg, advert, &MeteredTransport(UdpTransport)).await
+        match &cfg.secret_file {
+            None => Self::join_with(cfg, advert, &MeteredTransport(UdpTransport)).await,
+            Some(path) => {
+                let keyring = load_keyring(path).map_err(ClusterError::Keyring)?;
+                let transport = MeteredTransport(SealedTransport { keyring });
+                Self::join_with(cfg, advert, &transport).await
+            }
+        }
     }
 
     /// Starts gossip over a given transport (tests use an in-memory one).
