@@ -298,3 +298,53 @@ fn rolling_key_rotation_under_query_load_fails_no_query() {
         assert_eq!(stores_seen(q), ["s1", "s2"]);
     }
 }
+
+#[test]
+fn members_outside_the_allowed_networks_are_never_dialled() {
+    // Whoever can gossip (with the key or in an open cluster) could point
+    // queriers at any address; the allowed networks bound where they dial.
+    let seed = "127.0.32.61:10900";
+    let q = start_node(
+        "query",
+        "query",
+        "127.0.32.61",
+        None,
+        &[
+            "--store.health-check-interval",
+            "300ms",
+            "--cluster.allowed-endpoints",
+            "127.0.32.64/28,127.0.32.90",
+        ],
+    )
+    .unwrap();
+    let inside = synthetic("inside", "127.0.32.65", seed, None, &[]);
+    let _single = synthetic("single", "127.0.32.90", seed, None, &[]);
+    let outside = synthetic("outside", "127.0.32.81", seed, None, &[]);
+    wait_for("the allowed stores", Duration::from_secs(20), || {
+        stores_seen(&q) == ["inside", "single"]
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stores_seen(&q), ["inside", "single"]);
+    let v = get_json(q.http, "/api/v1/cluster").unwrap();
+    let refused: Vec<String> = v["data"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["error"].as_str().map(String::from))
+        .collect();
+    assert!(
+        refused.len() == 1
+            && refused[0].contains("127.0.32.81")
+            && refused[0].contains("allowed-endpoints"),
+        "{refused:?}"
+    );
+    // Not one Store API call reached the store outside.
+    assert_eq!(
+        metric(
+            &outside,
+            "skein_store_grpc_requests_total{rpc=\"info\",code=\"ok\"}"
+        ),
+        0.0
+    );
+}

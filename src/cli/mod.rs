@@ -352,6 +352,17 @@ impl ClusterArgs {
     }
 }
 
+/// `10.0.0.0/8`, `fd00::/8`, or one address (`10.1.2.3`).
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{s:?} is not a network (10.0.0.0/8) or an IP address"))
+}
+
 fn parse_phi(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),

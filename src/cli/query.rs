@@ -20,6 +20,14 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub grpc_client: GrpcClientArgs,
 
+    /// Networks (CIDR, or one IP address) a gossiped member's Store API
+    /// address must be in; members outside are listed with the reason and
+    /// never dialled. Static --endpoint flags are not restricted. Empty:
+    /// any address. Repeatable or comma-separated.
+    #[arg(long = "cluster.allowed-endpoints", env = "SKEIN_CLUSTER_ALLOWED_ENDPOINTS",
+          value_delimiter = ',', value_parser = parse_network)]
+    pub allowed_endpoints: Vec<ipnet::IpNet>,
+
     /// A Store API endpoint that does not gossip (e.g. a Thanos sidecar),
     /// used while healthy; repeatable.
     #[arg(long = "endpoint", env = "SKEIN_ENDPOINT", value_delimiter = ',')]
@@ -187,6 +195,7 @@ impl QueryArgs {
         let grpc_client_tls = self.grpc_client.options()?;
         Ok(QuerierConfig {
             grpc_client_tls,
+            allowed_endpoints: self.allowed_endpoints,
             grpc_limits: self.listen.grpc_limits(),
             security: self.listen.security()?,
             http_address: self.listen.http_address,

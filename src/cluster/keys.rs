@@ -61,6 +61,8 @@ pub enum AdvertError {
     },
     #[error("advert too large: {0}")]
     TooLarge(String),
+    #[error("Store API address {0} is outside --cluster.allowed-endpoints")]
+    NotAllowed(std::net::SocketAddr),
 }
 
 /// Most keys one node may gossip; an advert has a dozen.

@@ -86,6 +86,8 @@ pub struct Membership {
     rejected: HashMap<ChitchatId, AdvertError>,
     /// Warnings about other nodes' state, bounded in rate.
     log_budget: LogBudget,
+    /// Networks a member's Store API address must be in; empty: any.
+    allowed_endpoints: Vec<ipnet::IpNet>,
 }
 
 /// Most nodes taken into the membership; nodes past it (in node name
@@ -145,6 +147,25 @@ impl Membership {
             subscribers: Vec::new(),
             rejected: HashMap::new(),
             log_budget: LogBudget::new(),
+            allowed_endpoints: Vec::new(),
+        }
+    }
+
+    /// Only members whose Store API address is in one of `nets` are taken
+    /// (and so ever dialled); the others are listed with the reason.
+    pub fn with_allowed_endpoints(mut self, nets: Vec<ipnet::IpNet>) -> Self {
+        self.allowed_endpoints = nets;
+        self
+    }
+
+    fn check_endpoint(&self, advert: &NodeAdvert) -> Result<(), AdvertError> {
+        let ip = advert.grpc_address.ip();
+        if self.allowed_endpoints.is_empty()
+            || self.allowed_endpoints.iter().any(|n| n.contains(&ip))
+        {
+            Ok(())
+        } else {
+            Err(AdvertError::NotAllowed(advert.grpc_address))
         }
     }
 
@@ -208,9 +229,15 @@ impl Membership {
         let mut ready: BTreeMap<Arc<str>, Member> = BTreeMap::new();
         let mut counts: HashMap<(&'static str, &'static str), f64> = HashMap::new();
         for (id, state) in newest.values() {
-            let parsed = check_node_size(state.key_values())
-                .and_then(|()| NodeAdvert::from_lookup(|k| state.get(k)));
             let is_self = *id == &self.self_id;
+            let parsed = check_node_size(state.key_values())
+                .and_then(|()| NodeAdvert::from_lookup(|k| state.get(k)))
+                .and_then(|a| {
+                    if !is_self {
+                        self.check_endpoint(&a)?;
+                    }
+                    Ok(a)
+                });
             match parsed {
                 Ok(advert) => {
                     self.rejected.remove(*id);
@@ -455,6 +482,21 @@ mod tests {
         let errors: Vec<String> = m.nodes.iter().filter_map(|n| n.error.clone()).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors.iter().all(|e| e.contains("too large")), "{errors:?}");
+    }
+
+    #[test]
+    fn members_outside_the_allowed_networks_are_refused() {
+        let mut m = membership().with_allowed_endpoints(vec!["10.0.0.0/8".parse().unwrap()]);
+        let (inside_id, mut inside) = node(1);
+        inside.set(crate::cluster::keys::GRPC_ADDRESS, "10.1.2.3:10901");
+        let live: BTreeMap<ChitchatId, NodeState> =
+            [node(0), (inside_id, inside)].into_iter().collect();
+        m.apply(&live);
+        let members: Vec<&str> = m.members.keys().map(|k| &**k).collect();
+        assert_eq!(members, ["node-1"]);
+        let errors: Vec<String> = m.nodes.iter().filter_map(|n| n.error.clone()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("127.0.0.1:30000") && errors[0].contains("allowed-endpoints"));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct QuerierConfig {
     /// TLS to the stores (`--grpc-client-tls-*`) and the name their
     /// certificates must carry; loaded at start, reloaded on change.
     pub grpc_client_tls: Option<(crate::security::tls::ClientOptions, Option<String>)>,
+    /// Networks gossiped Store API addresses must be in (`--cluster.allowed-endpoints`).
+    pub allowed_endpoints: Vec<ipnet::IpNet>,
     pub query: QueryConfig,
     /// PromQL evaluation limits of the Prometheus HTTP API.
     pub engine: EngineConfig,
@@ -62,6 +64,18 @@ impl QuerierConfig {
                     .map(|g| g.join(","))
                     .collect::<Vec<_>>()
                     .join(";"),
+            ),
+            (
+                "grpc-client-tls-secure",
+                self.grpc_client_tls.is_some().to_string(),
+            ),
+            (
+                "cluster.allowed-endpoints",
+                self.allowed_endpoints
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("query.replica-label", q.replica_labels.join(",")),
             ("query.partial-response", q.partial_response.to_string()),
@@ -131,12 +145,15 @@ pub async fn run(
     };
     let rt = tokio::runtime::Handle::current();
     let registry_cfg = cfg.registry.clone();
+    let allowed = cfg.allowed_endpoints.clone();
     let (actor_system, (actors, topology)) = ActorSystem::start(move || {
         let registry = StoreRegistry::new(registry_cfg, rt);
         let topology = registry.topology();
         let registry = registry.start();
         let membership = live.map(|(id, expects_peers, live)| {
-            let m = Membership::new(id, expects_peers, live).start();
+            let m = Membership::new(id, expects_peers, live)
+                .with_allowed_endpoints(allowed)
+                .start();
             m.do_send(Subscribe(registry.clone().recipient()));
             m
         });
