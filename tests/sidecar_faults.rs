@@ -57,7 +57,8 @@ async fn fake_prometheus(
 
 fn config(prom: SocketAddr) -> SidecarConfig {
     SidecarConfig {
-        prometheus_url: format!("http://{prom}"),
+        prometheus: skein::sidecar::client::PromClientConfig::plain(&format!("http://{prom}"))
+            .unwrap(),
         grpc_address: "127.0.0.1:0".into(),
         grpc_limits: Default::default(),
         security: Default::default(),

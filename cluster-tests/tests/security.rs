@@ -385,3 +385,122 @@ fn mutual_tls_between_querier_and_stores_and_https_with_basic_auth_for_clients()
     }
     drop(s);
 }
+
+#[test]
+fn sidecar_reads_a_prometheus_behind_tls_and_basic_auth() {
+    let Some(prometheus) = require_binary("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Pki::new(dir.path(), "prom");
+    let leaf = ca.issue("prometheus", &["127.0.31.40"]);
+    let password = "prometheus-secret-1";
+    // Prometheus' own web configuration: TLS and one user.
+    let web = dir.path().join("prom-web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  bob: {}\n",
+            leaf.cert.display(),
+            leaf.key.display(),
+            bcrypt::hash(password, 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let target = Process::start(
+        "target",
+        &[
+            "synthetic",
+            "--grpc-address",
+            "127.0.31.41:0",
+            "--http-address",
+            "127.0.31.41:0",
+            "--cluster.disable",
+            "--targets",
+            "1",
+        ],
+    )
+    .unwrap();
+    let _prom = skein_cluster_tests::start_prometheus_with(
+        &prometheus,
+        &dir.path().join("prom"),
+        "127.0.31.40:19091",
+        "a",
+        target.http,
+        &[&format!("--web.config.file={}", web.display())],
+    )
+    .unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    let client = dir.path().join("client.yml");
+    std::fs::write(
+        &client,
+        format!(
+            "basic_auth:\n  username: bob\n  password_file: {}\ntls_config:\n  ca_file: {}\n",
+            password_file.display(),
+            ca.ca().display()
+        ),
+    )
+    .unwrap();
+    let seed = "127.0.31.42:10900";
+    let q = start_node(
+        "query",
+        "query",
+        "127.0.31.42",
+        None,
+        &["--store.health-check-interval", "300ms"],
+    )
+    .unwrap();
+    let _sidecar = start_node(
+        "sidecar",
+        "sidecar",
+        "127.0.31.43",
+        Some(seed),
+        &[
+            "--prometheus.url",
+            "https://127.0.31.40:19091",
+            "--prometheus.http-client-file",
+            client.to_str().unwrap(),
+            "--prometheus.refresh-interval",
+            "1s",
+        ],
+    )
+    .unwrap();
+    // A second sidecar with the password wrong in its URL: never ready,
+    // and the password appears nowhere.
+    let wrong = "not-the-password-2";
+    let _bad = start_node(
+        "sidecar-bad",
+        "sidecar",
+        "127.0.31.44",
+        Some(seed),
+        &[
+            "--prometheus.url",
+            &format!("https://bob:{wrong}@127.0.31.40:19091"),
+            "--prometheus.http-client",
+            &format!("tls_config:\n  ca_file: {}\n", ca.ca().display()),
+            "--prometheus.refresh-interval",
+            "1s",
+        ],
+    )
+    .unwrap();
+    wait_for(
+        "the sidecar to serve Prometheus' samples",
+        Duration::from_secs(40),
+        || {
+            get_json(q.http, "/api/v1/query?query=up")
+                .map(|v| v.to_string().contains("\"replica\":\"a\""))
+                .unwrap_or(false)
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for path in [
+        "/api/v1/cluster",
+        "/api/v1/stores",
+        "/api/v1/query?query=up",
+    ] {
+        let v = get_json(q.http, path).unwrap().to_string();
+        assert!(!v.contains(wrong) && !v.contains(password), "{path}: {v}");
+    }
+}

@@ -16,6 +16,20 @@ pub struct SidecarArgs {
     )]
     pub prometheus_url: String,
 
+    /// HTTP client settings for Prometheus, inline YAML in Thanos' format:
+    /// basic_auth (username, password, password_file), bearer_token,
+    /// bearer_token_file, proxy_url, tls_config (ca_file, cert_file,
+    /// key_file, server_name, insecure_skip_verify).
+    #[arg(long = "prometheus.http-client", env = "SKEIN_PROMETHEUS_HTTP_CLIENT")]
+    pub http_client: Option<String>,
+
+    /// --prometheus.http-client, read from a file.
+    #[arg(
+        long = "prometheus.http-client-file",
+        env = "SKEIN_PROMETHEUS_HTTP_CLIENT_FILE"
+    )]
+    pub http_client_file: Option<std::path::PathBuf>,
+
     /// How often Prometheus' readiness, external labels and retention are
     /// read again.
     #[arg(long = "prometheus.refresh-interval", env = "SKEIN_PROMETHEUS_REFRESH_INTERVAL",
@@ -71,12 +85,13 @@ pub struct SidecarArgs {
 
 impl SidecarArgs {
     pub fn into_config(self) -> anyhow::Result<crate::sidecar::SidecarConfig> {
-        let url = self.prometheus_url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            anyhow::bail!("invalid --prometheus.url {url:?}: expected http://host:port");
-        }
+        let prometheus = crate::sidecar::client::PromClientConfig::parse(
+            &self.prometheus_url,
+            self.http_client.as_deref(),
+            self.http_client_file.as_deref(),
+        )?;
         Ok(crate::sidecar::SidecarConfig {
-            prometheus_url: url,
+            prometheus,
             grpc_limits: self.listen.grpc_limits(),
             security: self.listen.security()?,
             grpc_address: self.listen.grpc_address,

@@ -381,7 +381,24 @@ impl ClientOptions {
                 Some(ca) => ca.roots()?,
                 None => system_roots(),
             };
-            builder.with_root_certificates(roots)
+            match &self.server_name {
+                // Certificates are checked against the configured name
+                // whatever host was dialled.
+                Some(name) => {
+                    let name = ServerName::try_from(name.clone())
+                        .map_err(|_| anyhow!("{name:?} is not a valid server name"))?;
+                    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider.clone(),
+                    )
+                    .build()
+                    .map_err(|e| anyhow!("server certificate verifier: {e}"))?;
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(NameOverride { inner, name }))
+                }
+                None => builder.with_root_certificates(roots),
+            }
         };
         let mut config = match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => builder
@@ -531,6 +548,50 @@ impl ClientCertVerifier for SanRestricted {
                 rustls::CertificateError::ApplicationVerificationFailure,
             ))
         }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Verifies server certificates against a configured name instead of the
+/// host dialled.
+#[derive(Debug)]
+struct NameOverride {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for NameOverride {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

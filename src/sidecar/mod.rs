@@ -3,6 +3,7 @@
 //! Prometheus' own XOR chunks (see [`remote_read`]), external labels from
 //! Prometheus' configuration, readiness from Prometheus' own.
 
+pub mod client;
 pub mod prom_api;
 pub mod remote_read;
 pub mod shipper;
@@ -26,7 +27,9 @@ pub struct SidecarConfig {
     pub grpc_limits: crate::store::ServeLimits,
     /// TLS and authentication of the node's servers.
     pub security: crate::node::Security,
-    pub prometheus_url: String,
+    /// Where Prometheus is and how to reach it (`--prometheus.url`,
+    /// `--prometheus.http-client`).
+    pub prometheus: client::PromClientConfig,
     pub grpc_address: String,
     pub http_address: String,
     pub cluster: Option<ClusterConfig>,
@@ -53,14 +56,6 @@ pub struct ShipperConfig {
 
 /// Addresses a running sidecar listens on.
 pub use crate::node::Bound;
-
-/// The HTTP client the sidecar talks to Prometheus with.
-fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, crate::store::StoreError> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .build()
-        .map_err(|e| crate::store::StoreError::Internal(format!("HTTP client: {e}")))
-}
 
 /// Reads Prometheus' state once. A Prometheus without external labels is a
 /// configuration error: its replicas could not be told apart.
@@ -168,7 +163,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
     shipper::describe();
-    let store = PrometheusStore::new(&cfg.prometheus_url, cfg.prometheus_timeout)?
+    let store = PrometheusStore::with_client(&cfg.prometheus, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());
     let bound = node.bound();
     node.serve_http(axum::Router::new());
@@ -186,7 +181,7 @@ pub async fn run(
             None => std::future::pending().await,
         }
     });
-    info!(grpc = %bound.grpc, http = %bound.http, prometheus = %cfg.prometheus_url, "sidecar started");
+    info!(grpc = %bound.grpc, http = %bound.http, prometheus = %cfg.prometheus.url, "sidecar started");
     on_bound(bound);
 
     if let Some(c) = &cfg.cluster {

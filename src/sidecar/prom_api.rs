@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::client::{PromClientConfig, PromHttp};
 use crate::model::{Labels, Matcher};
 use crate::store::StoreError;
 
 #[derive(Clone)]
 pub struct PromApi {
     base: String,
-    http: reqwest::Client,
+    http: PromHttp,
     timeout: Duration,
 }
 
@@ -49,10 +50,19 @@ pub fn parse_prom_duration(s: &str) -> Option<Duration> {
 }
 
 impl PromApi {
+    /// A client for the Prometheus at `base`, without credentials.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let http = super::http_client(timeout)?;
+        let cfg = PromClientConfig::plain(base)
+            .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
+        Self::with_client(&cfg, timeout)
+    }
+
+    /// A client for the Prometheus `cfg` describes.
+    pub fn with_client(cfg: &PromClientConfig, timeout: Duration) -> Result<Self, StoreError> {
+        let http = PromHttp::new(cfg, timeout, None)
+            .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_string(),
+            base: cfg.url.clone(),
             http,
             timeout,
         })
@@ -72,7 +82,7 @@ impl PromApi {
     /// Whether Prometheus answers `/-/ready`.
     pub async fn ready(&self) -> bool {
         matches!(
-            self.http.get(format!("{}/-/ready", self.base)).timeout(self.timeout).send().await,
+            self.http.request(reqwest::Method::GET, &format!("{}/-/ready", self.base)).timeout(self.timeout).send().await,
             Ok(r) if r.status().is_success()
         )
     }
@@ -84,7 +94,7 @@ impl PromApi {
     ) -> Result<T, StoreError> {
         let resp = self
             .http
-            .get(format!("{}{path}", self.base))
+            .request(reqwest::Method::GET, &format!("{}{path}", self.base))
             .query(query)
             .timeout(self.timeout)
             .send()

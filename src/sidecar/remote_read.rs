@@ -13,6 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use prost::Message;
 
+use super::client::{PromClientConfig, PromHttp};
 use crate::model::{
     Chunk, ChunkEncoding, Label, Labels, Matcher, Sample, Series, MAX_SAMPLES_PER_CHUNK,
 };
@@ -41,7 +42,7 @@ const STREAMED_CONTENT_TYPE: &str =
 #[derive(Clone)]
 pub struct RemoteRead {
     url: String,
-    http: reqwest::Client,
+    http: PromHttp,
 }
 
 /// Prometheus' remote read numbers matcher types as the Store API does
@@ -58,13 +59,17 @@ fn matcher_to_prom(m: &Matcher) -> prom::LabelMatcher {
 impl RemoteRead {
     /// A client for the Prometheus at `base` (e.g. `http://127.0.0.1:9090`).
     pub fn new(base: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .read_timeout(timeout.max(MIN_READ_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::Internal(format!("HTTP client: {e}")))?;
+        let cfg = PromClientConfig::plain(base)
+            .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
+        Self::with_client(&cfg, timeout)
+    }
+
+    /// A client for the Prometheus `cfg` describes.
+    pub fn with_client(cfg: &PromClientConfig, timeout: Duration) -> Result<Self, StoreError> {
+        let http = PromHttp::new(cfg, timeout, Some(timeout.max(MIN_READ_TIMEOUT)))
+            .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
         Ok(Self {
-            url: format!("{}/api/v1/read", base.trim_end_matches('/')),
+            url: format!("{}/api/v1/read", cfg.url),
             http,
         })
     }
@@ -106,7 +111,7 @@ impl RemoteRead {
             .map_err(|e| StoreError::Internal(format!("snappy: {e}")))?;
         let resp = self
             .http
-            .post(&self.url)
+            .request(reqwest::Method::POST, &self.url)
             .header("Content-Encoding", "snappy")
             .header("Content-Type", "application/x-protobuf")
             .header("X-Prometheus-Remote-Read-Version", "0.1.0")

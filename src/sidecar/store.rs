@@ -39,9 +39,19 @@ pub struct PrometheusStore {
 
 impl PrometheusStore {
     pub fn new(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let cfg = super::client::PromClientConfig::plain(url)
+            .map_err(|e| StoreError::InvalidArgument(format!("{e:#}")))?;
+        Self::with_client(&cfg, timeout)
+    }
+
+    /// A store over the Prometheus `cfg` describes (URL, credentials, TLS).
+    pub fn with_client(
+        cfg: &super::client::PromClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            rr: RemoteRead::new(url, timeout)?,
-            api: PromApi::new(url, timeout)?,
+            rr: RemoteRead::with_client(cfg, timeout)?,
+            api: PromApi::with_client(cfg, timeout)?,
             state: Arc::new(RwLock::new(PromState::default())),
             group_id: String::new(),
         })
