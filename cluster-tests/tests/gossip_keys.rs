@@ -110,10 +110,10 @@ fn nodes_without_the_key_are_not_heard_and_forged_packets_are_dropped() {
     );
     let (fake, packet) = capture("127.0.32.99:10900");
     let s1 = synthetic("s1", "127.0.32.11", seed, Some(&ring), &[]);
-    // One without a key, reusing s1's node name to take its place; one
-    // with another key; a querier with another key.
+    // One without a key that copies s1's labels (its group) and node name
+    // to take its place; one with another key; a querier with another key.
     let _rogue = synthetic(
-        "rogue",
+        "s1",
         "127.0.32.21",
         seed,
         None,
@@ -143,6 +143,16 @@ fn nodes_without_the_key_are_not_heard_and_forged_packets_are_dropped() {
         .filter_map(|m| m["node"].as_str())
         .collect();
     assert!(!names.iter().any(|n| n.contains("127.0.32.2")), "{names:?}");
+    let endpoints: Vec<&str> = v["data"]["groups"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["endpoint"].as_str())
+        .collect();
+    assert!(
+        endpoints.len() == 1 && endpoints[0].starts_with("127.0.32.11:"),
+        "s1's group: {endpoints:?}"
+    );
     assert!(dropped(&q, "plaintext") > 0.0);
     assert!(dropped(&q, "auth") > 0.0);
 

@@ -165,6 +165,10 @@ fn mutual_tls_between_querier_and_stores_and_https_with_basic_auth_for_clients()
     )
     .unwrap();
     let s = store("127.0.31.11", seed, &store_leaf, &ca.ca());
+    // A store whose certificate another CA signed: it gossips like the
+    // others, but the querier cannot verify it and never uses it.
+    let impostor_leaf = other.issue("impostor", &["127.0.31.12"]);
+    let _impostor = store("127.0.31.12", seed, &impostor_leaf, &ca.ca());
 
     let base = format!("https://127.0.31.1:{}", q.http.port());
     let cap = ca.ca();
@@ -217,6 +221,42 @@ fn mutual_tls_between_querier_and_stores_and_https_with_basic_auth_for_clients()
     assert!(
         head.to_ascii_lowercase().contains("x-frame-options: deny"),
         "{head}"
+    );
+
+    // The impostor never became healthy: answers above counted 33 series,
+    // one store's worth.
+    let members = curl(&[
+        "--cacert",
+        cap.to_str().unwrap(),
+        "-u",
+        &creds,
+        &format!("{base}/api/v1/cluster"),
+    ])
+    .1;
+    let v: serde_json::Value = serde_json::from_str(&members).unwrap();
+    let health: Vec<(String, String)> = v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["members"].as_array().unwrap().clone())
+        .map(|m| {
+            (
+                m["endpoint"].as_str().unwrap_or("").to_string(),
+                m["health"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        health
+            .iter()
+            .any(|(e, h)| e.starts_with("127.0.31.12:") && h != "healthy"),
+        "{health:?}"
+    );
+    assert!(
+        health
+            .iter()
+            .any(|(e, h)| e.starts_with("127.0.31.11:") && h == "healthy"),
+        "{health:?}"
     );
 
     // The store refuses the stranger's certificate and the plaintext querier.
