@@ -48,8 +48,10 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
     {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(m) = std::fs::metadata(path) {
-            if m.permissions().mode() & 0o077 != 0 {
-                warn!(file = %path.display(), "--cluster.secret-file can be read by other users; chmod 600 it");
+            // Group access is how Kubernetes mounts secrets (fsGroup);
+            // access for everyone is not.
+            if m.permissions().mode() & 0o007 != 0 {
+                warn!(file = %path.display(), "--cluster.secret-file can be read by every user of this host; chmod 600 it");
             }
         }
     }
