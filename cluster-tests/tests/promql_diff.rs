@@ -76,6 +76,7 @@ fn cases() -> Vec<Case> {
         Case::Instant("a day after the end", end + 24 * H),
         Case::Instant("before the data", T0 - H),
         Case::Range("whole data", T0 - 10 * M, end + 10 * M, M),
+        Case::Range("ten minutes, 10 s steps", T0 + 95 * M, T0 + 105 * M, 10 * S),
         Case::Range(
             "unaligned start and step",
             T0 + 20 * M + 13_500,

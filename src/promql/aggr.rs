@@ -270,9 +270,9 @@ fn valid_label(s: &str) -> bool {
 }
 
 /// `topk`/`bottomk`: per group and step, the k largest (smallest) values.
-/// Ties are broken as Prometheus breaks them: series arrive in order and go
-/// through the same binary heap (smallest kept value on top; NaN ranks
-/// below every number).
+/// Ties are broken as Prometheus 2.42 breaks them: series arrive in order
+/// and go through the same binary heap (smallest kept value on top; NaN
+/// ranks below every number); a better value pops the top and is pushed.
 fn top_k(
     series: Vec<StepSeries>,
     group_of: &[usize],
@@ -320,11 +320,15 @@ fn top_k(
             }
             let h0 = heap[0].0;
             let better = if top { h0 < v } else { h0 > v };
-            if better || (h0.is_nan() && !v.is_nan()) {
-                heap[0] = (v, idx);
-                if kk > 1 {
-                    sift_down(heap, 0, &below);
-                }
+            if better || h0.is_nan() {
+                // Pop the least kept value, then push the new one, as
+                // Go's container/heap does: which of several equal values
+                // stays depends on exactly these moves.
+                let last = heap.len() - 1;
+                heap.swap(0, last);
+                sift_down(&mut heap[..last], 0, &below);
+                heap[last] = (v, idx);
+                sift_up(heap, last, &below);
             }
         }
         for heap in &heaps {
