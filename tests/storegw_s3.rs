@@ -152,6 +152,7 @@ async fn a_gateway_serves_promtool_blocks_from_s3() {
         bucket: config.clone(),
         data_dir: data.path().to_path_buf(),
         index_cache_bytes: 1 << 20,
+        chunk_cache_bytes: 1 << 20,
         store_group_id: None,
         selector: Default::default(),
     };

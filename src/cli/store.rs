@@ -65,6 +65,13 @@ pub struct StoreArgs {
           default_value = "250MB", value_parser = parse_bytes)]
     pub index_cache_size: usize,
 
+    /// Memory for chunks read from the bucket, so that dashboards asking
+    /// for the same recent data again are answered without reading the
+    /// bucket; e.g. 250MB or 1GiB; 0 disables the cache.
+    #[arg(long = "store.chunk-cache-size", env = "SKEIN_STORE_CHUNK_CACHE_SIZE",
+          default_value = "250MB", value_parser = parse_bytes)]
+    pub chunk_cache_size: usize,
+
     /// Most series one Series request may return; a request over it fails
     /// with a clear error instead of loading them. 0: no limit.
     #[arg(
@@ -132,6 +139,7 @@ impl StoreArgs {
             bucket,
             data_dir: self.data_dir,
             index_cache_bytes: self.index_cache_size,
+            chunk_cache_bytes: self.chunk_cache_size,
             store_group_id: self.store_group_id.filter(|g| !g.is_empty()),
             selector,
         })

@@ -140,6 +140,7 @@ pub struct BucketLoader {
     /// Index headers are kept here, so a restart reads no index again.
     header_dir: PathBuf,
     cache: Option<Arc<IndexCache>>,
+    chunk_cache: Option<Arc<IndexCache>>,
 }
 
 impl BucketLoader {
@@ -153,6 +154,7 @@ impl BucketLoader {
             failed_ranges: Default::default(),
             header_dir,
             cache: None,
+            chunk_cache: None,
         }
     }
 
@@ -187,6 +189,12 @@ impl BucketLoader {
     /// Blocks loaded from now on share `cache` for postings and series.
     pub fn with_index_cache(mut self, cache: Arc<IndexCache>) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Blocks loaded from now on share `cache` for chunks.
+    pub fn with_chunk_cache(mut self, cache: Arc<IndexCache>) -> Self {
+        self.chunk_cache = Some(cache);
         self
     }
 }
@@ -273,6 +281,9 @@ impl BlockLoader for BucketLoader {
         block.check_chunk_files().await?;
         if let Some(cache) = &self.cache {
             block = block.with_index_cache(cache.clone());
+        }
+        if let Some(cache) = &self.chunk_cache {
+            block = block.with_chunk_cache(cache.clone());
         }
         let served: Arc<dyn BlockSeries> = Arc::new(TsdbBlock::new(block)?);
         if let Ok(mut f) = self.failed_ranges.lock() {

@@ -29,6 +29,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// `--index-cache-size`: bytes of postings and series kept in memory.
     pub index_cache_bytes: usize,
+    /// Memory for chunks read from the bucket (`--store.chunk-cache-size`).
+    pub chunk_cache_bytes: usize,
     /// `--store-group-id`: replaces the group id derived from the bucket
     /// and the time bounds.
     pub store_group_id: Option<String>,
@@ -100,11 +102,15 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| group_id(bucket.id(), min, max, &cfg.selector));
     let cache = Arc::new(crate::tsdb::cache::IndexCache::new(cfg.index_cache_bytes));
+    let chunk_cache = Arc::new(crate::tsdb::cache::IndexCache::for_chunks(
+        cfg.chunk_cache_bytes,
+    ));
     let loader = Arc::new(
         bucket::BucketLoader::new(bucket, cfg.data_dir.join("index-headers"))
             .with_bounds(min, max)
             .with_selector(cfg.selector.rules.clone())
-            .with_index_cache(cache),
+            .with_index_cache(cache)
+            .with_chunk_cache(chunk_cache),
     );
     role::run_with(cfg.gateway, loader, group_id, shutdown, on_bound).await
 }

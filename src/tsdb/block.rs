@@ -166,6 +166,13 @@ impl Block {
         self
     }
 
+    /// Keeps the chunks read from this block in `cache`.
+    pub fn with_chunk_cache(mut self, cache: Arc<super::cache::IndexCache>) -> Self {
+        let id = super::cache::block_id(&self.meta.ulid);
+        self.chunks = self.chunks.with_cache(cache, id);
+        self
+    }
+
     pub fn meta(&self) -> &BlockMeta {
         &self.meta
     }

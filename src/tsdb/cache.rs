@@ -1,6 +1,8 @@
-//! The in-memory index cache (`--index-cache-size`): postings lists and
-//! series entries by block, bounded in bytes, least recently used out
-//! first. Lookups take a batch of keys under one lock, so a query touching
+//! The in-memory caches of a store gateway: the index cache
+//! (`--index-cache-size`: postings lists and series entries by block) and
+//! the chunk cache (`--store.chunk-cache-size`: chunks by block and
+//! reference), each bounded in bytes, least recently used out first.
+//! Lookups take a batch of keys under one lock, so a query touching
 //! thousands of series locks a handful of times, not once per series.
 
 use std::hash::Hash;
@@ -15,6 +17,8 @@ use lru::LruCache;
 pub enum CacheKey {
     Postings { block: u128, offset: u64 },
     Series { block: u128, series: u64 },
+    /// A chunk's encoding byte and data.
+    Chunk { block: u128, chunk: u64 },
 }
 
 /// A cache id for a block, from its ULID.
@@ -36,6 +40,7 @@ impl CacheKey {
         match self {
             CacheKey::Postings { .. } => "postings",
             CacheKey::Series { .. } => "series",
+            CacheKey::Chunk { .. } => "chunks",
         }
     }
 }
@@ -48,7 +53,30 @@ struct Inner {
 pub struct IndexCache {
     inner: Mutex<Inner>,
     max_bytes: usize,
+    names: &'static Names,
 }
+
+/// The metric names of one cache.
+struct Names {
+    requests: &'static str,
+    hits: &'static str,
+    evictions: &'static str,
+    bytes: &'static str,
+}
+
+static INDEX_NAMES: Names = Names {
+    requests: CACHE_REQUESTS_TOTAL,
+    hits: CACHE_HITS_TOTAL,
+    evictions: CACHE_EVICTIONS_TOTAL,
+    bytes: CACHE_BYTES,
+};
+
+static CHUNK_NAMES: Names = Names {
+    requests: CHUNK_CACHE_REQUESTS_TOTAL,
+    hits: CHUNK_CACHE_HITS_TOTAL,
+    evictions: CHUNK_CACHE_EVICTIONS_TOTAL,
+    bytes: CHUNK_CACHE_BYTES,
+};
 
 impl std::fmt::Debug for IndexCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,6 +90,10 @@ pub const CACHE_REQUESTS_TOTAL: &str = "skein_store_index_cache_requests_total";
 pub const CACHE_HITS_TOTAL: &str = "skein_store_index_cache_hits_total";
 pub const CACHE_EVICTIONS_TOTAL: &str = "skein_store_index_cache_evictions_total";
 pub const CACHE_BYTES: &str = "skein_store_index_cache_bytes";
+pub const CHUNK_CACHE_REQUESTS_TOTAL: &str = "skein_store_chunk_cache_requests_total";
+pub const CHUNK_CACHE_HITS_TOTAL: &str = "skein_store_chunk_cache_hits_total";
+pub const CHUNK_CACHE_EVICTIONS_TOTAL: &str = "skein_store_chunk_cache_evictions_total";
+pub const CHUNK_CACHE_BYTES: &str = "skein_store_chunk_cache_bytes";
 
 pub fn describe() {
     metrics::describe_counter!(
@@ -78,17 +110,41 @@ pub fn describe() {
         metrics::Unit::Bytes,
         "Bytes held by the index cache."
     );
+    metrics::describe_counter!(CHUNK_CACHE_REQUESTS_TOTAL, "Chunk cache lookups.");
+    metrics::describe_counter!(
+        CHUNK_CACHE_HITS_TOTAL,
+        "Chunk cache lookups that found the chunk."
+    );
+    metrics::describe_counter!(
+        CHUNK_CACHE_EVICTIONS_TOTAL,
+        "Chunks dropped from the chunk cache to stay within --store.chunk-cache-size."
+    );
+    metrics::describe_gauge!(
+        CHUNK_CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes held by the chunk cache."
+    );
 }
 
 impl IndexCache {
-    /// A cache of at most `max_bytes` (0 disables it).
+    /// An index cache of at most `max_bytes` (0 disables it).
     pub fn new(max_bytes: usize) -> Self {
+        Self::named(max_bytes, &INDEX_NAMES)
+    }
+
+    /// A chunk cache of at most `max_bytes` (0 disables it).
+    pub fn for_chunks(max_bytes: usize) -> Self {
+        Self::named(max_bytes, &CHUNK_NAMES)
+    }
+
+    fn named(max_bytes: usize, names: &'static Names) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 lru: LruCache::unbounded(),
                 used: 0,
             }),
             max_bytes,
+            names,
         }
     }
 
@@ -107,8 +163,8 @@ impl IndexCache {
         };
         let kind = keys[0].kind();
         let hits = out.iter().filter(|v| v.is_some()).count() as u64;
-        metrics::counter!(CACHE_REQUESTS_TOTAL, "kind" => kind).increment(keys.len() as u64);
-        metrics::counter!(CACHE_HITS_TOTAL, "kind" => kind).increment(hits);
+        metrics::counter!(self.names.requests, "kind" => kind).increment(keys.len() as u64);
+        metrics::counter!(self.names.hits, "kind" => kind).increment(hits);
         out
     }
 
@@ -147,9 +203,9 @@ impl IndexCache {
             g.used
         };
         if evicted > 0 {
-            metrics::counter!(CACHE_EVICTIONS_TOTAL).increment(evicted);
+            metrics::counter!(self.names.evictions).increment(evicted);
         }
-        metrics::gauge!(CACHE_BYTES).set(used as f64);
+        metrics::gauge!(self.names.bytes).set(used as f64);
     }
 
     pub fn used_bytes(&self) -> usize {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::cache::{CacheKey, IndexCache};
 use super::encoding::{uvarint, Varint};
 use super::error::{check_crc, segment_file_name, Section, TsdbError};
 use super::index::ChunkMeta;
@@ -23,6 +24,16 @@ pub const SEGMENT_HEADER_LEN: u64 = 8;
 /// requested chunk; a longer chunk costs one more read. An XOR chunk of 120
 /// samples rarely passes 1 KiB.
 const CHUNK_ESTIMATE: u64 = 4096;
+
+/// The byte that stands for `e` in a chunk record.
+fn encoding_byte(e: ChunkEncoding) -> u8 {
+    match e {
+        ChunkEncoding::Xor => 1,
+        ChunkEncoding::Histogram => 2,
+        ChunkEncoding::FloatHistogram => 3,
+        ChunkEncoding::Aggr => 0xff,
+    }
+}
 
 fn encoding_of(b: u8) -> Option<ChunkEncoding> {
     match b {
@@ -107,6 +118,8 @@ pub struct ChunkReader {
     block: String,
     files: Arc<dyn BlockFiles>,
     segments: Mutex<HashMap<u32, Arc<dyn ReadAt>>>,
+    /// Chunks read before, shared by the blocks of a gateway.
+    cache: Option<(Arc<IndexCache>, u128)>,
 }
 
 impl ChunkReader {
@@ -116,7 +129,14 @@ impl ChunkReader {
             block: block.into(),
             files,
             segments: Mutex::new(HashMap::new()),
+            cache: None,
         }
+    }
+
+    /// Keeps the chunks read in `cache`, under the block's cache id.
+    pub fn with_cache(mut self, cache: Arc<IndexCache>, block: u128) -> Self {
+        self.cache = Some((cache, block));
+        self
     }
 
     /// Opens segment `seq` (0 for `chunks/000001`) and checks its header;
@@ -164,21 +184,54 @@ impl ChunkReader {
     /// Chunks of one segment that are less than 16 KiB apart are read with
     /// one range read.
     pub async fn chunks(&self, metas: &[ChunkMeta]) -> Result<Vec<Chunk>, TsdbError> {
+        let mut found: HashMap<u64, (ChunkEncoding, Bytes)> = HashMap::with_capacity(metas.len());
+        if let Some((cache, block)) = &self.cache {
+            let keys: Vec<CacheKey> = metas
+                .iter()
+                .map(|m| CacheKey::Chunk {
+                    block: *block,
+                    chunk: m.chunk_ref,
+                })
+                .collect();
+            for (m, hit) in metas.iter().zip(cache.get_many(&keys)) {
+                let Some(v) = hit else { continue };
+                if let Some(enc) = v.first().copied().and_then(encoding_of) {
+                    found.insert(m.chunk_ref, (enc, v.slice(1..)));
+                }
+            }
+        }
         let mut by_segment: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for m in metas {
+        for m in metas.iter().filter(|m| !found.contains_key(&m.chunk_ref)) {
             by_segment
                 .entry(m.segment())
                 .or_default()
                 .push(u64::from(m.offset()));
         }
-        let mut found: HashMap<u64, (ChunkEncoding, Bytes)> = HashMap::with_capacity(metas.len());
+        let mut read: HashMap<u64, (ChunkEncoding, Bytes)> = HashMap::new();
         for (seq, mut offsets) in by_segment {
             let src = self.segment(seq).await?;
             offsets.sort_unstable();
             offsets.dedup();
-            self.read_segment(seq, src.as_ref(), &offsets, &mut found)
+            self.read_segment(seq, src.as_ref(), &offsets, &mut read)
                 .await?;
         }
+        if let Some((cache, block)) = &self.cache {
+            // Copies: a chunk read within a larger range must not keep
+            // the whole range in memory.
+            cache.put_many(read.iter().map(|(r, (enc, data))| {
+                let mut v = Vec::with_capacity(data.len() + 1);
+                v.push(encoding_byte(*enc));
+                v.extend_from_slice(data);
+                (
+                    CacheKey::Chunk {
+                        block: *block,
+                        chunk: *r,
+                    },
+                    Bytes::from(v),
+                )
+            }));
+        }
+        found.extend(read);
         metas
             .iter()
             .map(|m| {
@@ -339,6 +392,42 @@ mod tests {
         assert_eq!(got[0].data.len(), 30_000);
         assert_eq!(&got[1].data[..], b"ccc");
         assert_eq!(stats.reads() - before, 4);
+    }
+
+    #[tokio::test]
+    async fn cached_chunks_are_not_read_again() {
+        let (seg, o) = write_segment(&[(1, b"a"), (2, b"hh"), (1, b"ccc")]);
+        let stats = Arc::new(ReadStats::default());
+        let files = MemBlockFiles::new("blk")
+            .with_file("chunks/000001", seg)
+            .counted(Arc::clone(&stats));
+        let cache = Arc::new(IndexCache::for_chunks(1 << 20));
+        let r = ChunkReader::new("blk", Arc::new(files)).with_cache(cache.clone(), 7);
+        let first = r.chunks(&[meta(0, o[0]), meta(0, o[1])]).await.unwrap();
+        let reads = stats.reads();
+        // Both cached: no read at all, same chunks, same encodings.
+        let again = r.chunks(&[meta(0, o[1]), meta(0, o[0])]).await.unwrap();
+        assert_eq!(stats.reads(), reads);
+        assert_eq!(again[0], first[1]);
+        assert_eq!(again[1], first[0]);
+        assert_eq!(again[0].encoding, ChunkEncoding::Histogram);
+        // One cached, one not: only the missing one is read.
+        let mixed = r.chunks(&[meta(0, o[0]), meta(0, o[2])]).await.unwrap();
+        assert_eq!(stats.reads(), reads + 1);
+        assert_eq!(&mixed[1].data[..], b"ccc");
+        // Another block's id shares nothing.
+        let other = ChunkReader::new(
+            "blk2",
+            Arc::new(
+                MemBlockFiles::new("blk2")
+                    .with_file("chunks/000001", write_segment(&[(1, b"a")]).0)
+                    .counted(Arc::clone(&stats)),
+            ),
+        )
+        .with_cache(cache, 8);
+        let before = stats.reads();
+        other.chunks(&[meta(0, o[0])]).await.unwrap();
+        assert!(stats.reads() > before);
     }
 
     #[tokio::test]
