@@ -220,7 +220,21 @@ impl Engine {
         let max_samples = self.cfg.max_samples;
         let lookback = self.cfg.lookback_delta_ms;
         let weighted_counts = opts.max_resolution_ms > 0;
-        let value = pool::evaluate(move || {
+        // A small query is evaluated here, on the async thread: its work is
+        // bounded by the data fetched (no subquery), its recursion is
+        // shallow, and handing it to an evaluation thread and back would
+        // cost more than evaluating it.
+        let data_bytes: usize = data
+            .values()
+            .flatten()
+            .map(|s| s.chunks.iter().map(|c| c.data.len()).sum::<usize>())
+            .sum();
+        let series: usize = data.values().map(Vec::len).sum();
+        let small = data_bytes <= INLINE_MAX_BYTES
+            && grid.n.saturating_mul(series.max(1)) <= INLINE_MAX_POINTS
+            && depth::depth_bound(query) <= INLINE_MAX_DEPTH
+            && !plan::has_subquery(&expr);
+        let evaluate = move || {
             let mut ev = Evaluator {
                 data: &data,
                 lookback,
@@ -238,11 +252,21 @@ impl Engine {
             };
             let v = ev.eval(&expr, grid)?;
             Ok(plan::to_value(v, grid, range_query))
-        })
-        .await?;
+        };
+        let value = if small {
+            pool::evaluate_here(evaluate)?
+        } else {
+            pool::evaluate(evaluate).await?
+        };
         Ok(QueryOutput { value, warnings })
     }
 }
+
+/// Largest query evaluated on the async thread that fetched its data: chunk
+/// bytes, output points (steps times series), syntax tree depth.
+const INLINE_MAX_BYTES: usize = 64 << 10;
+const INLINE_MAX_POINTS: usize = 20_000;
+const INLINE_MAX_DEPTH: usize = 24;
 
 /// Step of subqueries without one: Prometheus' default evaluation interval.
 const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;

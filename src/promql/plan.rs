@@ -281,6 +281,21 @@ fn max_resolution(requested: i64, need: &Need<'_>) -> i64 {
     }
 }
 
+/// Whether `e` holds a subquery anywhere: a subquery's grid makes work
+/// that the data fetched does not bound.
+pub(crate) fn has_subquery(e: &Expr) -> bool {
+    match e {
+        Expr::Subquery(_) => true,
+        Expr::Aggregate(a) => has_subquery(&a.expr) || a.param.as_deref().is_some_and(has_subquery),
+        Expr::Unary(u) => has_subquery(&u.expr),
+        Expr::Binary(b) => has_subquery(&b.lhs) || has_subquery(&b.rhs),
+        Expr::Paren(p) => has_subquery(&p.expr),
+        Expr::Call(c) => c.args.args.iter().any(|a| has_subquery(a)),
+        Expr::Extension(_) => true,
+        _ => false,
+    }
+}
+
 pub(crate) struct Fetched {
     pub series: HashMap<usize, Vec<Series>>,
     pub warnings: Vec<String>,

@@ -45,8 +45,27 @@ pub(crate) async fn evaluate<T: Send + 'static>(
     });
     pool().submit(job)?;
     match rx.await {
-        Ok(Ok(result)) => result,
-        Ok(Err(panic)) => {
+        Ok(result) => unwind(result),
+        Err(_) => Err(PromqlError::execution(
+            "query evaluation failed: its thread went away",
+        )),
+    }
+}
+
+/// Runs a small `f` on the calling thread, a panic still being the
+/// query's error.
+pub(crate) fn evaluate_here<T>(
+    f: impl FnOnce() -> Result<T, PromqlError>,
+) -> Result<T, PromqlError> {
+    unwind(std::panic::catch_unwind(AssertUnwindSafe(f)))
+}
+
+fn unwind<T>(
+    result: std::thread::Result<Result<T, PromqlError>>,
+) -> Result<T, PromqlError> {
+    match result {
+        Ok(result) => result,
+        Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
@@ -57,9 +76,6 @@ pub(crate) async fn evaluate<T: Send + 'static>(
                 "query evaluation failed: {what}"
             )))
         }
-        Err(_) => Err(PromqlError::execution(
-            "query evaluation failed: its thread went away",
-        )),
     }
 }
 
