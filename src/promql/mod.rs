@@ -88,16 +88,48 @@ pub struct Engine {
     source: Arc<dyn Source>,
     cfg: Arc<EngineConfig>,
     gate: Arc<Semaphore>,
+    /// Syntax trees of recent query texts: dashboards ask the same texts
+    /// again and again, with new times.
+    parsed: Arc<std::sync::Mutex<lru::LruCache<Box<str>, Arc<promql_parser::parser::Expr>>>>,
 }
+
+/// Query texts whose syntax trees are kept, and the longest text kept.
+const PARSED_ENTRIES: usize = 512;
+const PARSED_MAX_LEN: usize = 4096;
 
 impl Engine {
     pub fn new(source: Arc<dyn Source>, cfg: EngineConfig) -> Self {
         let gate = Arc::new(Semaphore::new(cfg.max_concurrent.max(1)));
+        let entries =
+            std::num::NonZeroUsize::new(PARSED_ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN);
         Self {
             source,
             cfg: Arc::new(cfg),
             gate,
+            parsed: Arc::new(std::sync::Mutex::new(lru::LruCache::new(entries))),
         }
+    }
+
+    /// The syntax tree of `query`, parsed and checked once per text.
+    fn parse(&self, query: &str) -> Result<Arc<promql_parser::parser::Expr>, PromqlError> {
+        let cached = query.len() <= PARSED_MAX_LEN;
+        if cached {
+            if let Some(e) = self
+                .parsed
+                .lock()
+                .ok()
+                .and_then(|mut c| c.get(query).cloned())
+            {
+                return Ok(e);
+            }
+        }
+        let expr = Arc::new(plan::parse(query)?);
+        if cached {
+            if let Ok(mut c) = self.parsed.lock() {
+                c.put(query.into(), Arc::clone(&expr));
+            }
+        }
+        Ok(expr)
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -150,7 +182,7 @@ impl Engine {
         deadline: Instant,
     ) -> Result<QueryOutput, PromqlError> {
         // Parse and check before waiting for a slot: bad queries fail fast.
-        let expr = Arc::new(plan::parse(query)?);
+        let expr = self.parse(query)?;
         let range_query = step_ms > 0;
         if range_query {
             plan::check_range_type(&expr)?;

@@ -60,9 +60,7 @@ pub(crate) fn evaluate_here<T>(
     unwind(std::panic::catch_unwind(AssertUnwindSafe(f)))
 }
 
-fn unwind<T>(
-    result: std::thread::Result<Result<T, PromqlError>>,
-) -> Result<T, PromqlError> {
+fn unwind<T>(result: std::thread::Result<Result<T, PromqlError>>) -> Result<T, PromqlError> {
     match result {
         Ok(result) => result,
         Err(panic) => {

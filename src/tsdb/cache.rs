@@ -15,10 +15,19 @@ use lru::LruCache;
 /// series entry (by reference), of one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheKey {
-    Postings { block: u128, offset: u64 },
-    Series { block: u128, series: u64 },
+    Postings {
+        block: u128,
+        offset: u64,
+    },
+    Series {
+        block: u128,
+        series: u64,
+    },
     /// A chunk's encoding byte and data.
-    Chunk { block: u128, chunk: u64 },
+    Chunk {
+        block: u128,
+        chunk: u64,
+    },
 }
 
 /// A cache id for a block, from its ULID.
