@@ -190,6 +190,51 @@ async fn thanos_client_reads_everything_back() {
 }
 
 #[tokio::test]
+async fn series_come_in_batches_when_the_caller_asks() {
+    let running = start(config()).await;
+    let client = StoreClient::connect(format!("http://{}", running.grpc))
+        .await
+        .unwrap();
+    let req = |batch: i64| pb::SeriesRequest {
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        matchers: vec![pb::LabelMatcher {
+            r#type: pb::label_matcher::Type::Re as i32,
+            name: "job".into(),
+            value: ".+".into(),
+        }],
+        response_batch_size: batch,
+        ..Default::default()
+    };
+    // (series per frame, in order) for a batch size.
+    let frames_for = |batch: i64| {
+        let mut client = client.clone();
+        async move {
+            let mut stream = client.series(req(batch)).await.unwrap().into_inner();
+            let (mut sizes, mut names) = (Vec::new(), Vec::new());
+            while let Some(frame) = stream.next().await {
+                let series = match frame.unwrap().result.unwrap() {
+                    pb::series_response::Result::Series(s) => vec![s],
+                    pb::series_response::Result::Batch(b) => b.series,
+                    other => panic!("unexpected frame {other:?}"),
+                };
+                sizes.push(series.len());
+                names.extend(series.into_iter().map(|s| format!("{:?}", s.labels)));
+            }
+            (sizes, names)
+        }
+    };
+    let total = 3 * SERIES_PER_TARGET;
+    let (single, order) = frames_for(0).await;
+    assert_eq!(single, vec![1; total]);
+    let (batched, batched_order) = frames_for(10).await;
+    assert_eq!(batched_order, order, "batching changed the series or their order");
+    assert_eq!(batched.iter().sum::<usize>(), total);
+    assert!(batched.iter().all(|&n| n <= 10), "{batched:?}");
+    assert!(batched.len() < total, "no frame carried several series: {batched:?}");
+}
+
+#[tokio::test]
 async fn remote_store_selects_by_matchers_and_time() {
     let running = start(config()).await;
     let remote =

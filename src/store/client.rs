@@ -51,6 +51,9 @@ impl Default for ClientConfig {
     }
 }
 
+/// Series per frame asked of stores (`response_batch_size`).
+pub const RESPONSE_BATCH_SIZE: i64 = 64;
+
 /// A peer's Store API. Cheap to clone; clones share one HTTP/2 connection.
 #[derive(Clone)]
 pub struct RemoteStore {
@@ -191,11 +194,12 @@ impl Store for RemoteStore {
 
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError> {
         let mut client = self.store.clone();
+        let mut wire = pb::SeriesRequest::from(&req);
+        // Several series to a frame from stores that can (skein, newer
+        // Thanos); others ignore the field and send one per frame.
+        wire.response_batch_size = RESPONSE_BATCH_SIZE;
         let stream = client
-            .series(with_hops(
-                tonic::Request::new(pb::SeriesRequest::from(&req)),
-                req.hops,
-            ))
+            .series(with_hops(tonic::Request::new(wire), req.hops))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();

@@ -179,8 +179,38 @@ async fn send_frame(
     }
 }
 
+/// Most series one batch frame carries, whatever the caller asks, and the
+/// encoded size at which a batch is sent before it is full.
+const MAX_BATCH_SERIES: usize = 1024;
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Series waiting to go out as one frame.
+#[derive(Default)]
+struct Batch {
+    series: Vec<pb::Series>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn take(&mut self) -> Option<pb::SeriesResponse> {
+        if self.series.is_empty() {
+            return None;
+        }
+        self.bytes = 0;
+        let series = std::mem::take(&mut self.series);
+        Some(frame(if series.len() == 1 {
+            pb::series_response::Result::Series(series.into_iter().next()?)
+        } else {
+            pb::series_response::Result::Batch(pb::SeriesBatch { series })
+        }))
+    }
+}
+
 /// Sends a Series answer's frames to `tx` until the store's stream ends,
-/// fails, the deadline passes, or the caller stops taking frames.
+/// fails, the deadline passes, or the caller stops taking frames. With
+/// `batch` above 1, series that are ready together go out together, up to
+/// `batch` series (or 1 MiB) a frame; a series is never held back waiting
+/// for the next one.
 async fn send_series(
     mut inner: super::SeriesStream,
     tx: tokio::sync::mpsc::Sender<Result<pb::SeriesResponse, Status>>,
@@ -188,39 +218,103 @@ async fn send_series(
     _permit: Option<OwnedSemaphorePermit>,
     deadline: Option<Instant>,
     send_timeout: Duration,
+    batch: usize,
 ) {
+    use futures::FutureExt;
     let (mut series, mut chunks) = (0u64, 0u64);
+    let mut pending = Batch::default();
     loop {
-        let next = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, inner.next()).await {
-                Ok(n) => n,
-                Err(_) => {
-                    timer.finish(Err(crate::error::ErrorCode::Timeout));
-                    let _ = tx.try_send(Err(Status::deadline_exceeded(
-                        "the request's deadline passed before its answer was complete (grpc-timeout or --grpc.request-timeout)",
-                    )));
-                    break;
+        let next = if !pending.series.is_empty() {
+            // Take what is ready now; send the batch before waiting.
+            match inner.next().now_or_never() {
+                Some(n) => n,
+                None => {
+                    if !send_or_stop(&tx, pending.take().map(Ok), send_timeout, &mut timer).await {
+                        break;
+                    }
+                    continue;
                 }
-            },
-            None => inner.next().await,
+            }
+        } else {
+            match deadline {
+                Some(d) => match tokio::time::timeout_at(d, inner.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        timer.finish(Err(crate::error::ErrorCode::Timeout));
+                        let _ = tx.try_send(Err(Status::deadline_exceeded(
+                            "the request's deadline passed before its answer was complete (grpc-timeout or --grpc.request-timeout)",
+                        )));
+                        break;
+                    }
+                },
+                None => inner.next().await,
+            }
         };
         let item = match next {
             None => break,
             Some(Ok(SeriesFrame::Series(s))) => {
                 series += 1;
                 chunks += s.chunks.len() as u64;
-                Ok(frame(pb::series_response::Result::Series(
-                    proto::series_to_pb(s),
-                )))
+                let s = proto::series_to_pb(s);
+                if batch > 1 {
+                    pending.bytes += prost::Message::encoded_len(&s);
+                    pending.series.push(s);
+                    if pending.series.len() < batch && pending.bytes < MAX_BATCH_BYTES {
+                        continue;
+                    }
+                    match pending.take() {
+                        Some(f) => Ok(f),
+                        None => continue,
+                    }
+                } else {
+                    Ok(frame(pb::series_response::Result::Series(s)))
+                }
             }
-            Some(Ok(SeriesFrame::Warning(w))) => Ok(frame(pb::series_response::Result::Warning(w))),
+            Some(Ok(SeriesFrame::Warning(w))) => {
+                // Frames keep their order: series before the warning first.
+                if !send_or_stop(&tx, pending.take().map(Ok), send_timeout, &mut timer).await {
+                    break;
+                }
+                Ok(frame(pb::series_response::Result::Warning(w)))
+            }
             Some(Err(e)) => {
+                if !send_or_stop(&tx, pending.take().map(Ok), send_timeout, &mut timer).await {
+                    break;
+                }
                 timer.finish(Err(e.code()));
                 let _ = send_frame(&tx, Err(Status::from(e)), send_timeout).await;
                 break;
             }
         };
-        if let Err(timed_out) = send_frame(&tx, item, send_timeout).await {
+        if !send_or_stop(&tx, Some(item), send_timeout, &mut timer).await {
+            break;
+        }
+    }
+    if timer.is_open() {
+        // The stream ended: what is still batched goes out.
+        let _ = send_or_stop(&tx, pending.take().map(Ok), send_timeout, &mut timer).await;
+    }
+    metrics::counter!(SERIES_SENT_TOTAL).increment(series);
+    metrics::counter!(CHUNKS_SENT_TOTAL).increment(chunks);
+    if timer.is_open() {
+        timer.finish(Ok(()));
+    }
+}
+
+/// Sends `item` (nothing when `None`); `false`, with the request's outcome
+/// recorded, when the caller is gone or stopped reading.
+async fn send_or_stop(
+    tx: &tokio::sync::mpsc::Sender<Result<pb::SeriesResponse, Status>>,
+    item: Option<Result<pb::SeriesResponse, Status>>,
+    send_timeout: Duration,
+    timer: &mut RequestTimer,
+) -> bool {
+    let Some(item) = item else {
+        return true;
+    };
+    match send_frame(tx, item, send_timeout).await {
+        Ok(()) => true,
+        Err(timed_out) => {
             if timed_out {
                 metrics::counter!(STREAMS_ABANDONED_TOTAL).increment(1);
                 debug!(
@@ -231,13 +325,8 @@ async fn send_series(
             } else {
                 timer.finish(Err(crate::error::ErrorCode::Canceled));
             }
-            break;
+            false
         }
-    }
-    metrics::counter!(SERIES_SENT_TOTAL).increment(series);
-    metrics::counter!(CHUNKS_SENT_TOTAL).increment(chunks);
-    if timer.is_open() {
-        timer.finish(Ok(()));
     }
 }
 
@@ -261,6 +350,9 @@ impl pb::store_server::Store for StoreService {
         let mut timer = RequestTimer::start("series");
         let hops = hops(&request);
         let req_deadline = self.deadline(&request);
+        let batch = usize::try_from(request.get_ref().response_batch_size)
+            .unwrap_or(0)
+            .clamp(1, MAX_BATCH_SERIES);
         let req = match SeriesRequest::try_from(request.into_inner()) {
             Ok(r) => SeriesRequest { hops, ..r },
             Err(e) => {
@@ -301,6 +393,7 @@ impl pb::store_server::Store for StoreService {
             permit,
             deadline,
             self.limits.send_timeout,
+            batch,
         ));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
