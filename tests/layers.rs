@@ -20,7 +20,8 @@ const LAYERS: &[&[&str]] = &[
     &["api"],
     &["telemetry"],
     &["node"],
-    &["querier", "sidecar", "storegw", "synthetic"],
+    &["storegw"],
+    &["querier", "sidecar", "synthetic"],
     &["demo", "fuzzing"],
     &["cli"],
 ];

@@ -68,6 +68,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
         prometheus_timeout: Duration::from_secs(2),
         shipper: None,
         store_group_id: String::new(),
+        read_blocks: None,
     }
 }
 

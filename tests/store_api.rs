@@ -228,10 +228,16 @@ async fn series_come_in_batches_when_the_caller_asks() {
     let (single, order) = frames_for(0).await;
     assert_eq!(single, vec![1; total]);
     let (batched, batched_order) = frames_for(10).await;
-    assert_eq!(batched_order, order, "batching changed the series or their order");
+    assert_eq!(
+        batched_order, order,
+        "batching changed the series or their order"
+    );
     assert_eq!(batched.iter().sum::<usize>(), total);
     assert!(batched.iter().all(|&n| n <= 10), "{batched:?}");
-    assert!(batched.len() < total, "no frame carried several series: {batched:?}");
+    assert!(
+        batched.len() < total,
+        "no frame carried several series: {batched:?}"
+    );
 }
 
 #[tokio::test]

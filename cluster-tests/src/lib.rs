@@ -253,6 +253,19 @@ fn dechunk(mut s: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The value of one line of a node's `/metrics`, named with its labels as
+/// the exporter writes them (`name{label="v"}`); 0 when absent.
+pub fn metric_at(http: SocketAddr, name_and_labels: &str) -> f64 {
+    let Ok((_, body)) = http_get(http, "/metrics") else {
+        return 0.0;
+    };
+    body.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// `GET` and parse JSON.
 pub fn get_json(addr: SocketAddr, path: &str) -> anyhow::Result<serde_json::Value> {
     let (status, body) = http_get(addr, path)?;

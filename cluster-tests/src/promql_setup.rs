@@ -22,7 +22,8 @@ pub const TARGET_ENV: &str = "SKEIN_PROMQL_DIFF_TARGET";
 /// What answers as "skein".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// `skein query` in front of `skein sidecar` in front of the Prometheus.
+    /// `skein query` in front of `skein sidecar` in front of the Prometheus,
+    /// the sidecar reading Prometheus' completed blocks from its directory.
     Skein,
     /// A second Prometheus on a copy of the data (harness self-check).
     Prometheus,
@@ -177,10 +178,14 @@ impl PromqlCluster {
             Target::Skein => {
                 let prom_url = format!("http://{addr}");
                 let sidecar_ip = format!("{}:0", ip(2));
+                // Completed blocks are read from Prometheus' directory.
+                let tsdb = data.join("data").to_string_lossy().to_string();
                 let sidecar = Process::start(
                     "sidecar",
                     &[
                         "sidecar",
+                        "--tsdb.path",
+                        &tsdb,
                         "--prometheus.url",
                         &prom_url,
                         "--prometheus.refresh-interval",
@@ -193,6 +198,12 @@ impl PromqlCluster {
                     ],
                 )?;
                 let sidecar_grpc = sidecar.grpc.to_string();
+                let sidecar_http = sidecar.http;
+                wait_for(
+                    "the sidecar to read Prometheus' blocks from disk",
+                    Duration::from_secs(60),
+                    || crate::metric_at(sidecar_http, "skein_sidecar_disk_blocks") >= 1.0,
+                )?;
                 let querier =
                     start_querier(&ip(3), &sidecar_grpc, &["--query.replica-label", "replica"])?;
                 let http = querier.http;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skein::cluster::keyring::{generate_key, Keyring};
-use skein_cluster_tests::{get_json, http_get, start_node, wait_for, Process};
+use skein_cluster_tests::{get_json, start_node, wait_for, Process};
 
 fn fingerprint(key: &str) -> String {
     Keyring::parse(key).unwrap().fingerprints().remove(0)
@@ -59,14 +59,7 @@ fn stores_seen(q: &Process) -> Vec<String> {
 
 /// A counter's value on a node's /metrics (0 when absent).
 fn metric(p: &Process, name_and_labels: &str) -> f64 {
-    let Ok((_, body)) = http_get(p.http, "/metrics") else {
-        return 0.0;
-    };
-    body.lines()
-        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    skein_cluster_tests::metric_at(p.http, name_and_labels)
 }
 
 fn dropped(p: &Process, reason: &str) -> f64 {

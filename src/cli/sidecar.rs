@@ -47,7 +47,7 @@ pub struct SidecarArgs {
     pub objstore: crate::objstore::ObjstoreArgs,
 
     /// Prometheus' data directory (its --storage.tsdb.path), read for
-    /// completed blocks to upload.
+    /// completed blocks to upload and to answer queries from.
     #[arg(
         long = "tsdb.path",
         env = "SKEIN_TSDB_PATH",
@@ -55,6 +55,13 @@ pub struct SidecarArgs {
         default_value = "./data"
     )]
     pub tsdb_path: std::path::PathBuf,
+
+    /// Answer queries over completed blocks from the blocks in --tsdb.path
+    /// (each checked against Prometheus before use) and ask Prometheus
+    /// only for the newest data; false: everything over remote read.
+    #[arg(long = "tsdb.read-blocks", env = "SKEIN_TSDB_READ_BLOCKS",
+          default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub read_blocks: bool,
 
     /// Also upload blocks Prometheus compacted itself (level > 1). Only
     /// for a Prometheus whose level-1 blocks were never uploaded: otherwise
@@ -99,6 +106,7 @@ impl SidecarArgs {
             cluster: self.cluster.to_config(),
             refresh_interval: self.refresh_interval,
             prometheus_timeout: self.prometheus_timeout,
+            read_blocks: self.read_blocks.then(|| self.tsdb_path.clone()),
             shipper: match self.objstore.load()? {
                 Some(bucket) => Some(crate::sidecar::ShipperConfig {
                     bucket,

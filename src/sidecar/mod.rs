@@ -3,6 +3,7 @@
 //! Prometheus' own XOR chunks (see [`remote_read`]), external labels from
 //! Prometheus' configuration, readiness from Prometheus' own.
 
+pub mod blocks;
 pub mod client;
 pub mod prom_api;
 pub mod remote_read;
@@ -41,6 +42,9 @@ pub struct SidecarConfig {
     pub shipper: Option<ShipperConfig>,
     /// `--store-group-id`; empty: none (the group is its external labels).
     pub store_group_id: String,
+    /// Prometheus' data directory, read for completed blocks
+    /// (`--tsdb.path`, unless `--tsdb.read-blocks=false`).
+    pub read_blocks: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,11 +67,12 @@ async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {
     if !store.api().ready().await {
         return Err((false, format!("{} is not ready", store.api().base())));
     }
-    let labels = store
+    let settings = store
         .api()
-        .external_labels()
+        .settings()
         .await
         .map_err(|e| (false, e.to_string()))?;
+    let labels = settings.external_labels;
     if labels.is_empty() {
         return Err((
             true,
@@ -90,8 +95,57 @@ async fn probe(store: &PrometheusStore) -> Result<PromState, (bool, String)> {
         ready: true,
         external_labels: labels,
         min_time,
+        out_of_order_window_ms: i64::try_from(settings.out_of_order_window.as_millis())
+            .unwrap_or(i64::MAX),
         last_error: None,
     })
+}
+
+/// Keeps the blocks read from Prometheus' data directory in step with it,
+/// once Prometheus is ready (blocks are checked against it).
+fn start_disk_sync(
+    store: PrometheusStore,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let disk = Arc::clone(store.disk()?);
+    blocks::describe();
+    info!(dir = %disk.dir().display(), "reading completed blocks from Prometheus' data directory");
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        let mut last: Option<Result<(usize, usize, i64), String>> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if !store.state().ready {
+                tick.reset_after(Duration::from_millis(500).min(interval));
+                continue;
+            }
+            let now = match disk.sync().await {
+                Ok(r) => Ok((r.served.len(), r.rejected.len(), r.split)),
+                Err(e) => {
+                    disk.clear();
+                    Err(format!("{e:#}"))
+                }
+            };
+            if last.as_ref() != Some(&now) {
+                match &now {
+                    Ok((served, rejected, split)) => info!(
+                        served,
+                        rejected,
+                        split = %crate::model::time::format_ms(*split),
+                        "blocks on disk"
+                    ),
+                    Err(e) => {
+                        warn!(error = %e, "cannot read Prometheus' data directory; everything is read over remote read")
+                    }
+                }
+                last = Some(now);
+            }
+        }
+    }))
 }
 
 /// Opens the bucket, then ships blocks in the background until `shutdown`.
@@ -163,8 +217,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut node = Node::bind(&cfg.grpc_address, &cfg.http_address, &cfg.security).await?;
     shipper::describe();
-    let store = PrometheusStore::with_client(&cfg.prometheus, cfg.prometheus_timeout)?
+    let mut store = PrometheusStore::with_client(&cfg.prometheus, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());
+    if let Some(dir) = &cfg.read_blocks {
+        store = store.with_disk_blocks(dir.clone());
+    }
+    let disk_sync = start_disk_sync(store.clone(), cfg.refresh_interval, shutdown.clone());
     let bound = node.bound();
     node.serve_http(axum::Router::new());
     let served: Arc<dyn Store> = Arc::new(store.clone());
@@ -245,6 +303,9 @@ pub async fn run(
             tick.reset_after(Duration::from_millis(500).min(cfg.refresh_interval));
         }
     };
+    if let Some(t) = disk_sync {
+        t.abort();
+    }
     let stopped = node.stop().await;
     result.and(stopped)
 }

@@ -34,12 +34,53 @@ struct ConfigData {
 struct PromConfig {
     #[serde(default)]
     global: Global,
+    #[serde(default)]
+    storage: Storage,
+}
+
+#[derive(Deserialize, Default)]
+struct Storage {
+    #[serde(default)]
+    tsdb: TsdbSettings,
+}
+
+#[derive(Deserialize, Default)]
+struct TsdbSettings {
+    #[serde(default)]
+    out_of_order_time_window: Option<String>,
+}
+
+/// What the sidecar takes from Prometheus' loaded configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromSettings {
+    /// `global.external_labels`.
+    pub external_labels: Labels,
+    /// `storage.tsdb.out_of_order_time_window`: how far behind its newest
+    /// sample Prometheus still takes samples (zero: none).
+    pub out_of_order_window: Duration,
 }
 
 #[derive(Deserialize, Default)]
 struct Global {
     #[serde(default)]
     external_labels: BTreeMap<String, String>,
+}
+
+fn parse_settings(yaml: &str) -> Result<PromSettings, String> {
+    let parsed: PromConfig =
+        serde_yaml_ng::from_str(yaml).map_err(|e| format!("unreadable configuration: {e}"))?;
+    let external_labels = Labels::from_pairs(parsed.global.external_labels)
+        .map_err(|e| format!("external labels: {e}"))?;
+    let out_of_order_window = match parsed.storage.tsdb.out_of_order_time_window {
+        None => Duration::ZERO,
+        Some(w) => parse_prom_duration(&w).ok_or_else(|| {
+            format!("storage.tsdb.out_of_order_time_window {w:?}: not a duration")
+        })?,
+    };
+    Ok(PromSettings {
+        external_labels,
+        out_of_order_window,
+    })
 }
 
 /// Prometheus' duration syntax (`15d`, `1y2w`, `90m`); `None` when invalid.
@@ -124,12 +165,14 @@ impl PromApi {
 
     /// `global.external_labels` of the loaded configuration.
     pub async fn external_labels(&self) -> Result<Labels, StoreError> {
+        Ok(self.settings().await?.external_labels)
+    }
+
+    /// External labels and the out-of-order window of the loaded
+    /// configuration.
+    pub async fn settings(&self) -> Result<PromSettings, StoreError> {
         let cfg: ConfigData = self.get("/api/v1/status/config", &[]).await?;
-        let parsed: PromConfig = serde_yaml_ng::from_str(&cfg.yaml).map_err(|e| {
-            StoreError::protocol(&self.base, format!("unreadable configuration: {e}"))
-        })?;
-        Labels::from_pairs(parsed.global.external_labels)
-            .map_err(|e| StoreError::protocol(&self.base, format!("external labels: {e}")))
+        parse_settings(&cfg.yaml).map_err(|e| StoreError::protocol(&self.base, e))
     }
 
     /// How far back Prometheus keeps data (`--storage.tsdb.retention.time`).
@@ -230,5 +273,17 @@ mod tests {
         assert_eq!(l.to_string(), r#"{region="eu-1", replica="a"}"#);
         let none: PromConfig = serde_yaml_ng::from_str("global:\n  scrape_interval: 1m\n").unwrap();
         assert!(none.global.external_labels.is_empty());
+    }
+
+    #[test]
+    fn out_of_order_window_from_config_yaml() {
+        let yaml = "global:\n  external_labels:\n    replica: a\nstorage:\n  tsdb:\n    out_of_order_time_window: 30m\n";
+        let s = parse_settings(yaml).unwrap();
+        assert_eq!(s.out_of_order_window, Duration::from_secs(1_800));
+        assert_eq!(s.external_labels.get("replica"), Some("a"));
+        let s = parse_settings("global:\n  external_labels:\n    replica: a\n").unwrap();
+        assert_eq!(s.out_of_order_window, Duration::ZERO);
+        let bad = "storage:\n  tsdb:\n    out_of_order_time_window: soon\n";
+        assert!(parse_settings(bad).unwrap_err().contains("soon"));
     }
 }

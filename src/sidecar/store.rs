@@ -9,11 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
+use super::blocks::{DiskBlocks, SERIES_REQUESTS_TOTAL};
 use super::prom_api::PromApi;
 use super::remote_read::RemoteRead;
 use crate::model::time::MAX_TIME;
 use crate::model::{Labels, MatchOp, Matcher};
 use crate::proto::prometheus as prom;
+use crate::series::combine;
+use crate::series::dedup::DedupFunc;
+use crate::series::merge::{merge, MergedFrame};
 use crate::store::external::with_external_labels as normalize;
 use crate::store::{
     LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
@@ -26,6 +30,10 @@ pub struct PromState {
     pub ready: bool,
     pub external_labels: Labels,
     pub min_time: i64,
+    /// `storage.tsdb.out_of_order_time_window` in milliseconds: samples
+    /// this far behind the newest may still arrive, so that part of time
+    /// is always asked of Prometheus.
+    pub out_of_order_window_ms: i64,
     pub last_error: Option<String>,
 }
 
@@ -35,6 +43,8 @@ pub struct PrometheusStore {
     api: PromApi,
     state: Arc<RwLock<PromState>>,
     group_id: String,
+    /// Completed blocks read from Prometheus' data directory.
+    disk: Option<Arc<DiskBlocks>>,
 }
 
 impl PrometheusStore {
@@ -54,6 +64,7 @@ impl PrometheusStore {
             api: PromApi::with_client(cfg, timeout)?,
             state: Arc::new(RwLock::new(PromState::default())),
             group_id: String::new(),
+            disk: None,
         })
     }
 
@@ -61,6 +72,17 @@ impl PrometheusStore {
     pub fn with_group_id(mut self, id: String) -> Self {
         self.group_id = id;
         self
+    }
+
+    /// Reads Prometheus' completed blocks from `dir` (its
+    /// `--storage.tsdb.path`) once they are checked; see [`super::blocks`].
+    pub fn with_disk_blocks(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.disk = Some(Arc::new(DiskBlocks::new(dir, self.rr.clone())));
+        self
+    }
+
+    pub fn disk(&self) -> Option<&Arc<DiskBlocks>> {
+        self.disk.as_ref()
     }
 
     pub fn api(&self) -> &PromApi {
@@ -90,6 +112,25 @@ impl PrometheusStore {
         }
         Ok(s)
     }
+}
+
+/// The series of the blocks on disk and of remote read as one sorted
+/// stream: a series both hold gets the chunks of both, where they overlap
+/// (the out-of-order window) merged with one sample per timestamp.
+fn joined(disk: SeriesStream, remote: SeriesStream) -> SeriesStream {
+    let merged = merge(vec![disk, remote]);
+    Box::pin(async_stream::try_stream! {
+        let mut merged = std::pin::pin!(merged);
+        let (mut buffers, mut out) = (Vec::new(), Vec::new());
+        while let Some(frame) = merged.next().await {
+            match frame? {
+                MergedFrame::Warning(w) => yield SeriesFrame::Warning(w),
+                MergedFrame::Series(g) => yield SeriesFrame::Series(
+                    combine(g, false, DedupFunc::Penalty, false, &mut buffers, &mut out)?,
+                ),
+            }
+        }
+    })
 }
 
 /// Splits matchers into those Prometheus evaluates and a verdict on the
@@ -131,38 +172,17 @@ impl Store for PrometheusStore {
         let Some(matchers) = split_matchers(&req.matchers, &s.external_labels) else {
             return Ok(Box::pin(futures::stream::empty()));
         };
-        let hints = (req.step_ms != 0 || req.range_ms != 0 || !req.func.is_empty()).then(|| {
-            prom::ReadHints {
-                step_ms: req.step_ms,
-                func: req.func.clone(),
-                start_ms: req.min_time,
-                end_ms: req.max_time,
-                range_ms: req.range_ms,
-                ..Default::default()
-            }
-        });
-        let series = self
-            .rr
-            .read(&matchers, req.min_time, req.max_time, hints)
-            .await?;
-        let skip_chunks = req.skip_chunks;
-        let limit = if req.limit == 0 {
-            usize::MAX
-        } else {
-            req.limit
-        };
-        let frames: SeriesStream = Box::pin(
-            series
-                .map(move |r| {
-                    r.map(|mut s| {
-                        if skip_chunks {
-                            s.chunks.clear();
-                        }
-                        SeriesFrame::Series(s)
-                    })
-                })
-                .take(limit),
-        );
+        let mut hints =
+            (req.step_ms != 0 || req.range_ms != 0 || !req.func.is_empty()).then(|| {
+                prom::ReadHints {
+                    step_ms: req.step_ms,
+                    func: req.func.clone(),
+                    start_ms: req.min_time,
+                    end_ms: req.max_time,
+                    range_ms: req.range_ms,
+                    ..Default::default()
+                }
+            });
         // Only external labels are replica labels; others stay.
         let strip: Vec<String> = req
             .without_replica_labels
@@ -170,7 +190,60 @@ impl Store for PrometheusStore {
             .filter(|n| s.external_labels.get(n).is_some())
             .cloned()
             .collect();
-        Ok(normalize(frames, s.external_labels, strip))
+        let skip_chunks = req.skip_chunks;
+        let limit = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit
+        };
+
+        // Completed blocks before the split come from disk; from the split
+        // on (less the out-of-order window) Prometheus answers.
+        let view = self.disk.as_ref().map(|d| d.view());
+        let mut from_disk = None;
+        let mut remote_from = req.min_time;
+        if let Some(v) = view.as_ref().filter(|v| v.split > req.min_time) {
+            if let Some(store) = &v.store {
+                let mut disk_req = SeriesRequest::new(
+                    req.min_time,
+                    req.max_time.min(v.split - 1),
+                    matchers.clone(),
+                );
+                disk_req.skip_chunks = skip_chunks;
+                let frames = store.series(disk_req).await?;
+                from_disk = Some(normalize(frames, s.external_labels.clone(), strip.clone()));
+                remote_from = v.split.saturating_sub(s.out_of_order_window_ms);
+            }
+        }
+        let remote = if from_disk.is_none() || req.max_time >= remote_from {
+            let remote_from = remote_from.max(req.min_time);
+            if let Some(h) = hints.as_mut() {
+                h.start_ms = remote_from;
+            }
+            let series = self
+                .rr
+                .read(&matchers, remote_from, req.max_time, hints)
+                .await?;
+            let frames: SeriesStream = Box::pin(series.map(move |r| {
+                r.map(|mut s| {
+                    if skip_chunks {
+                        s.chunks.clear();
+                    }
+                    SeriesFrame::Series(s)
+                })
+            }));
+            Some(normalize(frames, s.external_labels.clone(), strip))
+        } else {
+            None
+        };
+        let (source, frames): (&str, SeriesStream) = match (from_disk, remote) {
+            (Some(d), None) => ("disk", d),
+            (None, Some(r)) => ("remote_read", r),
+            (Some(d), Some(r)) => ("both", joined(d, r)),
+            (None, None) => ("remote_read", Box::pin(futures::stream::empty())),
+        };
+        metrics::counter!(SERIES_REQUESTS_TOTAL, "source" => source).increment(1);
+        Ok(Box::pin(frames.take(limit)))
     }
 
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
