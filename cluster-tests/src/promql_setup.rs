@@ -163,7 +163,8 @@ impl PromqlCluster {
                     endpoints.push(store.grpc.to_string());
                     cluster.stores.push(store);
                 }
-                let querier = start_querier(&ip(3), &endpoints.join(","), &[])?;
+                let querier =
+                    start_querier(&ip(3), &endpoints.join(","), &["--query.eval-threads", "4"])?;
                 let http = querier.http;
                 cluster.querier = Some(querier);
                 cluster.target = http;
@@ -204,8 +205,16 @@ impl PromqlCluster {
                     Duration::from_secs(60),
                     || crate::metric_at(sidecar_http, "skein_sidecar_disk_blocks") >= 1.0,
                 )?;
-                let querier =
-                    start_querier(&ip(3), &sidecar_grpc, &["--query.replica-label", "replica"])?;
+                let querier = start_querier(
+                    &ip(3),
+                    &sidecar_grpc,
+                    &[
+                        "--query.replica-label",
+                        "replica",
+                        "--query.eval-threads",
+                        "4",
+                    ],
+                )?;
                 let http = querier.http;
                 cluster.sidecar = Some(sidecar);
                 cluster.querier = Some(querier);

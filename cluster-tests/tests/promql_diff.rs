@@ -161,6 +161,11 @@ fn diff(mut cluster: PromqlCluster, report_name: &str) {
     });
     let elapsed = started.elapsed();
     let crashed = cluster.check_running().err();
+    // The querier may spread large selectors over 4 threads (the engine's
+    // own tests compare that with one thread on larger data).
+    let parallel = (cluster.target_kind != Target::Prometheus).then(|| {
+        skein_cluster_tests::metric_at(cluster.target, "skein_promql_parallel_parts_total")
+    });
     let results = results.into_inner().unwrap();
 
     if let Some(path) = std::env::var_os("SKEIN_PROMQL_DIFF_DUMP") {
@@ -264,6 +269,9 @@ fn diff(mut cluster: PromqlCluster, report_name: &str) {
             file.display(),
             blocks[..shown].concat()
         );
+    }
+    if let Some(parts) = parallel {
+        println!("{parts} selector parts were evaluated on helper threads");
     }
 }
 

@@ -152,6 +152,17 @@ pub struct QueryArgs {
     )]
     pub max_samples: usize,
 
+    /// Threads the series of one large selector are spread over (helpers
+    /// are shared by all queries; a busy querier runs them inline); 0: as
+    /// many as the machine has cores, 1: one thread per query as
+    /// Prometheus does.
+    #[arg(
+        long = "query.eval-threads",
+        env = "SKEIN_QUERY_EVAL_THREADS",
+        default_value_t = 0
+    )]
+    pub eval_threads: usize,
+
     /// Most bytes of series data (labels and compressed chunks) one query
     /// may fetch from the stores before it is evaluated; 0 for no limit.
     #[arg(long = "query.max-fetched-bytes", env = "SKEIN_QUERY_MAX_FETCHED_BYTES",
@@ -175,6 +186,7 @@ pub struct QueryArgs {
 
 impl QueryArgs {
     pub fn into_config(self) -> anyhow::Result<QuerierConfig> {
+        crate::promql::set_eval_threads(self.eval_threads);
         for e in self.endpoints.iter().chain(&self.strict_endpoints) {
             if e.trim().is_empty() || e.contains('/') {
                 anyhow::bail!("invalid --endpoint {e:?}: expected host:port");

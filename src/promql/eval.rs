@@ -352,14 +352,10 @@ impl<'a> Evaluator<'a> {
         grid: Grid,
         timestamps: bool,
     ) -> Result<Vec<StepSeries>, PromqlError> {
-        let series = self.selected(vs)?;
         let at = self.at(&vs.at);
         let off = offset_ms(&vs.offset);
-        let mut out = Vec::new();
-        for s in series {
-            self.limits.check()?;
-            self.decode(s)?;
-            let buf = &self.buf;
+        let lookback = self.lookback;
+        self.map_selected(vs, |s, buf| {
             let mut vals: Points = vec![None; grid.n];
             let mut any = false;
             let mut j = 0;
@@ -370,7 +366,7 @@ impl<'a> Evaluator<'a> {
                 }
                 if j > 0 {
                     let smp = buf[j - 1];
-                    if smp.t >= r.saturating_sub(self.lookback) && !smp.is_stale() {
+                    if smp.t >= r.saturating_sub(lookback) && !smp.is_stale() {
                         *slot = Some(if timestamps {
                             smp.t as f64 / 1000.0
                         } else {
@@ -380,14 +376,36 @@ impl<'a> Evaluator<'a> {
                     }
                 }
             }
-            if any {
-                out.push(StepSeries {
-                    labels: s.labels.clone(),
-                    vals,
-                });
-            }
-        }
-        Ok(out)
+            Ok(any.then(|| StepSeries {
+                labels: s.labels.clone(),
+                vals,
+            }))
+        })
+    }
+
+    /// Decodes each series of a planned selector and maps it with `f`
+    /// (the series, its decoded samples), on several threads when the
+    /// selector is large ([`super::par`]); outputs in series order,
+    /// `None`s left out.
+    pub fn map_selected<T: Send>(
+        &mut self,
+        vs: &VectorSelector,
+        f: impl Fn(&Series, &mut Vec<Sample>) -> Result<Option<T>, PromqlError> + Sync,
+    ) -> Result<Vec<T>, PromqlError> {
+        let series = self.selected(vs)?;
+        let limits = &self.limits;
+        super::par::map_items(
+            series,
+            |s| s.chunks.len(),
+            Vec::new,
+            |buf: &mut Vec<Sample>, s| {
+                limits.check()?;
+                buf.clear();
+                decode_series(&s.chunks, buf)
+                    .map_err(|e| PromqlError::execution(format!("series {}: {e}", s.labels)))?;
+                f(s, buf)
+            },
+        )
     }
 
     pub fn subquery_arg<'e>(&self, sq: &'e promql_parser::parser::SubqueryExpr) -> MatrixArg<'e> {

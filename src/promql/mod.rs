@@ -7,6 +7,8 @@ mod binop;
 pub mod depth;
 mod eval;
 mod funcs;
+mod par;
+pub use par::{parallel_parts, set_eval_threads};
 mod plan;
 mod pool;
 pub mod source;
@@ -314,6 +316,7 @@ impl Drop for CancelOnDrop {
 pub mod metrics_names {
     pub const QUERIES_TOTAL: &str = "skein_promql_queries_total";
     pub const QUERY_DURATION_SECONDS: &str = "skein_promql_query_duration_seconds";
+    pub const PARALLEL_PARTS_TOTAL: &str = "skein_promql_parallel_parts_total";
 
     pub fn describe() {
         metrics::describe_counter!(
@@ -324,6 +327,10 @@ pub mod metrics_names {
             QUERY_DURATION_SECONDS,
             metrics::Unit::Seconds,
             "Time to evaluate a PromQL query, from parsing to the last value."
+        );
+        metrics::describe_counter!(
+            PARALLEL_PARTS_TOTAL,
+            "Parts of large selectors evaluated on helper threads (series split across cores)."
         );
     }
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::model::Sample;
 use crate::promql::eval::{
-    check_unique, Evaluator, Grid, MatrixArg, Points, StepSeries, Val, Windows,
+    check_unique, Evaluator, Grid, MatrixArg, MatrixSource, Points, StepSeries, Val, Windows,
 };
 use crate::promql::PromqlError;
 
@@ -289,8 +289,9 @@ pub(super) fn range_call(
 ) -> Result<Val, PromqlError> {
     let keep_name = name == "last_over_time";
     let (at, offset, range) = (marg.at, marg.offset, marg.range);
-    let mut out = Vec::new();
-    ev.for_each_matrix_series(marg, grid, |limits, labels, samples| {
+    // One series: its value at every step, if any, and the most samples
+    // one window held.
+    let one = |samples: &[Sample]| -> Result<(Option<Points>, usize), PromqlError> {
         let mut w = Windows::new(samples);
         let mut vals: Points = vec![None; grid.n];
         let mut any = false;
@@ -313,20 +314,51 @@ pub(super) fn range_call(
             *o = f(window, &win)?;
             any |= o.is_some();
         }
-        limits.take(held)?;
-        limits.give(held);
-        if any {
-            out.push(StepSeries {
-                labels: if keep_name {
-                    labels.clone()
-                } else {
-                    labels.without_name()
-                },
-                vals,
-            });
+        Ok((any.then_some(vals), held))
+    };
+    let labels_of = |labels: &Labels| {
+        if keep_name {
+            labels.clone()
+        } else {
+            labels.without_name()
         }
-        Ok(())
-    })?;
+    };
+    let mut out = Vec::new();
+    match &marg.source {
+        // Series of a selector are independent: on several threads when
+        // there are many.
+        MatrixSource::Selector(vs) => {
+            let done = ev.map_selected(vs, |s, buf| {
+                buf.retain(|x| !x.is_stale());
+                let (vals, held) = one(buf)?;
+                Ok(Some((
+                    vals.map(|vals| StepSeries {
+                        labels: labels_of(&s.labels),
+                        vals,
+                    }),
+                    held,
+                )))
+            })?;
+            let held = done.iter().map(|d| d.1).max().unwrap_or(0);
+            ev.limits.take(held)?;
+            ev.limits.give(held);
+            out.extend(done.into_iter().filter_map(|d| d.0));
+        }
+        MatrixSource::Subquery { .. } => {
+            ev.for_each_matrix_series(marg, grid, |limits, labels, samples| {
+                let (vals, held) = one(samples)?;
+                limits.take(held)?;
+                limits.give(held);
+                if let Some(vals) = vals {
+                    out.push(StepSeries {
+                        labels: labels_of(labels),
+                        vals,
+                    });
+                }
+                Ok(())
+            })?;
+        }
+    }
     check_unique(&out)?;
     Ok(Val::Vector(out))
 }

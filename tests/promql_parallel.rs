@@ -1,0 +1,149 @@
+//! Large selectors are split across threads (`--query.eval-threads`); the
+//! answers must be those of one thread, bit for bit, for every function
+//! that runs per series, and errors must stay the same.
+
+use std::sync::Arc;
+
+use skein::model::{Chunk, Labels, Sample, Series, STALE_NAN_BITS};
+use skein::promql::source::StoreSource;
+use skein::promql::{parallel_parts, set_eval_threads, Engine, EngineConfig};
+use skein::query::SeriesOptions;
+use skein::store::MemStore;
+use skein::store::{PeerType, StoreInfo};
+
+const S: i64 = 1000;
+const SERIES: usize = 240;
+/// Samples per series: 15 s apart, about 25 chunks.
+const POINTS: usize = 3_000;
+
+fn mix(a: u64) -> u64 {
+    let mut x = a.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^ (x >> 29)
+}
+
+fn data() -> Vec<Series> {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let mut out = Vec::new();
+    for s in 0..SERIES {
+        let mut samples = Vec::with_capacity(POINTS);
+        let mut v = 0.0;
+        for i in 0..POINTS {
+            let r = mix((s * POINTS + i) as u64);
+            // Gaps, a stale marker now and then, counter resets.
+            if r % 97 == 0 {
+                continue;
+            }
+            let t = i as i64 * 15 * S + (r % 3) as i64;
+            if r % 211 == 0 {
+                samples.push(Sample { t, v: stale });
+                continue;
+            }
+            if r % 400 == 1 {
+                v = 0.0;
+            }
+            v += (r % 1000) as f64 / 7.0;
+            samples.push(Sample { t, v });
+        }
+        let job = ["api", "web", "db"][s % 3];
+        let inst = format!("i{s:03}");
+        let le = ["0.1", "0.5", "1", "+Inf"][s % 4];
+        let labels = Labels::from_pairs([
+            ("__name__", "m_total"),
+            ("job", job),
+            ("instance", inst.as_str()),
+            ("le", le),
+        ])
+        .unwrap();
+        out.push(Series {
+            labels,
+            chunks: Chunk::encode_xor(&samples, 120).unwrap(),
+        });
+    }
+    out
+}
+
+fn engine() -> Engine {
+    let info = StoreInfo {
+        label_sets: vec![],
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        peer_type: PeerType::Store,
+        store_group_id: String::new(),
+        component: "store".into(),
+        supports_without_replica_labels: true,
+    };
+    let store = MemStore::new(info, data()).unwrap();
+    Engine::new(
+        Arc::new(StoreSource(Arc::new(store))),
+        EngineConfig::default(),
+    )
+}
+
+fn opts() -> SeriesOptions {
+    SeriesOptions {
+        dedup: false,
+        replica_labels: vec![],
+        partial_response: true,
+        counter: false,
+        max_resolution_ms: 0,
+        weigh_counts: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_on_several_threads_equal_one_thread() {
+    let e = engine();
+    let end = POINTS as i64 * 15 * S;
+    let queries = [
+        "m_total",
+        "timestamp(m_total)",
+        "rate(m_total[5m])",
+        "increase(m_total[1h])",
+        "irate(m_total[2m])",
+        "delta(m_total[10m])",
+        "deriv(m_total[15m])",
+        "predict_linear(m_total[30m], 600)",
+        "holt_winters(m_total[20m], 0.3, 0.6)",
+        "resets(m_total[1h])",
+        "changes(m_total[30m])",
+        "avg_over_time(m_total[10m])",
+        "stddev_over_time(m_total[10m])",
+        "quantile_over_time(0.9, m_total[10m])",
+        "last_over_time(m_total[5m])",
+        "count_over_time(m_total[7m])",
+        "sum by (job) (rate(m_total[5m]))",
+        "histogram_quantile(0.9, sum by (le, job) (rate(m_total[5m])))",
+        "topk(3, rate(m_total[5m]))",
+        // Same output label set from several series: an error either way.
+        "rate({__name__=~\"m_.*\"}[5m]) or label_replace(rate(m_total[5m]), \"instance\", \"x\", \"\", \"\")",
+        "sum_over_time(m_total[5m]) / on (instance) group_left count_over_time(m_total[5m])",
+    ];
+    let cases = [
+        (end / 2, end / 2, 0),
+        (0, end, 60 * S),
+        (end / 3, end / 3 + 3_600 * S, 37 * S),
+    ];
+    for q in queries {
+        for &(start, stop, step) in &cases {
+            set_eval_threads(1);
+            let before = parallel_parts();
+            let one = e.range(q, start, stop, step, opts()).await;
+            assert_eq!(parallel_parts(), before, "one thread asked, {q}");
+            set_eval_threads(4);
+            let many = e.range(q, start, stop, step, opts()).await;
+            let (one, many) = (format!("{:?}", one), format!("{:?}", many));
+            assert!(
+                one == many,
+                "{q} [{start}, {stop}, {step}]: one thread and four differ\n one: {}\nmany: {}",
+                &one[..one.len().min(400)],
+                &many[..many.len().min(400)]
+            );
+        }
+    }
+    assert!(
+        parallel_parts() > 0,
+        "no query was split across threads: the test data is too small"
+    );
+}
