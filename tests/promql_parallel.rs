@@ -147,3 +147,64 @@ async fn answers_on_several_threads_equal_one_thread() {
         "no query was split across threads: the test data is too small"
     );
 }
+
+/// Aggregations over a selector or a range function of one are folded as
+/// the series are evaluated, batch by batch; `* 1` makes the same query go
+/// the general way (the whole input first). Both must agree exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_aggregation_equals_the_general_path() {
+    let e = engine();
+    let end = POINTS as i64 * 15 * S;
+    let pairs = [
+        ("sum(m_total)", "sum(m_total * 1)"),
+        (
+            "sum by (job) (rate(m_total[5m]))",
+            "sum by (job) (rate(m_total[5m]) * 1)",
+        ),
+        (
+            "avg without (instance) (increase(m_total[1h]))",
+            "avg without (instance) (increase(m_total[1h]) * 1)",
+        ),
+        (
+            "max by (le) (deriv(m_total[10m]))",
+            "max by (le) (deriv(m_total[10m]) * 1)",
+        ),
+        ("min(irate(m_total[2m]))", "min(irate(m_total[2m]) * 1)"),
+        (
+            "count by (job) (changes(m_total[30m]))",
+            "count by (job) (changes(m_total[30m]) * 1)",
+        ),
+        (
+            "stddev by (job) (avg_over_time(m_total[10m]))",
+            "stddev by (job) (avg_over_time(m_total[10m]) * 1)",
+        ),
+        (
+            "stdvar(last_over_time(m_total[5m]))",
+            "stdvar(last_over_time(m_total[5m]) * 1)",
+        ),
+        (
+            "group by (le) (quantile_over_time(0.5, m_total[10m]))",
+            "group by (le) (quantile_over_time(0.5, m_total[10m]) * 1)",
+        ),
+        (
+            "sum by (job) (holt_winters(m_total[20m], 0.3, 0.6))",
+            "sum by (job) (holt_winters(m_total[20m], 0.3, 0.6) * 1)",
+        ),
+    ];
+    for threads in [1, 4] {
+        set_eval_threads(threads);
+        for (streamed, general) in pairs {
+            for (start, stop, step) in [(end / 2, end / 2, 0), (0, end, 60 * S)] {
+                let a = format!("{:?}", e.range(streamed, start, stop, step, opts()).await);
+                let b = format!("{:?}", e.range(general, start, stop, step, opts()).await);
+                assert!(
+                    a == b,
+                    "{streamed} ({threads} threads, [{start}, {stop}, {step}]):\n{}\n{}",
+                    &a[..a.len().min(400)],
+                    &b[..b.len().min(400)]
+                );
+                assert!(a.starts_with("Ok("), "{streamed}: {a}");
+            }
+        }
+    }
+}

@@ -8,10 +8,10 @@ use promql_parser::parser::token::{
     TokenId, T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE,
     T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
 };
-use promql_parser::parser::{AggregateExpr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{merge_same_labels, Evaluator, Grid, Points, StepSeries, Val};
-use super::funcs::quantile;
+use super::eval::{merge_same_labels, unparen, Evaluator, Grid, Points, StepSeries, Val};
+use super::funcs::{self, quantile};
 use super::value::format_float;
 use super::PromqlError;
 use crate::model::Labels;
@@ -65,6 +65,11 @@ pub(crate) fn eval(
             "unknown aggregation operator {}",
             a.op
         )));
+    }
+    if accumulates(op) {
+        if let Some(out) = accumulate_streamed(ev, a, op, grid)? {
+            return Ok(Val::Vector(out));
+        }
     }
     let series = ev.eval_vector(&a.expr, grid)?;
 
@@ -183,20 +188,96 @@ fn accumulate(
     keys: Vec<Labels>,
     n: usize,
 ) -> Vec<StepSeries> {
-    let groups = keys.len();
-    // Flat accumulators: [group * n + step].
-    let mut value = vec![0.0f64; groups * n];
-    let mut mean = vec![
-        0.0f64;
-        if matches!(op, T_AVG | T_STDDEV | T_STDVAR) {
-            groups * n
-        } else {
-            0
-        }
-    ];
-    let mut count = vec![0u32; groups * n];
+    let mut acc = Acc::new(op, n);
+    for _ in 0..keys.len() {
+        acc.add_group();
+    }
     for (s, &g) in series.iter().zip(group_of) {
-        let base = g * n;
+        acc.add(s, g);
+    }
+    acc.finish(keys)
+}
+
+fn accumulates(op: TokenId) -> bool {
+    matches!(
+        op,
+        T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR
+    )
+}
+
+/// An accumulating aggregation over a selector, or over a range function
+/// of a selector of one metric name, folded batch by batch as the series
+/// are evaluated, in the order the whole input would have had: the same
+/// answer without holding every input series at every step. None: the
+/// input is another expression.
+fn accumulate_streamed(
+    ev: &mut Evaluator<'_>,
+    a: &AggregateExpr,
+    op: TokenId,
+    grid: Grid,
+) -> Result<Option<Vec<StepSeries>>, PromqlError> {
+    let mut acc = Acc::new(op, grid.n);
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut keys: Vec<Labels> = Vec::new();
+    let mut sink = |batch: Vec<StepSeries>| -> Result<(), PromqlError> {
+        for s in &batch {
+            let k = group_labels(&s.labels, &a.modifier);
+            let g = match index.get(&k) {
+                Some(g) => *g,
+                None => {
+                    acc.add_group();
+                    keys.push(k.clone());
+                    index.insert(k, keys.len() - 1);
+                    keys.len() - 1
+                }
+            };
+            acc.add(s, g);
+        }
+        Ok(())
+    };
+    let done = match unparen(&a.expr) {
+        Expr::VectorSelector(vs) => {
+            ev.vector_selector_batched(vs, grid, false, &mut sink)?;
+            true
+        }
+        Expr::Call(c) => funcs::call_batched(ev, c, grid, &mut sink)?,
+        _ => false,
+    };
+    Ok(done.then(|| acc.finish(keys)))
+}
+
+/// Running values of an accumulating aggregation: flat, `[group * n + step]`.
+struct Acc {
+    op: TokenId,
+    n: usize,
+    value: Vec<f64>,
+    mean: Vec<f64>,
+    count: Vec<u32>,
+}
+
+impl Acc {
+    fn new(op: TokenId, n: usize) -> Self {
+        Self {
+            op,
+            n,
+            value: Vec::new(),
+            mean: Vec::new(),
+            count: Vec::new(),
+        }
+    }
+
+    fn add_group(&mut self) {
+        let len = self.count.len() + self.n;
+        self.value.resize(len, 0.0);
+        if matches!(self.op, T_AVG | T_STDDEV | T_STDVAR) {
+            self.mean.resize(len, 0.0);
+        }
+        self.count.resize(len, 0);
+    }
+
+    fn add(&mut self, s: &StepSeries, g: usize) {
+        let (op, value, mean, count) = (self.op, &mut self.value, &mut self.mean, &mut self.count);
+        let base = g * self.n;
         for (i, v) in s.vals.iter().enumerate() {
             let Some(v) = *v else { continue };
             let at = base + i;
@@ -241,26 +322,30 @@ fn accumulate(
             }
         }
     }
-    let mut out = Vec::with_capacity(groups);
-    for (g, labels) in keys.into_iter().enumerate() {
-        let base = g * n;
-        let vals: Points = (0..n)
-            .map(|i| {
-                let at = base + i;
-                let c = count[at];
-                (c > 0).then(|| match op {
-                    T_COUNT => c as f64,
-                    T_GROUP => 1.0,
-                    T_AVG => mean[at],
-                    T_STDVAR => value[at] / c as f64,
-                    T_STDDEV => (value[at] / c as f64).sqrt(),
-                    _ => value[at],
+
+    fn finish(self, keys: Vec<Labels>) -> Vec<StepSeries> {
+        let (op, n) = (self.op, self.n);
+        let mut out = Vec::with_capacity(keys.len());
+        for (g, labels) in keys.into_iter().enumerate() {
+            let base = g * n;
+            let vals: Points = (0..n)
+                .map(|i| {
+                    let at = base + i;
+                    let c = self.count[at];
+                    (c > 0).then(|| match op {
+                        T_COUNT => c as f64,
+                        T_GROUP => 1.0,
+                        T_AVG => self.mean[at],
+                        T_STDVAR => self.value[at] / c as f64,
+                        T_STDDEV => (self.value[at] / c as f64).sqrt(),
+                        _ => self.value[at],
+                    })
                 })
-            })
-            .collect();
-        out.push(StepSeries { labels, vals });
+                .collect();
+            out.push(StepSeries { labels, vals });
+        }
+        out
     }
-    out
 }
 
 fn valid_label(s: &str) -> bool {

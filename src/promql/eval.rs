@@ -55,6 +55,23 @@ impl Val {
     }
 }
 
+/// Series of a selector evaluated and handed on together when the output
+/// is folded as it comes (an aggregation over a selector or a range
+/// function): memory for a batch, not for the whole selector.
+const BATCH_SERIES: usize = 2_048;
+
+/// Whether a selector selects one metric name (a name, or an equality
+/// matcher on `__name__`): its series then differ in other labels, and so
+/// do they once a function drops the name.
+pub(crate) fn one_metric_name(vs: &VectorSelector) -> bool {
+    vs.name.is_some()
+        || vs
+            .matchers
+            .matchers
+            .iter()
+            .any(|m| m.name == "__name__" && matches!(m.op, promql_parser::label::MatchOp::Equal))
+}
+
 /// Evaluation times: `start + i * step` for `i` in `0..n`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Grid {
@@ -352,60 +369,100 @@ impl<'a> Evaluator<'a> {
         grid: Grid,
         timestamps: bool,
     ) -> Result<Vec<StepSeries>, PromqlError> {
+        let mut out = Vec::new();
+        self.vector_selector_batched(vs, grid, timestamps, &mut |batch| {
+            out.extend(batch);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Self::vector_selector`], its series handed to `sink` in batches,
+    /// in series order.
+    pub fn vector_selector_batched(
+        &mut self,
+        vs: &VectorSelector,
+        grid: Grid,
+        timestamps: bool,
+        sink: &mut dyn FnMut(Vec<StepSeries>) -> Result<(), PromqlError>,
+    ) -> Result<(), PromqlError> {
         let at = self.at(&vs.at);
         let off = offset_ms(&vs.offset);
         let lookback = self.lookback;
-        self.map_selected(vs, |s, buf| {
-            let mut vals: Points = vec![None; grid.n];
-            let mut any = false;
-            let mut j = 0;
-            for (i, slot) in vals.iter_mut().enumerate() {
-                let r = at.unwrap_or_else(|| grid.ts(i)).saturating_sub(off);
-                while j < buf.len() && buf[j].t <= r {
-                    j += 1;
-                }
-                if j > 0 {
-                    let smp = buf[j - 1];
-                    if smp.t >= r.saturating_sub(lookback) && !smp.is_stale() {
-                        *slot = Some(if timestamps {
-                            smp.t as f64 / 1000.0
-                        } else {
-                            smp.v
-                        });
-                        any = true;
+        self.map_selected_batched(
+            vs,
+            |s, buf| {
+                let mut vals: Points = vec![None; grid.n];
+                let mut any = false;
+                let mut j = 0;
+                for (i, slot) in vals.iter_mut().enumerate() {
+                    let r = at.unwrap_or_else(|| grid.ts(i)).saturating_sub(off);
+                    while j < buf.len() && buf[j].t <= r {
+                        j += 1;
+                    }
+                    if j > 0 {
+                        let smp = buf[j - 1];
+                        if smp.t >= r.saturating_sub(lookback) && !smp.is_stale() {
+                            *slot = Some(if timestamps {
+                                smp.t as f64 / 1000.0
+                            } else {
+                                smp.v
+                            });
+                            any = true;
+                        }
                     }
                 }
-            }
-            Ok(any.then(|| StepSeries {
-                labels: s.labels.clone(),
-                vals,
-            }))
-        })
+                let series = any.then(|| StepSeries {
+                    labels: s.labels.clone(),
+                    vals,
+                });
+                Ok(Some((series, 0)))
+            },
+            sink,
+        )
     }
 
-    /// Decodes each series of a planned selector and maps it with `f`
-    /// (the series, its decoded samples), on several threads when the
-    /// selector is large ([`super::par`]); outputs in series order,
-    /// `None`s left out.
-    pub fn map_selected<T: Send>(
+    /// Like [`Self::map_selected`] for `f` returning an output series (if
+    /// any) and the samples it held at once: outputs go to `sink` in
+    /// batches, in series order, so only a batch is held at a time.
+    pub fn map_selected_batched(
         &mut self,
         vs: &VectorSelector,
-        f: impl Fn(&Series, &mut Vec<Sample>) -> Result<Option<T>, PromqlError> + Sync,
-    ) -> Result<Vec<T>, PromqlError> {
+        f: impl Fn(
+                &Series,
+                &mut Vec<Sample>,
+            ) -> Result<Option<(Option<StepSeries>, usize)>, PromqlError>
+            + Sync,
+        sink: &mut dyn FnMut(Vec<StepSeries>) -> Result<(), PromqlError>,
+    ) -> Result<(), PromqlError> {
         let series = self.selected(vs)?;
-        let limits = &self.limits;
-        super::par::map_items(
-            series,
-            |s| s.chunks.len(),
-            Vec::new,
-            |buf: &mut Vec<Sample>, s| {
-                limits.check()?;
-                buf.clear();
-                decode_series(&s.chunks, buf)
-                    .map_err(|e| PromqlError::execution(format!("series {}: {e}", s.labels)))?;
-                f(s, buf)
-            },
-        )
+        for batch in series.chunks(BATCH_SERIES) {
+            let done = {
+                let limits = &self.limits;
+                super::par::map_items(
+                    batch,
+                    |s| s.chunks.len(),
+                    Vec::new,
+                    |buf: &mut Vec<Sample>, s| {
+                        limits.check()?;
+                        buf.clear();
+                        decode_series(&s.chunks, buf).map_err(|e| {
+                            PromqlError::execution(format!("series {}: {e}", s.labels))
+                        })?;
+                        f(s, buf)
+                    },
+                )?
+            };
+            let held = done.iter().map(|d| d.1).max().unwrap_or(0);
+            self.limits.take(held)?;
+            self.limits.give(held);
+            let out: Vec<StepSeries> = done.into_iter().filter_map(|d| d.0).collect();
+            let points: usize = out.iter().map(|s| s.vals.iter().flatten().count()).sum();
+            self.limits.take(points)?;
+            sink(out)?;
+            self.limits.give(points);
+        }
+        Ok(())
     }
 
     pub fn subquery_arg<'e>(&self, sq: &'e promql_parser::parser::SubqueryExpr) -> MatrixArg<'e> {

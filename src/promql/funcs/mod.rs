@@ -114,34 +114,82 @@ fn arg<'e>(args: &'e [Box<Expr>], i: usize, name: &str) -> Result<&'e Expr, Prom
         .ok_or_else(|| PromqlError::bad_data(format!("missing argument {} of {name}()", i + 1)))
 }
 
+/// A range function's call, its arguments evaluated: the function, its
+/// range-vector argument and its scalar parameters.
+struct RangeCall<'e> {
+    f: RangeFn,
+    marg: MatrixArg<'e>,
+    p1: Vec<f64>,
+    p2: Vec<f64>,
+}
+
+fn range_call_args<'e>(
+    ev: &mut Evaluator<'_>,
+    c: &'e Call,
+    f: RangeFn,
+    grid: Grid,
+) -> Result<RangeCall<'e>, PromqlError> {
+    let name = c.func.name;
+    let args = &c.args.args;
+    let (m, p1, p2) = match name {
+        "quantile_over_time" => (1, Some(0), None),
+        "predict_linear" => (0, Some(1), None),
+        "holt_winters" => (0, Some(1), Some(2)),
+        _ => (0, None, None),
+    };
+    let p1 = match p1 {
+        Some(i) => ev.eval_scalar(arg(args, i, name)?, grid)?,
+        None => Vec::new(),
+    };
+    let p2 = match p2 {
+        Some(i) => ev.eval_scalar(arg(args, i, name)?, grid)?,
+        None => Vec::new(),
+    };
+    let marg = matrix_arg(ev, arg(args, m, name)?)?;
+    // Counts read from downsampled data are added, not counted
+    // (Thanos counts the windows instead, an undercount).
+    let f = match (&marg.source, name) {
+        (MatrixSource::Selector(_), "count_over_time") if ev.weighted_counts => {
+            range_fn("sum_over_time").unwrap_or(f)
+        }
+        _ => f,
+    };
+    Ok(RangeCall { f, marg, p1, p2 })
+}
+
+/// For an aggregation that folds its input series one by one: a range
+/// function over a selector of one metric name (so the function's
+/// output series keep distinct labels) passes its output to `sink` in
+/// batches, in series order, instead of holding all of it. `Ok(false)`:
+/// not such a call, and nothing was evaluated.
+pub(crate) fn call_batched(
+    ev: &mut Evaluator<'_>,
+    c: &Call,
+    grid: Grid,
+    sink: &mut dyn FnMut(Vec<StepSeries>) -> Result<(), PromqlError>,
+) -> Result<bool, PromqlError> {
+    let name = c.func.name;
+    let Some(f) = range_fn(name) else {
+        return Ok(false);
+    };
+    let m = usize::from(name == "quantile_over_time");
+    let Some(Expr::MatrixSelector(ms)) = c.args.args.get(m).map(|a| unparen(a)) else {
+        return Ok(false);
+    };
+    if !crate::promql::eval::one_metric_name(&ms.vs) {
+        return Ok(false);
+    }
+    let rc = range_call_args(ev, c, f, grid)?;
+    range_batched(ev, name, rc.f, &rc.marg, &rc.p1, &rc.p2, grid, sink)?;
+    Ok(true)
+}
+
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, grid: Grid) -> Result<Val, PromqlError> {
     let name = c.func.name;
     let args = &c.args.args;
     if let Some(f) = range_fn(name) {
-        let (m, p1, p2) = match name {
-            "quantile_over_time" => (1, Some(0), None),
-            "predict_linear" => (0, Some(1), None),
-            "holt_winters" => (0, Some(1), Some(2)),
-            _ => (0, None, None),
-        };
-        let p1 = match p1 {
-            Some(i) => ev.eval_scalar(arg(args, i, name)?, grid)?,
-            None => Vec::new(),
-        };
-        let p2 = match p2 {
-            Some(i) => ev.eval_scalar(arg(args, i, name)?, grid)?,
-            None => Vec::new(),
-        };
-        let marg = matrix_arg(ev, arg(args, m, name)?)?;
-        // Counts read from downsampled data are added, not counted
-        // (Thanos counts the windows instead, an undercount).
-        let f = match (&marg.source, name) {
-            (MatrixSource::Selector(_), "count_over_time") if ev.weighted_counts => {
-                range_fn("sum_over_time").unwrap_or(f)
-            }
-            _ => f,
-        };
-        return range_call(ev, name, f, &marg, &p1, &p2, grid);
+        let rc = range_call_args(ev, c, f, grid)?;
+        return range_call(ev, name, rc.f, &rc.marg, &rc.p1, &rc.p2, grid);
     }
     match name {
         "time" => Ok(Val::Scalar(

@@ -278,6 +278,100 @@ pub(super) fn holt_winters(s: &[Sample], w: &Win) -> Result<Option<f64>, PromqlE
     Ok(Some(s1))
 }
 
+/// One series through a range function: its value at every step, if any,
+/// and the most samples one window held.
+#[allow(clippy::too_many_arguments)]
+fn range_one(
+    f: RangeFn,
+    samples: &[Sample],
+    grid: Grid,
+    marg: &MatrixArg<'_>,
+    p1: &[f64],
+    p2: &[f64],
+) -> Result<(Option<Points>, usize), PromqlError> {
+    let (at, offset, range) = (marg.at, marg.offset, marg.range);
+    let mut w = Windows::new(samples);
+    let mut vals: Points = vec![None; grid.n];
+    let mut any = false;
+    let mut held = 0;
+    for (i, o) in vals.iter_mut().enumerate() {
+        let ts = grid.ts(i);
+        let end = at.unwrap_or(ts).saturating_sub(offset);
+        let window = w.window(end.saturating_sub(range), end);
+        if window.is_empty() {
+            continue;
+        }
+        held = held.max(window.len());
+        let win = Win {
+            end,
+            range,
+            ts,
+            p1: p1.get(i).copied().unwrap_or(0.0),
+            p2: p2.get(i).copied().unwrap_or(0.0),
+        };
+        *o = f(window, &win)?;
+        any |= o.is_some();
+    }
+    Ok((any.then_some(vals), held))
+}
+
+fn out_labels(name: &str, labels: &Labels) -> Labels {
+    if name == "last_over_time" {
+        labels.clone()
+    } else {
+        labels.without_name()
+    }
+}
+
+/// A range function over a selector, its output series handed to `sink`
+/// in batches in series order (series of a batch evaluated on several
+/// threads when there are many); over a subquery, in one batch.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn range_batched(
+    ev: &mut Evaluator<'_>,
+    name: &str,
+    f: RangeFn,
+    marg: &MatrixArg<'_>,
+    p1: &[f64],
+    p2: &[f64],
+    grid: Grid,
+    sink: &mut dyn FnMut(Vec<StepSeries>) -> Result<(), PromqlError>,
+) -> Result<(), PromqlError> {
+    match &marg.source {
+        MatrixSource::Selector(vs) => ev.map_selected_batched(
+            vs,
+            |s, buf| {
+                buf.retain(|x| !x.is_stale());
+                let (vals, held) = range_one(f, buf, grid, marg, p1, p2)?;
+                Ok(Some((
+                    vals.map(|vals| StepSeries {
+                        labels: out_labels(name, &s.labels),
+                        vals,
+                    }),
+                    held,
+                )))
+            },
+            sink,
+        ),
+        MatrixSource::Subquery { .. } => {
+            let mut out = Vec::new();
+            ev.for_each_matrix_series(marg, grid, |limits, labels, samples| {
+                let (vals, held) = range_one(f, samples, grid, marg, p1, p2)?;
+                limits.take(held)?;
+                limits.give(held);
+                if let Some(vals) = vals {
+                    out.push(StepSeries {
+                        labels: out_labels(name, labels),
+                        vals,
+                    });
+                }
+                Ok(())
+            })?;
+            sink(out)
+        }
+    }
+}
+
 pub(super) fn range_call(
     ev: &mut Evaluator<'_>,
     name: &str,
@@ -287,78 +381,11 @@ pub(super) fn range_call(
     p2: &[f64],
     grid: Grid,
 ) -> Result<Val, PromqlError> {
-    let keep_name = name == "last_over_time";
-    let (at, offset, range) = (marg.at, marg.offset, marg.range);
-    // One series: its value at every step, if any, and the most samples
-    // one window held.
-    let one = |samples: &[Sample]| -> Result<(Option<Points>, usize), PromqlError> {
-        let mut w = Windows::new(samples);
-        let mut vals: Points = vec![None; grid.n];
-        let mut any = false;
-        let mut held = 0;
-        for (i, o) in vals.iter_mut().enumerate() {
-            let ts = grid.ts(i);
-            let end = at.unwrap_or(ts).saturating_sub(offset);
-            let window = w.window(end.saturating_sub(range), end);
-            if window.is_empty() {
-                continue;
-            }
-            held = held.max(window.len());
-            let win = Win {
-                end,
-                range,
-                ts,
-                p1: p1.get(i).copied().unwrap_or(0.0),
-                p2: p2.get(i).copied().unwrap_or(0.0),
-            };
-            *o = f(window, &win)?;
-            any |= o.is_some();
-        }
-        Ok((any.then_some(vals), held))
-    };
-    let labels_of = |labels: &Labels| {
-        if keep_name {
-            labels.clone()
-        } else {
-            labels.without_name()
-        }
-    };
     let mut out = Vec::new();
-    match &marg.source {
-        // Series of a selector are independent: on several threads when
-        // there are many.
-        MatrixSource::Selector(vs) => {
-            let done = ev.map_selected(vs, |s, buf| {
-                buf.retain(|x| !x.is_stale());
-                let (vals, held) = one(buf)?;
-                Ok(Some((
-                    vals.map(|vals| StepSeries {
-                        labels: labels_of(&s.labels),
-                        vals,
-                    }),
-                    held,
-                )))
-            })?;
-            let held = done.iter().map(|d| d.1).max().unwrap_or(0);
-            ev.limits.take(held)?;
-            ev.limits.give(held);
-            out.extend(done.into_iter().filter_map(|d| d.0));
-        }
-        MatrixSource::Subquery { .. } => {
-            ev.for_each_matrix_series(marg, grid, |limits, labels, samples| {
-                let (vals, held) = one(samples)?;
-                limits.take(held)?;
-                limits.give(held);
-                if let Some(vals) = vals {
-                    out.push(StepSeries {
-                        labels: labels_of(labels),
-                        vals,
-                    });
-                }
-                Ok(())
-            })?;
-        }
-    }
+    range_batched(ev, name, f, marg, p1, p2, grid, &mut |batch| {
+        out.extend(batch);
+        Ok(())
+    })?;
     check_unique(&out)?;
     Ok(Val::Vector(out))
 }
