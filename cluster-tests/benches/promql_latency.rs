@@ -103,7 +103,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let target = Target::from_env()?;
-    if target == Target::Skein {
+    if target != Target::Prometheus {
         use_release_binary()?;
     }
     let runs = env_usize("SKEIN_BENCH_RUNS", 20).max(1);

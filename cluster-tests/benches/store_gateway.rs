@@ -10,8 +10,8 @@
 //!    cached;
 //! 3. resident memory per loaded block (100 blocks vs an empty bucket).
 //!
-//! `cargo build --release && SKEIN_BIN=$PWD/target/release/skein cargo bench
-//! -p skein-cluster-tests --bench store_gateway`. Knobs: `SKEIN_BENCH_RUNS`
+//! `cargo build --release && cargo bench -p skein-cluster-tests --bench
+//! store_gateway` (the release build, or `SKEIN_BIN`). Knobs: `SKEIN_BENCH_RUNS`
 //! (default 10), `SKEIN_BENCH_INSTANCES` (default 100, 49 series each),
 //! `SKEIN_BENCH_BLOCKS` (default 100).
 
@@ -193,6 +193,10 @@ fn wide_block(promtool: &Path, dir: &Path, series: usize) -> std::path::PathBuf 
 }
 
 fn main() {
+    if let Err(e) = skein_cluster_tests::use_release_binary() {
+        eprintln!("{e:#}");
+        std::process::exit(1);
+    }
     let (Some(prometheus), Some(promtool)) =
         (require_binary("prometheus"), require_binary("promtool"))
     else {
