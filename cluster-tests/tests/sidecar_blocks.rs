@@ -218,7 +218,11 @@ async fn sidecar_reads_blocks_from_disk_through_compaction() {
         prom_addr,
         "a",
         prom,
-        &["--storage.tsdb.retention.time=100y", "--log.level=warn"],
+        &[
+            "--storage.tsdb.retention.time=100y",
+            "--log.level=warn",
+            "--web.enable-admin-api",
+        ],
     )
     .unwrap();
     wait_for("prometheus to be ready", Duration::from_secs(60), || {
@@ -387,4 +391,59 @@ async fn sidecar_reads_blocks_from_disk_through_compaction() {
     // The compacted blocks are served with the same split.
     let split = metric(&disk, "skein_sidecar_disk_split_timestamp_seconds");
     assert_eq!((split * 1000.0).round() as i64, end + 1);
+
+    // Series deleted through Prometheus' admin API: tombstones appear in
+    // the blocks; the disk sidecar stops reading them and answers without
+    // the deleted series, as Prometheus does.
+    let (status, body) = skein_cluster_tests::http_request(
+        prom,
+        "POST",
+        "/api/v1/admin/tsdb/delete_series?match[]=skein_test_temperature%7Binstance%3D%22i03%22%7D",
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    wait_for(
+        "the tombstoned blocks to be left to remote read",
+        Duration::from_secs(30),
+        || {
+            metric(
+                &disk,
+                "skein_sidecar_disk_blocks_rejected{reason=\"tombstones\"}",
+            ) >= 1.0
+        },
+    )
+    .unwrap();
+    let now = now_ms() - 3_000;
+    let want = series(&remote_api, start - H, now).await.unwrap();
+    assert!(
+        !want
+            .keys()
+            .any(|k| k.contains("skein_test_temperature") && k.contains("\"i03\"")),
+        "prometheus still answers the deleted series"
+    );
+    let got = series(&disk_api, start - H, now).await.unwrap();
+    if let Some(d) = diff("disk after deletion", &want, &got) {
+        panic!("{d}");
+    }
+    let q = "count(skein_test_temperature)";
+    let want = range(prom, q, start + 2 * H, end, 60_000, Duration::from_secs(30)).unwrap();
+    let got = range(
+        querier.http,
+        q,
+        start + 2 * H,
+        end,
+        60_000,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let d = compare(
+        &parse_answer(want.status, &want.body),
+        &parse_answer(got.status, &got.body),
+        false,
+        ("prometheus", "skein"),
+        5,
+    );
+    assert!(d.is_empty(), "{q} after deletion: {d:#?}");
 }

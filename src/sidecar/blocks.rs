@@ -178,6 +178,31 @@ impl DiskBlocks {
             if superseded.contains(ulid) {
                 continue;
             }
+            // Series deleted from a block being served (Prometheus writes
+            // the tombstones into the block's directory): stop at once.
+            if matches!(
+                known.get(ulid),
+                Some(Known {
+                    verdict: Verdict::Served(_),
+                    ..
+                })
+            ) && (meta.stats.num_tombstones > 0 || has_tombstones(&self.dir.join(ulid)).await)
+            {
+                warn!(block = %ulid, "series were deleted from a block read from disk; its time is read over remote read from now on");
+                known.insert(
+                    ulid.clone(),
+                    Known {
+                        meta: meta.clone(),
+                        verdict: Verdict::Rejected {
+                            reason: "tombstones",
+                            detail: "series were deleted from it; Prometheus applies the deletions"
+                                .into(),
+                            at: Instant::now(),
+                        },
+                    },
+                );
+                continue;
+            }
             let retry = match known.get(ulid) {
                 None => true,
                 Some(Known {
