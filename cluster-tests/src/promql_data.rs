@@ -349,6 +349,58 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
         .collect();
     w.series("rpc_latency_seconds_sum", &[("service", "ok")], &pts)?;
 
+    // Histograms whose quantile ranks land on a bucket's count, with an
+    // empty bucket above it (the same count at le=0.5 and le=1): there the
+    // bucket search (count >= rank) and the last bits of rate and of the
+    // rank decide between 0.5 and the top of the histogram. `pow2` has
+    // counts in ratios 1:2:2:4 (rank 0.5 * count(+Inf) equals count(le=0.5)
+    // exactly); `tenths` 1:3:3:10, so rank 0.3 * count(+Inf) meets it only
+    // up to the last bits; `bursty` moves by 1-5 base units a scrape, at a
+    // jittered millisecond, with the ratios of `pow2`.
+    w.family(
+        "boundary_seconds",
+        "histogram",
+        "Latency with quantile ranks on bucket boundaries.",
+    )?;
+    let boundary_les = ["0.1", "0.5", "1", "+Inf"];
+    for (si, service) in ["pow2", "tenths", "bursty"].into_iter().enumerate() {
+        let ratios: [f64; 4] = match service {
+            "tenths" => [1.0, 3.0, 3.0, 10.0],
+            _ => [1.0, 2.0, 2.0, 4.0],
+        };
+        let times: Vec<i64> = if service == "bursty" {
+            grid(T0, end, 15 * S)
+                .enumerate()
+                .map(|(k, t)| t + (mix(si as u64, k as u64) % 997) as i64)
+                .collect()
+        } else {
+            grid(T0 + 250, end, 15 * S).collect()
+        };
+        let mut base = 0.0;
+        let bases: Vec<f64> = (0..times.len())
+            .map(|k| {
+                base += if service == "bursty" {
+                    1.0 + (mix(si as u64 + 7, k as u64) % 5) as f64
+                } else {
+                    1.0
+                };
+                base
+            })
+            .collect();
+        for (b, le) in boundary_les.iter().enumerate() {
+            let pts: Points = times
+                .iter()
+                .zip(&bases)
+                .map(|(&t, &u)| (t, u * ratios[b]))
+                .collect();
+            w.series(
+                "boundary_seconds_bucket",
+                &[("service", service), ("le", le)],
+                &pts,
+            )?;
+        }
+    }
+
     // Tasks that stop: at 1h exactly, at 1h30m07.5s, at 2h25m (so a query
     // at 2h30m sees its last sample exactly one lookback back), 2m before
     // the end, and one that runs to the end.

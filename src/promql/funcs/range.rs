@@ -181,11 +181,14 @@ pub(super) fn extrapolated_rate(
     } else {
         avg_gap / 2.0
     };
-    result *= interval / sampled;
+    // One factor, divided by the range first and then applied once, as
+    // Prometheus 2.42 does: the order decides the last bits, and those
+    // decide which bucket a quantile's rank falls in.
+    let mut factor = interval / sampled;
     if per_second {
-        result /= w.range as f64 / 1000.0;
+        factor /= w.range as f64 / 1000.0;
     }
-    Some(result)
+    Some(result * factor)
 }
 
 /// `irate` and `idelta`: from the last two samples.
