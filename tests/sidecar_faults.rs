@@ -69,6 +69,7 @@ fn config(prom: SocketAddr) -> SidecarConfig {
         shipper: None,
         store_group_id: String::new(),
         read_blocks: None,
+        chunk_cache_bytes: 0,
     }
 }
 

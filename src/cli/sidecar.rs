@@ -63,6 +63,12 @@ pub struct SidecarArgs {
           default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub read_blocks: bool,
 
+    /// Memory for chunks read from blocks on disk (e.g. 64MB, 1GiB; 0: no
+    /// cache), so that queries asked again (dashboards) skip the reads.
+    #[arg(long = "tsdb.chunk-cache-size", env = "SKEIN_TSDB_CHUNK_CACHE_SIZE",
+          default_value = "64MB", value_parser = parse_bytes)]
+    pub chunk_cache_size: usize,
+
     /// Also upload blocks Prometheus compacted itself (level > 1). Only
     /// for a Prometheus whose level-1 blocks were never uploaded: otherwise
     /// the bucket holds the same samples twice.
@@ -107,6 +113,7 @@ impl SidecarArgs {
             refresh_interval: self.refresh_interval,
             prometheus_timeout: self.prometheus_timeout,
             read_blocks: self.read_blocks.then(|| self.tsdb_path.clone()),
+            chunk_cache_bytes: self.chunk_cache_size,
             shipper: match self.objstore.load()? {
                 Some(bucket) => Some(crate::sidecar::ShipperConfig {
                     bucket,

@@ -123,6 +123,7 @@ pub struct DiskBlocks {
     dir: PathBuf,
     rr: RemoteRead,
     cache: Arc<IndexCache>,
+    chunk_cache: Option<Arc<IndexCache>>,
     view: RwLock<Arc<DiskView>>,
     known: tokio::sync::Mutex<HashMap<String, Known>>,
 }
@@ -133,9 +134,16 @@ impl DiskBlocks {
             dir: dir.into(),
             rr,
             cache: Arc::new(IndexCache::new(INDEX_CACHE_BYTES)),
+            chunk_cache: None,
             view: RwLock::new(Arc::new(DiskView::empty())),
             known: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Keeps up to `bytes` of the chunks read (0: none).
+    pub fn with_chunk_cache(mut self, bytes: usize) -> Self {
+        self.chunk_cache = (bytes > 0).then(|| Arc::new(IndexCache::for_chunks(bytes)));
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -315,7 +323,10 @@ impl DiskBlocks {
             .check_chunk_files()
             .await
             .map_err(|e| ("unreadable", e.to_string()))?;
-        let block = block.with_index_cache(Arc::clone(&self.cache));
+        let mut block = block.with_index_cache(Arc::clone(&self.cache));
+        if let Some(c) = &self.chunk_cache {
+            block = block.with_chunk_cache(Arc::clone(c));
+        }
         self.verify(&block).await?;
         TsdbBlock::new(block)
             .map(|b| Arc::new(b) as Arc<dyn BlockSeries>)

@@ -45,6 +45,8 @@ pub struct SidecarConfig {
     /// Prometheus' data directory, read for completed blocks
     /// (`--tsdb.path`, unless `--tsdb.read-blocks=false`).
     pub read_blocks: Option<std::path::PathBuf>,
+    /// `--tsdb.chunk-cache-size`: memory for chunks read from those blocks.
+    pub chunk_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -220,7 +222,7 @@ pub async fn run(
     let mut store = PrometheusStore::with_client(&cfg.prometheus, cfg.prometheus_timeout)?
         .with_group_id(cfg.store_group_id.clone());
     if let Some(dir) = &cfg.read_blocks {
-        store = store.with_disk_blocks(dir.clone());
+        store = store.with_disk_blocks(dir.clone(), cfg.chunk_cache_bytes);
     }
     let disk_sync = start_disk_sync(store.clone(), cfg.refresh_interval, shutdown.clone());
     let bound = node.bound();

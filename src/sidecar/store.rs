@@ -76,8 +76,14 @@ impl PrometheusStore {
 
     /// Reads Prometheus' completed blocks from `dir` (its
     /// `--storage.tsdb.path`) once they are checked; see [`super::blocks`].
-    pub fn with_disk_blocks(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.disk = Some(Arc::new(DiskBlocks::new(dir, self.rr.clone())));
+    pub fn with_disk_blocks(
+        mut self,
+        dir: impl Into<std::path::PathBuf>,
+        chunk_cache_bytes: usize,
+    ) -> Self {
+        self.disk = Some(Arc::new(
+            DiskBlocks::new(dir, self.rr.clone()).with_chunk_cache(chunk_cache_bytes),
+        ));
         self
     }
 
