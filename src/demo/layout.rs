@@ -254,7 +254,12 @@ pub fn layout(input: &LayoutInput<'_>) -> Layout {
             });
             let mut args = vec!["sidecar".to_string()];
             args.extend(node_flags(&ip));
-            args.extend(["--prometheus.url".to_string(), format!("http://{own}")]);
+            args.extend([
+                "--prometheus.url".to_string(),
+                format!("http://{own}"),
+                // Its blocks, once Prometheus writes them, are read from disk.
+                format!("--tsdb.path={}", data.display()),
+            ]);
             nodes.push(NodeSpec {
                 name: format!("sidecar-{replica}"),
                 role: Role::Sidecar,
