@@ -4,7 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use skein::model::chunk::xor::{decode_into, encode_all, XorIter};
+use skein::model::chunk::xor::{decode_into, decode_pair_into, encode_all, XorIter};
 use skein::model::Sample;
 
 const CHUNKS: usize = 1_000;
@@ -78,6 +78,35 @@ fn decode(c: &mut Criterion) {
                 for chunk in data {
                     buf.clear();
                     decode_into(chunk, &mut buf).expect("decode");
+                    for s in &buf {
+                        sum += s.v;
+                        last = s.t;
+                    }
+                }
+                black_box((sum, last))
+            })
+        });
+    }
+    group.finish();
+
+    // Two chunks per call, their decoders interleaved (how a series' chunks
+    // are decoded for PromQL).
+    let mut group = c.benchmark_group("xor_decode_pairs");
+    group.throughput(Throughput::Elements((CHUNKS * PER_CHUNK) as u64));
+    for name in SHAPES {
+        let data = chunks(name);
+        let mut buf = Vec::with_capacity(2 * PER_CHUNK);
+        group.bench_with_input(BenchmarkId::from_parameter(name), &data, |b, data| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                let mut last = 0;
+                for pair in data.chunks(2) {
+                    buf.clear();
+                    match pair {
+                        [x, y] => decode_pair_into(x, y, &mut buf).expect("decode"),
+                        [x] => decode_into(x, &mut buf).expect("decode"),
+                        _ => {}
+                    }
                     for s in &buf {
                         sum += s.v;
                         last = s.t;

@@ -475,6 +475,98 @@ fn decode_into_portable(data: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkE
     Ok(())
 }
 
+/// Decodes two whole chunks into `out`, `a`'s samples then `b`'s, as two
+/// calls of [`decode_into`] would. The two decoders run in one loop: each
+/// sample waits on a chain of shifts of its own chunk, and two independent
+/// chains keep the CPU busier than one. Bad data in either chunk falls
+/// back to decoding them one after the other (same samples, same error).
+pub fn decode_pair_into(a: &[u8], b: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+        {
+            // SAFETY: the CPU has the features `decode_pair_bmi2` is built for.
+            return unsafe { decode_pair_bmi2(a, b, out) };
+        }
+    }
+    decode_pair_portable(a, b, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "bmi1,bmi2,lzcnt")]
+fn decode_pair_bmi2(a: &[u8], b: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    decode_pair_portable(a, b, out)
+}
+
+#[inline(always)]
+fn decode_pair_portable(a: &[u8], b: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let (na, nb) = match (sample_count(a), sample_count(b)) {
+        (Ok(na), Ok(nb)) => (usize::from(na), usize::from(nb)),
+        _ => return one_then_other(a, b, out),
+    };
+    let (ba, bb) = (&a[HEADER_LEN..], &b[HEADER_LEN..]);
+    let plausible = |n: usize, body: &[u8]| n <= body.len().saturating_mul(4).saturating_add(2);
+    if na < 2 || nb < 2 || !plausible(na, ba) || !plausible(nb, bb) {
+        return one_then_other(a, b, out);
+    }
+    let start = out.len();
+    out.reserve(na + nb);
+    let spare = &mut out.spare_capacity_mut()[..na + nb];
+    let (sa, sb) = spare.split_at_mut(na);
+    let (mut da, mut db) = (Decoder::new(ba), Decoder::new(bb));
+    let mut clean = da.first() & db.first();
+    if clean {
+        sa[0].write(da.sample());
+        sb[0].write(db.sample());
+        clean = da.second().is_ok() & db.second().is_ok();
+        sa[1].write(da.sample());
+        sb[1].write(db.sample());
+    }
+    let common = na.min(nb);
+    if clean {
+        for i in 2..common {
+            // Both advance every round (no short circuit): two chains.
+            if da.next().is_err() | db.next().is_err() {
+                clean = false;
+                break;
+            }
+            sa[i].write(da.sample());
+            sb[i].write(db.sample());
+        }
+    }
+    if clean {
+        for slot in &mut sa[common..] {
+            if da.next().is_err() {
+                clean = false;
+                break;
+            }
+            slot.write(da.sample());
+        }
+    }
+    if clean {
+        for slot in &mut sb[common..] {
+            if db.next().is_err() {
+                clean = false;
+                break;
+            }
+            slot.write(db.sample());
+        }
+    }
+    if clean && da.r.bits_consumed() <= ba.len() * 8 && db.r.bits_consumed() <= bb.len() * 8 {
+        // SAFETY: with `clean` every one of the `na + nb` slots after
+        // `start` was written above (0 and 1 of each, then 2.. of both).
+        unsafe { out.set_len(start + na + nb) };
+        return Ok(());
+    }
+    one_then_other(a, b, out)
+}
+
+fn one_then_other(a: &[u8], b: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    decode_into(a, out)?;
+    decode_into(b, out)
+}
+
 impl Iterator for XorIter<'_> {
     type Item = Result<Sample, ChunkError>;
 
@@ -549,6 +641,43 @@ mod tests {
         }
         let data = encode_all(&samples).unwrap();
         assert!(same(&decode_all(&data).unwrap(), &samples));
+    }
+
+    #[test]
+    fn pairs_decode_as_two_calls_would() {
+        let shapes: Vec<Vec<Sample>> = vec![
+            (0..120).map(|i| s(i * 15_000, i as f64)).collect(),
+            (0..37)
+                .map(|i| s(i * 15_000 + (i * 7) % 3, (i as f64 * 0.37).sin()))
+                .collect(),
+            vec![s(5, 1.0)],
+            vec![],
+            (0..2).map(|i| s(i, f64::NAN)).collect(),
+            (0..300)
+                .map(|i| s(i * 1_000 + i * i, -(i as f64)))
+                .collect(),
+        ];
+        for x in &shapes {
+            for y in &shapes {
+                let (a, b) = (encode_all(x).unwrap(), encode_all(y).unwrap());
+                let mut want = vec![s(-1, 0.5)];
+                decode_into(&a, &mut want).unwrap();
+                decode_into(&b, &mut want).unwrap();
+                let mut got = vec![s(-1, 0.5)];
+                decode_pair_into(&a, &b, &mut got).unwrap();
+                assert!(same(&got, &want), "{} + {} samples", x.len(), y.len());
+                // A cut chunk gives what one call after the other gives.
+                for cut in [a.len() / 2, a.len().saturating_sub(1), 1] {
+                    let mut want = Vec::new();
+                    let w =
+                        decode_into(&a[..cut], &mut want).and_then(|()| decode_into(&b, &mut want));
+                    let mut got = Vec::new();
+                    let g = decode_pair_into(&a[..cut], &b, &mut got);
+                    assert_eq!(format!("{w:?}"), format!("{g:?}"));
+                    assert!(same(&got, &want));
+                }
+            }
+        }
     }
 
     #[test]
