@@ -14,7 +14,7 @@ use prost::Message;
 
 use crate::cluster::keys::{check_node_size, decode_label_sets, NodeAdvert};
 use crate::model::chunk::aggr;
-use crate::model::chunk::xor::{decode_all, encode_all, XorIter};
+use crate::model::chunk::xor::{decode_all, decode_into, decode_pair_into, encode_all, XorIter};
 use crate::model::{Chunk, Label, Labels, Sample, Series};
 use crate::proto::{self, prometheus as prom, thanos as pb};
 use crate::sidecar::remote_read::RemoteRead;
@@ -257,6 +257,21 @@ pub fn xor_chunk(data: &[u8]) {
         let _ = it.seek(i64::MIN / 2);
         while let Ok(Some(_)) = it.next_sample() {}
     }
+    // The input split in two and decoded as a pair gives what two single
+    // decodes give: the same samples and the same error.
+    let (a, b) = data.split_at(data.len() / 2);
+    let mut want = Vec::new();
+    let w = decode_into(a, &mut want).and_then(|()| decode_into(b, &mut want));
+    let mut got = Vec::new();
+    let g = decode_pair_into(a, b, &mut got);
+    assert_eq!(format!("{w:?}"), format!("{g:?}"), "pair decode result");
+    assert_eq!(got.len(), want.len(), "pair decode length");
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(x, y)| x.t == y.t && x.v.to_bits() == y.v.to_bits()),
+        "pair decode samples"
+    );
 }
 
 /// A downsampled chunk (its aggregates), materialized every way.
