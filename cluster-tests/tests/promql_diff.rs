@@ -161,8 +161,8 @@ fn diff(mut cluster: PromqlCluster, report_name: &str) {
     });
     let elapsed = started.elapsed();
     let crashed = cluster.check_running().err();
-    // The querier may spread large selectors over 4 threads (the engine's
-    // own tests compare that with one thread on larger data).
+    // The querier spreads large selectors over 4 threads: some of the
+    // answers compared were made that way.
     let parallel = (cluster.target_kind != Target::Prometheus).then(|| {
         skein_cluster_tests::metric_at(cluster.target, "skein_promql_parallel_parts_total")
     });
@@ -272,6 +272,10 @@ fn diff(mut cluster: PromqlCluster, report_name: &str) {
     }
     if let Some(parts) = parallel {
         println!("{parts} selector parts were evaluated on helper threads");
+        assert!(
+            parts > 0.0,
+            "no selector was split across threads: the comparison did not cover that path"
+        );
     }
 }
 

@@ -16,9 +16,10 @@ use std::sync::OnceLock;
 
 use super::PromqlError;
 
-/// Below this many chunks (about 120 samples each, half a millisecond or
-/// more of decoding and evaluation) a part is not worth a thread.
-const MIN_CHUNKS_PER_THREAD: usize = 512;
+/// Below this many chunks (about 120 samples each, a quarter of a
+/// millisecond or more of decoding and evaluation, against some 30 µs to
+/// start a thread) a part is not worth a thread.
+const MIN_CHUNKS_PER_THREAD: usize = 256;
 
 /// Helper threads running now, across queries.
 static BUSY: AtomicUsize = AtomicUsize::new(0);
