@@ -33,6 +33,25 @@ pub fn parallel_parts() -> usize {
     PARTS.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// Set while a small query is evaluated on an async thread: it must
+    /// not wait there for helper threads.
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with splitting off on this thread (an async thread evaluating
+/// a small query inline).
+pub(crate) fn without_helpers<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            INLINE.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(INLINE.with(|c| c.replace(true)));
+    f()
+}
+
 /// Threads for one selector, set once at start (0: the machine's cores).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
@@ -105,7 +124,8 @@ where
         }
         Ok(out)
     };
-    let total: usize = if max_helpers() == 0 || items.len() < 2 {
+    let inline = INLINE.with(std::cell::Cell::get);
+    let total: usize = if inline || max_helpers() == 0 || items.len() < 2 {
         0
     } else {
         items.iter().map(&weight).sum()
@@ -205,6 +225,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("7000"), "{}", err.message);
+    }
+
+    #[test]
+    fn inline_evaluation_uses_no_helpers() {
+        let items: Vec<usize> = (0..10_000).collect();
+        let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+        let out = without_helpers(|| {
+            map_items(
+                &items,
+                |_| 10,
+                || (),
+                |_, &i| {
+                    threads.lock().unwrap().insert(std::thread::current().id());
+                    Ok(Some(i))
+                },
+            )
+        })
+        .unwrap();
+        assert_eq!(out.len(), items.len());
+        assert_eq!(threads.lock().unwrap().len(), 1);
+        assert!(!INLINE.with(std::cell::Cell::get), "the flag is reset");
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub(crate) async fn evaluate<T: Send + 'static>(
 pub(crate) fn evaluate_here<T>(
     f: impl FnOnce() -> Result<T, PromqlError>,
 ) -> Result<T, PromqlError> {
-    unwind(std::panic::catch_unwind(AssertUnwindSafe(f)))
+    unwind(std::panic::catch_unwind(AssertUnwindSafe(|| {
+        super::par::without_helpers(f)
+    })))
 }
 
 fn unwind<T>(result: std::thread::Result<Result<T, PromqlError>>) -> Result<T, PromqlError> {
