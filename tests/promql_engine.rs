@@ -2,15 +2,13 @@
 //! hand. The differential suite (cluster-tests/tests/promql_diff.rs)
 //! compares against real Prometheus; these pin the rules it relies on.
 
-use std::sync::Arc;
-
 use skein::error::ErrorCode;
 use skein::model::{Chunk, Labels, Sample, Series, STALE_NAN_BITS};
-use skein::promql::source::StoreSource;
 use skein::promql::{Engine, EngineConfig, Value};
-use skein::query::SeriesOptions;
-use skein::store::MemStore;
-use skein::store::{PeerType, StoreInfo};
+
+#[path = "support/mem_engine.rs"]
+mod mem_engine;
+use mem_engine::{engine_with, opts};
 
 const S: i64 = 1000;
 
@@ -28,20 +26,6 @@ fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
 /// Every 15 s from 0 to `end` seconds.
 fn every15(end: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
     (0..=end / 15).map(|i| (i * 15, f(i * 15))).collect()
-}
-
-fn engine_with(data: Vec<Series>, cfg: EngineConfig) -> Engine {
-    let info = StoreInfo {
-        label_sets: vec![],
-        min_time: i64::MIN,
-        max_time: i64::MAX,
-        peer_type: PeerType::Store,
-        store_group_id: String::new(),
-        component: "store".into(),
-        supports_without_replica_labels: true,
-    };
-    let store = MemStore::new(info, data).unwrap();
-    Engine::new(Arc::new(StoreSource(Arc::new(store))), cfg)
 }
 
 fn engine() -> Engine {
@@ -84,17 +68,6 @@ fn engine() -> Engine {
         ],
         EngineConfig::default(),
     )
-}
-
-fn opts() -> SeriesOptions {
-    SeriesOptions {
-        dedup: false,
-        replica_labels: vec![],
-        partial_response: true,
-        counter: false,
-        max_resolution_ms: 0,
-        weigh_counts: false,
-    }
 }
 
 async fn instant(e: &Engine, q: &str, t: i64) -> Vec<(String, f64)> {

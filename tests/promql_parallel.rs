@@ -2,14 +2,12 @@
 //! answers must be those of one thread, bit for bit, for every function
 //! that runs per series, and errors must stay the same.
 
-use std::sync::Arc;
-
 use skein::model::{Chunk, Labels, Sample, Series, STALE_NAN_BITS};
-use skein::promql::source::StoreSource;
 use skein::promql::{parallel_parts, set_eval_threads, Engine, EngineConfig};
-use skein::query::SeriesOptions;
-use skein::store::MemStore;
-use skein::store::{PeerType, StoreInfo};
+
+#[path = "support/mem_engine.rs"]
+mod mem_engine;
+use mem_engine::{engine_with, opts};
 
 const S: i64 = 1000;
 const SERIES: usize = 240;
@@ -65,31 +63,7 @@ fn data() -> Vec<Series> {
 }
 
 fn engine() -> Engine {
-    let info = StoreInfo {
-        label_sets: vec![],
-        min_time: i64::MIN,
-        max_time: i64::MAX,
-        peer_type: PeerType::Store,
-        store_group_id: String::new(),
-        component: "store".into(),
-        supports_without_replica_labels: true,
-    };
-    let store = MemStore::new(info, data()).unwrap();
-    Engine::new(
-        Arc::new(StoreSource(Arc::new(store))),
-        EngineConfig::default(),
-    )
-}
-
-fn opts() -> SeriesOptions {
-    SeriesOptions {
-        dedup: false,
-        replica_labels: vec![],
-        partial_response: true,
-        counter: false,
-        max_resolution_ms: 0,
-        weigh_counts: false,
-    }
+    engine_with(data(), EngineConfig::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
