@@ -9,14 +9,17 @@
 //! release build. Knobs: `SKEIN_BENCH_RUNS` (default 20),
 //! `SKEIN_BENCH_INSTANCES` (default 100, 49 series each), and
 //! `SKEIN_PROMQL_DIFF_TARGET=prometheus` to measure a second Prometheus in
-//! skein's place (a check of the bench itself).
+//! skein's place (a check of the bench itself). `SKEIN_BENCH_HOLD_SECS`
+//! keeps the processes running that long afterwards, for profiling.
 
 use std::time::{Duration, Instant};
 
+use skein_cluster_tests::env_usize;
 use skein_cluster_tests::promql_data::{write_bench_dataset, BENCH_SPAN, T0};
 use skein_cluster_tests::promql_diff::{classify, compare, parse_answer};
-use skein_cluster_tests::promql_setup::{instant, range, Answer, PromqlCluster, Target};
-use skein_cluster_tests::{env_usize, require_binary, use_release_binary};
+use skein_cluster_tests::promql_setup::{
+    bench_setup, instant, range, Answer, PromqlCluster, Target,
+};
 
 const M: i64 = 60_000;
 const H: i64 = 60 * M;
@@ -96,16 +99,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; a filter argument is not supported.
-    let (Some(prometheus), Some(promtool)) =
-        (require_binary("prometheus"), require_binary("promtool"))
-    else {
+    let Some((prometheus, promtool, target)) = bench_setup()? else {
         return Ok(());
     };
-    let target = Target::from_env()?;
-    if target != Target::Prometheus {
-        use_release_binary()?;
-    }
     let runs = env_usize("SKEIN_BENCH_RUNS", 20).max(1);
     let instances = env_usize("SKEIN_BENCH_INSTANCES", 100).max(1);
     let cluster = PromqlCluster::start(&prometheus, &promtool, ("127.0.5", 0), target, |p| {
@@ -213,6 +209,15 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
+    // For profiling: keep the processes up and say where they listen.
+    let hold = env_usize("SKEIN_BENCH_HOLD_SECS", 0);
+    if hold > 0 {
+        println!(
+            "holding for {hold} s: prometheus http://{}  {name} http://{}",
+            cluster.prometheus, cluster.target
+        );
+        std::thread::sleep(Duration::from_secs(hold as u64));
+    }
     drop(cluster);
     Ok(())
 }

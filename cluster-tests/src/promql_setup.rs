@@ -52,6 +52,24 @@ impl Target {
     }
 }
 
+/// What a PromQL bench runs on: Prometheus and promtool from `PATH` (None,
+/// after a note, when either is missing) and the target from the
+/// environment, with skein's release build unless `SKEIN_BIN` says
+/// otherwise.
+pub fn bench_setup() -> anyhow::Result<Option<(PathBuf, PathBuf, Target)>> {
+    let (Some(prometheus), Some(promtool)) = (
+        crate::require_binary("prometheus"),
+        crate::require_binary("promtool"),
+    ) else {
+        return Ok(None);
+    };
+    let target = Target::from_env()?;
+    if target != Target::Prometheus {
+        crate::use_release_binary()?;
+    }
+    Ok(Some((prometheus, promtool, target)))
+}
+
 /// The running setup; everything stops and the directory goes away on drop.
 pub struct PromqlCluster {
     pub dataset: Dataset,

@@ -7,10 +7,25 @@ use std::fmt;
 /// The label that holds a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
     pub name: String,
     pub value: String,
+}
+
+impl Clone for Label {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            value: self.value.clone(),
+        }
+    }
+
+    /// Reuses this label's buffers.
+    fn clone_from(&mut self, source: &Self) {
+        self.name.clone_from(&source.name);
+        self.value.clone_from(&source.value);
+    }
 }
 
 impl Label {
@@ -31,8 +46,20 @@ pub enum LabelsError {
 }
 
 /// A label set sorted by name with unique names and no empty values.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
 pub struct Labels(Vec<Label>);
+
+impl Clone for Labels {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// Reuses this set's buffers: a copy kept per series (the last one
+    /// passed on, a run's head) costs no allocation once warm.
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 impl Labels {
     pub const fn empty() -> Self {
@@ -119,6 +146,53 @@ impl Labels {
             }
         }
         Labels(out.into_iter().flatten().collect())
+    }
+
+    /// Makes this set `source` without the named labels, reusing its
+    /// buffers.
+    pub fn set_without(&mut self, source: &Labels, names: &[String]) {
+        let mut n = 0;
+        for l in source.0.iter().filter(|l| !names.contains(&l.name)) {
+            match self.0.get_mut(n) {
+                Some(slot) => slot.clone_from(l),
+                None => self.0.push(l.clone()),
+            }
+            n += 1;
+        }
+        self.0.truncate(n);
+    }
+
+    /// Keeps the labels `keep` says yes to, in place.
+    pub fn retain(&mut self, keep: impl FnMut(&Label) -> bool) {
+        self.0.retain(keep);
+    }
+
+    /// Adds `base`'s labels where this set has no label of that name (this
+    /// set's own labels win), consuming neither.
+    pub fn fill_from(&mut self, base: &Labels) {
+        if base.0.is_empty() {
+            return;
+        }
+        let missing = base
+            .0
+            .iter()
+            .filter(|b| self.get(&b.name).is_none())
+            .count();
+        if missing == 0 {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.0.len() + missing);
+        let mut own = std::mem::take(&mut self.0).into_iter().peekable();
+        for b in &base.0 {
+            while own.peek().is_some_and(|o| o.name < b.name) {
+                out.extend(own.next());
+            }
+            if own.peek().is_none_or(|o| o.name != b.name) {
+                out.push(b.clone());
+            }
+        }
+        out.extend(own);
+        self.0 = out;
     }
 
     /// A copy without the named labels (e.g. replica labels).
@@ -250,5 +324,23 @@ mod tests {
         let m = s.merged_with(&ext);
         assert_eq!(m.to_string(), r#"{a="1", b="x", c="ext"}"#);
         assert_eq!(m.without(&["b".into()]).len(), 2);
+    }
+
+    #[test]
+    fn in_place_forms_match_the_copying_ones() {
+        let s = Labels::from_pairs([("a", "1"), ("c", "3"), ("r", "x")]).unwrap();
+        let ext = Labels::from_pairs([("b", "e"), ("c", "ext"), ("z", "9")]).unwrap();
+        let names = ["r".to_string()];
+        let mut reused = Labels::from_pairs([("q", "old"), ("w", "1"), ("x", "2")]).unwrap();
+        reused.set_without(&s, &names);
+        assert_eq!(reused, s.without(&names));
+        reused.clone_from(&ext);
+        assert_eq!(reused, ext);
+        let mut own = s.without(&names);
+        own.fill_from(&ext);
+        assert_eq!(own, ext.merged_with(&s.without(&names)));
+        let mut same = s.clone();
+        same.fill_from(&Labels::empty());
+        assert_eq!(same, s);
     }
 }

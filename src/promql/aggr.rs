@@ -14,6 +14,7 @@ use super::eval::{merge_same_labels, unparen, Evaluator, Grid, Points, StepSerie
 use super::funcs::{self, quantile};
 use super::value::format_float;
 use super::PromqlError;
+use crate::model::labels::METRIC_NAME;
 use crate::model::Labels;
 
 /// The grouping of an aggregation: `by` keeps the listed labels, `without`
@@ -23,6 +24,29 @@ pub(crate) fn group_labels(labels: &Labels, modifier: &Option<LabelModifier>) ->
         None => Labels::empty(),
         Some(LabelModifier::Include(by)) => labels.keep(&by.labels),
         Some(LabelModifier::Exclude(without)) => labels.without(&without.labels).without_name(),
+    }
+}
+
+/// The labels [`group_labels`] keeps, written into `out` as bytes that
+/// tell groups apart (0xff, which UTF-8 never holds, between the parts).
+fn group_key(labels: &Labels, modifier: &Option<LabelModifier>, out: &mut Vec<u8>) {
+    out.clear();
+    let mut put = |l: &crate::model::Label| {
+        out.extend_from_slice(l.name.as_bytes());
+        out.push(0xff);
+        out.extend_from_slice(l.value.as_bytes());
+        out.push(0xff);
+    };
+    match modifier {
+        None => {}
+        Some(LabelModifier::Include(by)) => labels
+            .iter()
+            .filter(|l| by.labels.contains(&l.name))
+            .for_each(&mut put),
+        Some(LabelModifier::Exclude(without)) => labels
+            .iter()
+            .filter(|l| l.name != METRIC_NAME && !without.labels.contains(&l.name))
+            .for_each(&mut put),
     }
 }
 
@@ -217,17 +241,20 @@ fn accumulate_streamed(
     grid: Grid,
 ) -> Result<Option<Vec<StepSeries>>, PromqlError> {
     let mut acc = Acc::new(op, grid.n);
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    // Groups by the bytes of their labels, written into one buffer: a
+    // series of a known group costs no allocation.
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut keys: Vec<Labels> = Vec::new();
+    let mut key = Vec::new();
     let mut sink = |batch: Vec<StepSeries>| -> Result<(), PromqlError> {
         for s in &batch {
-            let k = group_labels(&s.labels, &a.modifier);
-            let g = match index.get(&k) {
+            group_key(&s.labels, &a.modifier, &mut key);
+            let g = match index.get(key.as_slice()) {
                 Some(g) => *g,
                 None => {
                     acc.add_group();
-                    keys.push(k.clone());
-                    index.insert(k, keys.len() - 1);
+                    keys.push(group_labels(&s.labels, &a.modifier));
+                    index.insert(key.clone(), keys.len() - 1);
                     keys.len() - 1
                 }
             };

@@ -13,8 +13,15 @@ use super::route::{group_stream, member_stream, RouteConfig};
 use super::topology::Selection;
 use crate::store::{PeerType, SeriesFrame, SeriesRequest, SeriesStream, StoreError};
 
-/// Frames buffered per input between its task and the merge.
-const INPUT_BUFFER: usize = 16;
+/// Batches buffered per input between its task and the merge.
+const INPUT_BUFFER: usize = 4;
+
+/// Most frames one batch carries: the frames an input has ready at once
+/// (a store's batch frame decodes into many) cross the channel together,
+/// one wake-up of the merge for all of them.
+const INPUT_BATCH: usize = 64;
+
+type Batch = Vec<Result<SeriesFrame, StoreError>>;
 
 /// The inputs of one request: one stream per STORE/QUERY group, one per
 /// SOURCE member, each fed by its own task on the current runtime.
@@ -96,18 +103,35 @@ fn strip_and_sort(stream: SeriesStream, names: Vec<String>) -> SeriesStream {
     })
 }
 
-/// Runs one input in a task of its own, feeding a bounded channel.
+/// Runs one input in a task of its own, feeding a bounded channel with
+/// batches of what is ready together.
 fn spawn_input(mut stream: SeriesStream) -> SeriesStream {
-    let (tx, rx) = mpsc::channel::<Result<SeriesFrame, StoreError>>(INPUT_BUFFER);
+    use futures::FutureExt;
+    let (tx, rx) = mpsc::channel::<Batch>(INPUT_BUFFER);
     tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
-                // The consumer is gone (the request was canceled) or the
-                // input failed: dropping the stream cancels the store call.
+        while let Some(first) = stream.next().await {
+            let mut stop = first.is_err();
+            let mut batch = Vec::with_capacity(8);
+            batch.push(first);
+            while !stop && batch.len() < INPUT_BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(item)) => {
+                        stop = item.is_err();
+                        batch.push(item);
+                    }
+                    Some(None) => {
+                        stop = true;
+                    }
+                    None => break,
+                }
+            }
+            if tx.send(batch).await.is_err() || stop {
+                // The consumer is gone (the request was canceled), the
+                // input failed or ended: dropping the stream cancels the
+                // store call.
                 break;
             }
         }
     });
-    Box::pin(ReceiverStream::new(rx))
+    Box::pin(ReceiverStream::new(rx).flat_map(futures::stream::iter))
 }

@@ -253,10 +253,13 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                     None => break None,
                     Some(Ok(SeriesFrame::Series(s))) => {
                         // After a resume, skip what was already passed on.
-                        if last.as_ref().is_some_and(|l| s.labels <= *l) {
+                        if resumed && last.as_ref().is_some_and(|l| s.labels <= *l) {
                             continue;
                         }
-                        last = Some(s.labels.clone());
+                        match &mut last {
+                            Some(l) => l.clone_from(&s.labels),
+                            None => last = Some(s.labels.clone()),
+                        }
                         yield Ok(SeriesFrame::Series(s));
                     }
                     Some(Ok(SeriesFrame::Warning(w))) => yield Ok(SeriesFrame::Warning(w)),

@@ -10,7 +10,8 @@ use crate::model::{
 };
 use crate::store::{SeriesFrame, SeriesStream, StoreError};
 
-/// Series from several inputs that share one label set.
+/// Series from several inputs that share one label set (`labels`; the
+/// parts' own labels may be left empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesGroup {
     pub labels: Labels,
@@ -39,35 +40,47 @@ pub fn merge(
         for w in warnings.drain(..) {
             yield MergedFrame::Warning(w);
         }
+        let mut same: Vec<usize> = Vec::with_capacity(inputs.len());
         loop {
-            let mut min: Option<&Labels> = None;
-            for h in heads.iter().flatten() {
-                if min.is_none_or(|m| h.labels < *m) {
-                    min = Some(&h.labels);
+            let mut min: Option<(usize, &Labels)> = None;
+            for (i, h) in heads.iter().enumerate() {
+                if let Some(h) = h {
+                    if min.is_none_or(|(_, m)| h.labels < *m) {
+                        min = Some((i, &h.labels));
+                    }
                 }
             }
-            let Some(min) = min.cloned() else { break };
-            let mut parts = Vec::new();
-            for (i, head) in heads.iter_mut().enumerate() {
-                if head.as_ref().is_some_and(|h| h.labels == min) {
-                    if let Some(s) = head.take() {
-                        parts.push(s);
+            let Some((at, min)) = min else { break };
+            same.clear();
+            same.extend(
+                heads
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, h)| *i == at || h.as_ref().is_some_and(|h| h.labels == *min))
+                    .map(|(i, _)| i),
+            );
+            let mut parts: Vec<Series> = Vec::with_capacity(same.len());
+            for &i in &same {
+                parts.extend(heads[i].take());
+            }
+            for &i in &same {
+                let next = next_series(&mut inputs[i], &mut warnings).await?;
+                if let (Some(n), Some(first)) = (&next, parts.first()) {
+                    if n.labels <= first.labels {
+                        Err(StoreError::Internal(format!(
+                            "input {i} is not sorted: {} after {}", n.labels, first.labels
+                        )))?;
                     }
-                    let next = next_series(&mut inputs[i], &mut warnings).await?;
-                    if let Some(n) = &next {
-                        if n.labels <= min {
-                            Err(StoreError::Internal(format!(
-                                "input {i} is not sorted: {} after {min}", n.labels
-                            )))?;
-                        }
-                    }
-                    *head = next;
                 }
+                heads[i] = next;
             }
             for w in warnings.drain(..) {
                 yield MergedFrame::Warning(w);
             }
-            yield MergedFrame::Series(SeriesGroup { labels: min, parts });
+            // The group's labels are the first part's; the parts' own are
+            // not read again.
+            let labels = parts.first_mut().map(|p| std::mem::take(&mut p.labels)).unwrap_or_default();
+            yield MergedFrame::Series(SeriesGroup { labels, parts });
         }
     }
 }

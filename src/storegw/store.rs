@@ -416,7 +416,7 @@ impl Store for GatewayStore {
                         }
                         let SeriesGroup { labels, mut parts } = g;
                         let mut s = match parts.len() {
-                            1 => parts.pop().unwrap_or(Series { labels, chunks: Vec::new() }),
+                            1 => Series { chunks: parts.pop().map(|p| p.chunks).unwrap_or_default(), labels },
                             _ => Series { chunks: concat_chunks(parts), labels },
                         };
                         if !aggregates.is_empty() {
