@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use skein_cluster_tests::promql_data::{write_bench_dataset, BENCH_SPAN, T0};
 use skein_cluster_tests::promql_setup::{instant, PromqlCluster, Target};
-use skein_cluster_tests::{env_usize, require_binary, use_release_binary};
+use skein_cluster_tests::{cpu_time, env_usize, require_binary, use_release_binary};
 
 const H: i64 = 3_600_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,15 +116,37 @@ fn main() -> anyhow::Result<()> {
         "\nSmall instant queries: {threads} clients, {secs} s per side and query; prometheus vs querier over 2 store gateways\n"
     );
     println!(
-        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7}",
-        "query", "prom q/s", "prom p50", "prom p99", "skein q/s", "skein p50", "skein p99", "ratio"
+        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>10} {:>10}",
+        "query",
+        "prom q/s",
+        "prom p50",
+        "prom p99",
+        "skein q/s",
+        "skein p50",
+        "skein p99",
+        "ratio",
+        "prom cpu",
+        "skein cpu"
     );
+    let (prom_pid, skein_pids) = cluster.pids();
+    let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_time(*p)).sum::<Duration>();
+    // CPU per answered query, all of the side's processes together.
+    let per_query = |used: Duration, l: &Load| {
+        format!(
+            "{:.0}us",
+            used.as_secs_f64() * 1e6 / l.queries.max(1) as f64
+        )
+    };
     for (name, q) in queries {
+        let before = cpu(&[prom_pid]);
         let p = load(cluster.prometheus, q, at, threads, secs);
+        let p_cpu = cpu(&[prom_pid]).saturating_sub(before);
+        let before = cpu(&skein_pids);
         let s = load(cluster.target, q, at, threads, secs);
+        let s_cpu = cpu(&skein_pids).saturating_sub(before);
         let ms = |d: Duration| format!("{:.2}ms", d.as_secs_f64() * 1000.0);
         println!(
-            "{:<12} {:>10.0} {:>10} {:>10} {:>10.0} {:>10} {:>10} {:>7.2}",
+            "{:<12} {:>10.0} {:>10} {:>10} {:>10.0} {:>10} {:>10} {:>7.2} {:>10} {:>10}",
             name,
             p.qps,
             ms(p.p50),
@@ -132,7 +154,9 @@ fn main() -> anyhow::Result<()> {
             s.qps,
             ms(s.p50),
             ms(s.p99),
-            s.qps / p.qps.max(f64::MIN_POSITIVE)
+            s.qps / p.qps.max(f64::MIN_POSITIVE),
+            per_query(p_cpu, &p),
+            per_query(s_cpu, &s)
         );
         if p.failed + s.failed > 0 {
             println!(
@@ -141,6 +165,8 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    println!("\nratio: skein queries per second / Prometheus' (higher is better)");
+    println!(
+        "\nratio: skein queries per second / Prometheus' (higher is better); cpu: CPU time per query of the side's processes (querier and gateways together)"
+    );
     Ok(())
 }

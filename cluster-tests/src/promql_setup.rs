@@ -248,6 +248,20 @@ impl PromqlCluster {
     }
 
     /// gRPC addresses of the store gateways (Target::Store only).
+    /// Process ids: the reference Prometheus, and every process of the
+    /// side under test (querier, sidecar or gateways, or the copy).
+    pub fn pids(&self) -> (u32, Vec<u32>) {
+        let mut target: Vec<u32> = self
+            .querier
+            .iter()
+            .chain(&self.sidecar)
+            .chain(&self.stores)
+            .map(Process::pid)
+            .collect();
+        target.extend(self.prometheus_copy.as_ref().map(|p| p.0.id()));
+        (self.prometheus_process.0.id(), target)
+    }
+
     pub fn store_grpc(&self) -> Vec<SocketAddr> {
         self.stores.iter().map(|s| s.grpc).collect()
     }
