@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         spawn_signal_task(shutdown.clone());
         match cli.command {
             Command::Query(args) => {
-                skein::querier::run(args.into_config()?, shutdown, |_| {}).await
+                skein::querier::run((*args).into_config()?, shutdown, |_| {}).await
             }
             Command::Sidecar(args) => {
                 skein::sidecar::run(args.into_config()?, shutdown, |_| {}).await

@@ -190,8 +190,14 @@ impl Node {
 
     /// Serves `routes` and the base routes over HTTP (once).
     pub fn serve_http(&mut self, routes: Router) {
+        self.serve_http_at(&api::ui::WebPaths::default(), routes);
+    }
+
+    /// [`Self::serve_http`] with every route (health and metrics too)
+    /// under `paths`' route prefix.
+    pub fn serve_http_at(&mut self, paths: &api::ui::WebPaths, routes: Router) {
         if let Some(listener) = self.http.take() {
-            let router = api::base_router(self.readiness.clone()).merge(routes);
+            let router = paths.mount(api::base_router(self.readiness.clone()).merge(routes));
             let opts = api::ServeOptions {
                 web: self.web.clone(),
                 ..Default::default()

@@ -18,6 +18,7 @@ pub mod promql_data;
 pub mod promql_diff;
 pub mod promql_setup;
 pub mod proxy;
+pub mod webdriver;
 
 /// The `skein` binary: `SKEIN_BIN`, or the workspace's debug build.
 pub fn skein_bin() -> anyhow::Result<PathBuf> {
@@ -432,7 +433,12 @@ pub fn start_node(
 /// Store members a querier reports healthy, and its group count, from
 /// `/api/v1/cluster`.
 pub fn healthy_members(querier_http: SocketAddr) -> Option<(usize, usize)> {
-    let v = get_json(querier_http, "/api/v1/cluster").ok()?;
+    healthy_members_under(querier_http, "")
+}
+
+/// [`healthy_members`] of a querier serving under a route prefix.
+pub fn healthy_members_under(querier_http: SocketAddr, prefix: &str) -> Option<(usize, usize)> {
+    let v = get_json(querier_http, &format!("{prefix}/api/v1/cluster")).ok()?;
     let groups = v["data"]["groups"].as_array()?;
     let healthy = groups
         .iter()

@@ -624,6 +624,7 @@ impl Handler<GetRegistry> for StoreRegistry {
                     let mut s = e.snapshot.clone();
                     s.latency = e.stats.latency();
                     s.in_flight = e.stats.in_flight();
+                    (s.answers, s.last_answer) = e.stats.answers();
                     members.push(s);
                     types.push(e.peer_type);
                 }

@@ -61,6 +61,9 @@ pub struct PeerSnapshot {
     pub checks: u64,
     pub latency: Duration,
     pub in_flight: u64,
+    /// Queries' requests it answered for this querier, and the last time.
+    pub answers: u64,
+    pub last_answer: Option<SystemTime>,
 }
 
 impl PeerSnapshot {
@@ -79,6 +82,8 @@ impl PeerSnapshot {
             checks: 0,
             latency: Duration::ZERO,
             in_flight: 0,
+            answers: 0,
+            last_answer: None,
         }
     }
 }
@@ -131,6 +136,7 @@ impl StorePeer {
         let mut s = self.state.clone();
         s.latency = self.stats.latency();
         s.in_flight = self.stats.in_flight();
+        (s.answers, s.last_answer) = self.stats.answers();
         s
     }
 

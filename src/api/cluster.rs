@@ -25,6 +25,8 @@ const ACTOR_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ClusterState {
     pub registry: Addr<StoreRegistry>,
     pub membership: Option<Addr<Membership>>,
+    /// The gossip keys' state, read at each request.
+    pub gossip_keys: Option<std::sync::Arc<dyn Fn() -> crate::cluster::GossipKeys + Send + Sync>>,
 }
 
 pub fn router(state: ClusterState) -> Router {
@@ -160,6 +162,8 @@ async fn cluster(State(state): State<ClusterState>) -> Response {
                         // False while its gossip says it lacks data it
                         // should hold (asked after complete members).
                         "complete": m.advert.as_ref().is_none_or(|a| !a.incomplete),
+                        "answers": m.answers,
+                        "lastAnswer": time_json(m.last_answer),
                     })
                 }).collect::<Vec<_>>(),
             })
@@ -172,6 +176,7 @@ async fn cluster(State(state): State<ClusterState>) -> Response {
             "members": members.nodes,
             "groups": groups,
             "healthChecked": registry.first_round_done,
+            "gossip": state.gossip_keys.as_ref().map(|k| k()),
         }
     }))
     .into_response()

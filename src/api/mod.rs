@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod metrics;
 pub mod prom;
+pub mod ui;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

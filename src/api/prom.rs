@@ -554,7 +554,7 @@ mod tests {
             }]),
             warnings: vec!["store x failed".into()],
         };
-        let (status, cache, b) = body(query_response(out).await).await;
+        let (status, cache, b) = body(query_response(out, None).await).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(cache.as_deref(), Some("no-store"));
         assert_eq!(
@@ -569,7 +569,7 @@ mod tests {
             }]),
             warnings: vec![],
         };
-        let (status, cache, b) = body(query_response(big).await).await;
+        let (status, cache, b) = body(query_response(big, None).await).await;
         assert_eq!((status, cache), (StatusCode::OK, None));
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["data"]["result"][0]["values"][19_999][1], "19999");

@@ -56,7 +56,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a querier: joins the cluster, tracks every store's health and
     /// groups, and serves the cluster views over HTTP.
-    Query(QueryArgs),
+    Query(Box<QueryArgs>),
     /// Serve a Prometheus over the Store API (remote read) and announce it
     /// in the cluster as a SOURCE.
     Sidecar(SidecarArgs),
@@ -72,6 +72,32 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a new random gossip key, a line for --cluster.secret-file.
     Keygen,
+}
+
+/// Where the HTTP API and the web UI are served, for reverse proxies.
+#[derive(Debug, Clone, Args)]
+pub struct WebArgs {
+    /// Path every HTTP route (API, UI, health, metrics) is served under,
+    /// e.g. /skein for a proxy that forwards /skein/... as it is. Empty:
+    /// the root.
+    #[arg(
+        long = "web.route-prefix",
+        env = "SKEIN_WEB_ROUTE_PREFIX",
+        default_value = ""
+    )]
+    pub route_prefix: String,
+
+    /// Path prefix of the UI's links and redirects, for a proxy that
+    /// serves skein under another path than it forwards to (e.g. it
+    /// strips /monitoring/skein). Defaults to --web.route-prefix.
+    #[arg(long = "web.external-prefix", env = "SKEIN_WEB_EXTERNAL_PREFIX")]
+    pub external_prefix: Option<String>,
+}
+
+impl WebArgs {
+    pub fn paths(&self) -> anyhow::Result<crate::api::ui::WebPaths> {
+        crate::api::ui::WebPaths::new(&self.route_prefix, self.external_prefix.as_deref())
+    }
 }
 
 /// The addresses every component listens on.
@@ -524,7 +550,7 @@ mod tests {
             let mut all = vec!["skein", "query"];
             all.extend_from_slice(args);
             match Cli::try_parse_from(all)?.command {
-                Command::Query(q) => Ok(q.into_config().unwrap().engine),
+                Command::Query(q) => Ok((*q).into_config().unwrap().engine),
                 _ => panic!("parsed another command"),
             }
         };

@@ -20,6 +20,9 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub grpc_client: GrpcClientArgs,
 
+    #[command(flatten)]
+    pub web: WebArgs,
+
     /// Networks (CIDR, or one IP address) a gossiped member's Store API
     /// address must be in; members outside are listed with the reason and
     /// never dialled. Static --endpoint flags are not restricted. Empty:
@@ -206,6 +209,7 @@ impl QueryArgs {
             .map_err(|_| anyhow::anyhow!("--query.lookback-delta is too large"))?;
         let grpc_client_tls = self.grpc_client.options()?;
         Ok(QuerierConfig {
+            web: self.web.paths()?,
             grpc_client_tls,
             allowed_endpoints: self.allowed_endpoints,
             grpc_limits: self.listen.grpc_limits(),

@@ -195,9 +195,50 @@ pub fn advertised(listen: SocketAddr, node_ip: IpAddr) -> SocketAddr {
 pub struct Cluster {
     handle: ChitchatHandle,
     self_id: ChitchatId,
+    /// The keyring gossip is sealed with, if any.
+    keyring: Option<Arc<crate::security::reload::Reloading<keyring::Keyring>>>,
+}
+
+/// The gossip keys' state as of now (the file is reloaded on change).
+pub fn gossip_keys(
+    keyring: Option<&Arc<crate::security::reload::Reloading<keyring::Keyring>>>,
+) -> GossipKeys {
+    match keyring {
+        None => GossipKeys {
+            sealed: false,
+            keys: 0,
+            fingerprints: Vec::new(),
+            plaintext: "accept",
+        },
+        Some(k) => {
+            let k = k.get();
+            let fingerprints = k.fingerprints();
+            GossipKeys {
+                sealed: true,
+                keys: fingerprints.len(),
+                fingerprints,
+                plaintext: k.plaintext().as_str(),
+            }
+        }
+    }
+}
+
+/// What can be shown of the gossip keys: never a key, only their number,
+/// fingerprints and the plaintext policy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GossipKeys {
+    pub sealed: bool,
+    pub keys: usize,
+    pub fingerprints: Vec<String>,
+    pub plaintext: &'static str,
 }
 
 impl Cluster {
+    /// The keyring gossip is sealed with, if any.
+    pub fn keyring(&self) -> Option<Arc<crate::security::reload::Reloading<keyring::Keyring>>> {
+        self.keyring.clone()
+    }
+
     /// Starts gossip over UDP.
     /// Starts gossip over UDP, sealed with the keyring when one is set.
     pub async fn join(cfg: &ClusterConfig, advert: &NodeAdvert) -> Result<Self, ClusterError> {
@@ -205,8 +246,12 @@ impl Cluster {
             None => Self::join_with(cfg, advert, &MeteredTransport(UdpTransport)).await,
             Some(path) => {
                 let keyring = load_keyring(path).map_err(ClusterError::Keyring)?;
-                let transport = MeteredTransport(SealedTransport { keyring });
-                Self::join_with(cfg, advert, &transport).await
+                let transport = MeteredTransport(SealedTransport {
+                    keyring: keyring.clone(),
+                });
+                let mut cluster = Self::join_with(cfg, advert, &transport).await?;
+                cluster.keyring = Some(keyring);
+                Ok(cluster)
             }
         }
     }
@@ -259,7 +304,11 @@ impl Cluster {
             seeds = ?cfg.peers,
             "joined gossip"
         );
-        Ok(Self { handle, self_id })
+        Ok(Self {
+            handle,
+            self_id,
+            keyring: None,
+        })
     }
 
     pub fn self_id(&self) -> &ChitchatId {

@@ -302,7 +302,7 @@ fn summary(
         s.push_str(&format!("  {prometheus_note}\n"));
     }
     s.push_str(&format!(
-        "\nQuery URL (Prometheus-compatible; a Grafana Prometheus data source takes it as is):\n\n  {url}\n"
+        "\nQuery URL (Prometheus-compatible; a Grafana Prometheus data source takes it as is):\n\n  {url}\n\nWeb UI (query and graph, the stores and groups, the cluster):\n\n  {url}/graph\n"
     ));
     s.push_str(&format!(
         r#"

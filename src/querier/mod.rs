@@ -43,6 +43,8 @@ pub struct QuerierConfig {
     pub query: QueryConfig,
     /// PromQL evaluation limits of the Prometheus HTTP API.
     pub engine: EngineConfig,
+    /// Where the HTTP routes and the UI's links live (`--web.*`).
+    pub web: api::ui::WebPaths,
 }
 
 impl QuerierConfig {
@@ -53,6 +55,8 @@ impl QuerierConfig {
         let ms = |d: Duration| format_duration(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         [
             ("http-address", self.http_address.clone()),
+            ("web.route-prefix", self.web.route_prefix.clone()),
+            ("web.external-prefix", self.web.external_prefix.clone()),
             ("grpc-address", self.grpc_address.clone()),
             ("endpoint", self.registry.endpoints.join(",")),
             ("endpoint-strict", self.registry.strict_endpoints.join(",")),
@@ -170,12 +174,17 @@ pub async fn run(
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());
     node.serve_grpc(Arc::new(querier.clone()), cfg.grpc_limits);
-    node.serve_http(
+    let keyring = node.cluster().map(|(c, _)| c.keyring());
+    node.serve_http_at(
+        &cfg.web,
         api::cluster::router(ClusterState {
             registry: actors.registry.clone(),
             membership: actors.membership.clone(),
+            gossip_keys: keyring
+                .map(|k| Arc::new(move || crate::cluster::gossip_keys(k.as_ref())) as Arc<_>),
         })
-        .merge(prom.router()),
+        .merge(prom.router())
+        .merge(api::ui::router(&cfg.web)),
     );
     let bound = node.bound();
     info!(http = %bound.http, grpc = %bound.grpc, "querier started");

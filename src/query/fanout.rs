@@ -27,6 +27,7 @@ type Batch = Vec<Result<SeriesFrame, StoreError>>;
 /// SOURCE member, each fed by its own task on the current runtime.
 pub fn plan(selection: Selection, req: &SeriesRequest, route: &RouteConfig) -> Vec<SeriesStream> {
     metrics::counter!(PRUNED_GROUPS_TOTAL).increment(selection.pruned as u64);
+    super::stats::add(super::stats::Counter::GroupsPruned, selection.pruned as u64);
     let groups = selection.groups.len();
     let mut inputs = Vec::new();
     let strip = &req.without_replica_labels;
@@ -108,7 +109,8 @@ fn strip_and_sort(stream: SeriesStream, names: Vec<String>) -> SeriesStream {
 fn spawn_input(mut stream: SeriesStream) -> SeriesStream {
     use futures::FutureExt;
     let (tx, rx) = mpsc::channel::<Batch>(INPUT_BUFFER);
-    tokio::spawn(async move {
+    let stats = super::stats::current();
+    tokio::spawn(super::stats::within(stats, async move {
         while let Some(first) = stream.next().await {
             let mut stop = first.is_err();
             let mut batch = Vec::with_capacity(8);
@@ -132,6 +134,6 @@ fn spawn_input(mut stream: SeriesStream) -> SeriesStream {
                 break;
             }
         }
-    });
+    }));
     Box::pin(ReceiverStream::new(rx).flat_map(futures::stream::iter))
 }

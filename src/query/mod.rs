@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod metrics;
 pub mod policy;
 pub mod route;
+pub mod stats;
 pub mod topology;
 
 use std::sync::Arc;

@@ -97,6 +97,10 @@ pub struct PeerStats {
     /// When the average last took a sample, in microseconds since
     /// [`stats_epoch`].
     updated_us: AtomicU64,
+    /// Series requests of queries this peer answered, and when it last
+    /// did (ms since the Unix epoch; 0: never).
+    answers: AtomicU64,
+    last_answer_ms: AtomicU64,
 }
 
 /// How fast a latency estimate fades while no sample comes in: it halves
@@ -149,6 +153,24 @@ impl PeerStats {
             answered: false,
             penalty: unanswered_penalty,
         }
+    }
+
+    /// Notes that the peer started answering a query's request.
+    pub fn answered_query(&self) {
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_answer_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Queries' requests the peer answered, and when it last did.
+    pub fn answers(&self) -> (u64, Option<std::time::SystemTime>) {
+        let last = self.last_answer_ms.load(Ordering::Relaxed);
+        (
+            self.answers.load(Ordering::Relaxed),
+            (last > 0).then(|| std::time::UNIX_EPOCH + Duration::from_millis(last)),
+        )
     }
 
     /// Routing cost: the latency estimate scaled by the requests in flight.

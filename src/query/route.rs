@@ -16,6 +16,7 @@ use super::metrics::{
     CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL, STORE_REQUESTS_TOTAL,
 };
 use super::policy::{on_member_error, on_missing, GroupLatency, Health, InFlight, OnError};
+use super::stats::{self as query_stats, Counter};
 use super::topology::{GroupTarget, MemberTarget};
 use crate::model::Labels;
 use crate::store::{SeriesFrame, SeriesRequest, SeriesStream, StoreError};
@@ -162,6 +163,7 @@ fn open(
     let client = member.client.clone();
     let stats = member.stats.clone();
     let peer = member.endpoint.clone();
+    query_stats::add(Counter::StoresAsked, 1);
     async move {
         let mut in_flight = stats.begin(penalty);
         let result: Result<(SeriesStream, Option<SeriesFrame>), StoreError> = async {
@@ -187,6 +189,7 @@ fn open(
             // quantiles; requests that never answer are left out, so a
             // stalled member cannot raise the hedge delay.
             latency.observe(in_flight.answered());
+            stats.answered_query();
             Opened {
                 member: idx,
                 stream,
@@ -217,6 +220,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
         let started = Instant::now();
         let mut first_frame_seen = false;
         let mut resumed = false;
+        let mut received = query_stats::Received::here();
         loop {
             // Get a member whose answer has started.
             let opened = match first_answer(&group, &mut queue, &mut failures, &req, &cfg, resumed).await {
@@ -236,6 +240,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
             };
             if hedge {
                 metrics::counter!(HEDGES_TOTAL, "outcome" => "won").increment(1);
+                query_stats::add(Counter::HedgesWon, 1);
             }
             if !first_frame_seen {
                 first_frame_seen = true;
@@ -260,6 +265,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                             Some(l) => l.clone_from(&s.labels),
                             None => last = Some(s.labels.clone()),
                         }
+                        received.series(&s);
                         yield Ok(SeriesFrame::Series(s));
                     }
                     Some(Ok(SeriesFrame::Warning(w))) => yield Ok(SeriesFrame::Warning(w)),
@@ -279,6 +285,7 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                     failures.push(why);
                     resumed = true;
                     metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                query_stats::add(Counter::Fallbacks, 1);
                 }
             }
         }
@@ -325,6 +332,7 @@ async fn first_answer(
                 .increment(1);
             if n > 0 {
                 metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                query_stats::add(Counter::HedgesSent, 1);
             }
             inflight.push(open_member(i, n > 0));
         }
@@ -342,6 +350,7 @@ async fn first_answer(
                 Some(i) => {
                     metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
                     metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                    query_stats::add(Counter::Fallbacks, 1);
                     inflight.push(open_member(i, false));
                 }
                 None => break None,
@@ -363,6 +372,7 @@ async fn first_answer(
                 if let Some(i) = queue.pop_front() {
                     metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
                     metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                query_stats::add(Counter::HedgesSent, 1);
                     inflight.push(open_member(i, true));
                 }
             }
@@ -418,6 +428,7 @@ pub fn member_stream(
         };
         let mut pending = first;
         let mut sent = 0u64;
+        let mut received = query_stats::Received::here();
         loop {
             let item = match pending.take() {
                 Some(f) => Some(Ok(f)),
@@ -426,7 +437,10 @@ pub fn member_stream(
             match item {
                 None => return,
                 Some(Ok(f)) => {
-                    sent += u64::from(matches!(f, SeriesFrame::Series(_)));
+                    if let SeriesFrame::Series(s) = &f {
+                        sent += 1;
+                        received.series(s);
+                    }
                     yield Ok(f);
                 }
                 Some(Err(e)) => {
@@ -521,6 +535,7 @@ where
             match queue.pop_front() {
                 Some(i) => {
                     metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                    query_stats::add(Counter::Fallbacks, 1);
                     inflight.push(start(i, "fallback"));
                 }
                 None => return Err(CallFailure::NoMember(failures)),
@@ -543,6 +558,7 @@ where
                 hedge_armed = false;
                 if let Some(i) = queue.pop_front() {
                     metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                query_stats::add(Counter::HedgesSent, 1);
                     inflight.push(start(i, "hedge"));
                 }
             }

@@ -8,15 +8,70 @@ use super::params::{parse_duration, parse_time, Params};
 use crate::error::ErrorCode;
 use crate::model::time::now_ms;
 use crate::promql::QueryOutput;
+use crate::query::stats::QueryStats;
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::*;
 
+/// What the `stats` parameter asks for: counters of the query's work,
+/// collected while it runs.
+pub(super) struct Stats {
+    collector: Arc<QueryStats>,
+    started: Instant,
+}
+
+impl Stats {
+    /// A collector when `stats` is set (Prometheus accepts any value, "all"
+    /// being the documented one).
+    fn asked(p: &Params) -> Option<Self> {
+        (!p.get("stats").is_empty()).then(|| Self {
+            collector: Arc::new(QueryStats::default()),
+            started: Instant::now(),
+        })
+    }
+
+    /// Prometheus' `stats` object (timings in seconds, samples) with
+    /// skein's own counters under `skein`.
+    fn json(&self) -> Vec<u8> {
+        let secs = self.started.elapsed().as_secs_f64();
+        let s = self.collector.snapshot();
+        let v = serde_json::json!({
+            "timings": {
+                "evalTotalTime": secs,
+                "execTotalTime": secs,
+            },
+            "samples": {
+                "totalQueryableSamples": s.samples_fetched,
+            },
+            "skein": s,
+        });
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
+
+/// Runs `query` collecting `stats` when asked.
+async fn with_stats<F: std::future::Future>(stats: &Option<Stats>, query: F) -> F::Output {
+    match stats {
+        Some(s) => s.collector.scope(query).await,
+        None => query.await,
+    }
+}
+
 /// A query's answer; large ones are encoded on the blocking pool.
-pub(super) async fn query_response(out: QueryOutput) -> Response {
+pub(super) async fn query_response(out: QueryOutput, stats: Option<Stats>) -> Response {
     let hint = json::size_hint(&out.value);
+    let stats = stats.map(|s| s.json());
     let encode = move || {
         let mut body = json::begin_success(hint);
         json::write_query_data(&mut body, &out.value);
+        if let Some(stats) = stats {
+            // Inside `data`, after the result.
+            body.pop();
+            body.extend_from_slice(br#","stats":"#);
+            body.extend_from_slice(&stats);
+            body.push(b'}');
+        }
         json::end_success(&mut body, &out.warnings);
         (body, !out.warnings.is_empty())
     };
@@ -45,8 +100,9 @@ pub(super) async fn query(State(api): State<PromApi>, p: Params) -> Result<Respo
     let mut opts = api.options(&p)?;
     opts.max_resolution_ms =
         api.max_source_resolution(&p, api.querier.config().instant_max_source_resolution_ms)?;
+    let stats = Stats::asked(&p);
     let out = api
-        .evaluate(limit, api.engine.instant(q, time, opts))
+        .evaluate(limit, with_stats(&stats, api.engine.instant(q, time, opts)))
         .await
         .map_err(|e| {
             // Prometheus reports every error found before evaluation (the
@@ -57,7 +113,7 @@ pub(super) async fn query(State(api): State<PromApi>, p: Params) -> Result<Respo
                 e.into()
             }
         })?;
-    Ok(query_response(out).await)
+    Ok(query_response(out, stats).await)
 }
 
 /// `/api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`, with
@@ -95,8 +151,12 @@ pub(super) async fn query_range(
     let step_ms = (step_ns / 1_000_000).max(1);
     // Auto: at least five samples of the data per step.
     opts.max_resolution_ms = api.max_source_resolution(&p, step_ms / 5)?;
+    let stats = Stats::asked(&p);
     let out = api
-        .evaluate(limit, api.engine.range(q, start, end, step_ms, opts))
+        .evaluate(
+            limit,
+            with_stats(&stats, api.engine.range(q, start, end, step_ms, opts)),
+        )
         .await?;
-    Ok(query_response(out).await)
+    Ok(query_response(out, stats).await)
 }
