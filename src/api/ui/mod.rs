@@ -174,6 +174,18 @@ mod tests {
     }
 
     #[test]
+    fn the_page_stays_small_and_self_contained() {
+        let total = INDEX.len() + APP_JS.len() + APP_CSS.len() + FAVICON.len();
+        assert!(total < 100 * 1024, "UI assets are {total} bytes");
+        // Nothing is loaded from anywhere but the server itself: the only
+        // absolute URLs are the links to other members' own pages.
+        assert!(!INDEX.contains("://") && !APP_CSS.contains("://"));
+        for line in APP_JS.lines().filter(|l| l.contains("://")) {
+            assert!(line.contains("addr"), "app.js refers outside: {line}");
+        }
+    }
+
+    #[test]
     fn the_document_names_its_assets_under_the_prefix() {
         let page = INDEX.replace("{{PREFIX}}", "/x");
         assert!(page.contains("/x/static/app.js"), "{page}");
