@@ -352,6 +352,14 @@ fn ui_pages_in_chromium() {
         shown.as_str().unwrap().contains(&api_error),
         "{shown} vs {api_error}"
     );
+    // ... and where it is: a caret under the parenthesis left open.
+    let caret = browser
+        .eval(
+            "const c = document.querySelector('[data-panel=\"0\"] pre.caret'); return c && !c.hidden ? c.textContent : null;",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(caret, json!(format!("{bad}\n   ^")));
     no_console_errors_but(
         &browser,
         "graph with an error",

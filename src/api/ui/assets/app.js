@@ -283,6 +283,31 @@
   const autoStep = range => Math.max(Math.floor(range / 250), 1);
   const fmtNum = x => String(Math.round(x * 1000) / 1000);
 
+  /**
+   * For messages without a position that name an unclosed or unexpected
+   * bracket: the offset of the bracket left open (or closed too often),
+   * outside strings; -1 when there is none.
+   */
+  function unbalancedAt(msg, expr) {
+    const kinds = [['(', ')', /parenthes/], ['{', '}', /brace/], ['[', ']', /bracket/]];
+    const kind = kinds.find(k => k[2].test(msg));
+    if (!kind) return -1;
+    const open = [];
+    let quote = null;
+    for (let i = 0; i < expr.length; i++) {
+      const c = expr[i];
+      if (quote) {
+        if (c === '\\') i++;
+        else if (c === quote) quote = null;
+        continue;
+      }
+      if (c === '"' || c === "'" || c === '`') quote = c;
+      else if (c === kind[0]) open.push(i);
+      else if (c === kind[1] && open.pop() === undefined) return i;
+    }
+    return open.length ? open[open.length - 1] : -1;
+  }
+
   /** Finds the position of a parse error in the expression, if the message names one. */
   function parseErrPos(msg, expr) {
     let m, line, col;
@@ -291,7 +316,12 @@
     else if ((m = /parse error at char (\d+)/.exec(msg))) {
       const ls = expr.slice(0, Math.max(0, +m[1] - 1)).split('\n');
       line = ls.length; col = ls[ls.length - 1].length + 1;
-    } else return null;
+    } else {
+      const at = unbalancedAt(msg, expr);
+      if (at < 0) return null;
+      const ls = expr.slice(0, at).split('\n');
+      line = ls.length; col = ls[ls.length - 1].length + 1;
+    }
     const lines = expr.split('\n');
     if (line < 1 || line > lines.length) return null;
     const text = lines[line - 1];
