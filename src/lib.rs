@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod error;
+pub mod frontend;
 pub mod fuzzing;
 pub mod model;
 pub mod node;

@@ -46,6 +46,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Store(args) => {
                 skein::storegw::run(args.into_config()?, shutdown, |_| {}).await
             }
+            Command::Frontend(args) => {
+                skein::frontend::run((*args).into_config()?, shutdown, |_| {}).await
+            }
             Command::Demo(args) => skein::demo::run(args.into_config()?, shutdown).await,
             Command::Keygen => Ok(()),
         }

@@ -147,10 +147,16 @@ impl Drop for Process {
     }
 }
 
+/// The `grpc` and `http` fields of a start-up line; a process without a
+/// Store API (the frontend) announces only `http`, which stands for both.
 fn addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    let grpc = v.get("grpc")?.as_str()?.parse().ok()?;
-    let http = v.get("http")?.as_str()?.parse().ok()?;
+    let http: SocketAddr = v.get("http")?.as_str()?.parse().ok()?;
+    let grpc = match v.get("grpc") {
+        Some(g) => g.as_str()?.parse().ok()?,
+        None if v.get("message")?.as_str()? == "frontend started" => http,
+        None => return None,
+    };
     Some((grpc, http))
 }
 

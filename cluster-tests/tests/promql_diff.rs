@@ -132,12 +132,78 @@ fn promql_answers_through_store_gateways_match_prometheus() {
     }
 }
 
-fn diff(mut cluster: PromqlCluster, report_name: &str) {
+/// The same queries through `skein frontend` in front of the gateways'
+/// querier, split at every hour of the data (and at odd minutes inside
+/// it): first cold, then again from its cache.
+#[test]
+fn promql_answers_through_the_frontend_match_prometheus_split_and_cached() {
+    let Some(mut cluster) = start_with(40, Target::Store) else {
+        return;
+    };
+    let downstream = format!("http://{}", cluster.target);
+    let fe = skein_cluster_tests::Process::start(
+        "frontend",
+        &[
+            "frontend",
+            "--http-address",
+            &format!("{IP}.45:0"),
+            "--query-frontend.downstream-url",
+            &downstream,
+            "--query-range.split-interval",
+            "1h",
+            "--query-range.max-freshness",
+            "0s",
+        ],
+    )
+    .unwrap();
+    skein_cluster_tests::wait_for("the frontend to be ready", Duration::from_secs(30), || {
+        skein_cluster_tests::http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
+    })
+    .unwrap();
+    let hits = || skein_cluster_tests::metric_at(fe.http, "skein_frontend_cache_hits_total");
+    let pieces = || skein_cluster_tests::metric_at(fe.http, "skein_frontend_split_queries_total");
+    diff_at(
+        &mut cluster,
+        "promql_diff_frontend_cold.txt",
+        fe.http,
+        "skein-frontend",
+    );
+    let (cold_hits, cold_pieces) = (hits(), pieces());
+    assert!(cold_pieces > 0.0, "range queries were split");
+    diff_at(
+        &mut cluster,
+        "promql_diff_frontend_cached.txt",
+        fe.http,
+        "skein-frontend (cached)",
+    );
+    let warm_hits = hits() - cold_hits;
+    let warm_pieces = pieces() - cold_pieces;
+    println!("frontend: {cold_pieces} pieces cold ({cold_hits} from cache), {warm_pieces} warm ({warm_hits} from cache)");
+    assert!(
+        warm_hits >= warm_pieces * 0.9,
+        "the second run came from the cache: {warm_hits} of {warm_pieces} pieces"
+    );
+}
+
+fn diff(cluster: PromqlCluster, report_name: &str) {
+    let mut cluster = cluster;
+    let candidate = cluster.target;
+    let target = cluster.target_kind.name();
+    diff_at(&mut cluster, report_name, candidate, target);
+}
+
+/// [`diff`] with `candidate` answering in the target's place (the
+/// frontend in front of the target's querier).
+fn diff_at(
+    cluster: &mut PromqlCluster,
+    report_name: &str,
+    candidate: std::net::SocketAddr,
+    target: &str,
+) {
     let queries = parse_queries(QUERIES);
     let cases = cases();
-    let target = cluster.target_kind.name();
     let names = ("prometheus", target);
-    let (reference, candidate) = (cluster.prometheus, cluster.target);
+    let reference = cluster.prometheus;
 
     let jobs: Vec<(usize, usize)> = (0..queries.len())
         .flat_map(|q| (0..cases.len()).map(move |c| (q, c)))
@@ -163,9 +229,11 @@ fn diff(mut cluster: PromqlCluster, report_name: &str) {
     let crashed = cluster.check_running().err();
     // The querier spreads large selectors over 4 threads: some of the
     // answers compared were made that way.
-    let parallel = (cluster.target_kind != Target::Prometheus).then(|| {
-        skein_cluster_tests::metric_at(cluster.target, "skein_promql_parallel_parts_total")
-    });
+    // (Not through the frontend: its pieces are too small to be spread.)
+    let parallel =
+        (cluster.target_kind != Target::Prometheus && candidate == cluster.target).then(|| {
+            skein_cluster_tests::metric_at(cluster.target, "skein_promql_parallel_parts_total")
+        });
     let results = results.into_inner().unwrap();
 
     if let Some(path) = std::env::var_os("SKEIN_PROMQL_DIFF_DUMP") {

@@ -15,12 +15,14 @@ use crate::security::tls::{ClientAuth, ClientOptions, FileRef, ServerOptions, Tl
 use crate::telemetry::LogFormat;
 
 mod demo;
+mod frontend;
 mod query;
 mod sidecar;
 mod store;
 mod synthetic;
 
 pub use demo::{DemoArgs, DemoPrometheus};
+pub use frontend::FrontendArgs;
 pub use query::QueryArgs;
 pub use sidecar::SidecarArgs;
 pub use store::StoreArgs;
@@ -70,6 +72,9 @@ pub enum Command {
     /// live replicas, store gateways over a bucket of generated history
     /// (and a real Prometheus pair when one is on the PATH).
     Demo(DemoArgs),
+    /// Serve the Prometheus HTTP API and the web UI in front of queriers:
+    /// range queries split by time, cached, and hedged across queriers.
+    Frontend(Box<FrontendArgs>),
     /// Print a new random gossip key, a line for --cluster.secret-file.
     Keygen,
 }

@@ -1,0 +1,214 @@
+//! The queriers behind the frontend and the hedged call to them: a request
+//! goes to the querier that costs least (latency estimate x requests in
+//! flight); when it has not answered within the adaptive delay (the
+//! queriers' recent answer times at the hedge quantile, as for store
+//! groups), a second querier is asked, and the first good answer wins. A
+//! querier that fails (connection, 5xx) is followed by the next at once;
+//! an answer about the request itself (4xx) is final.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+
+use crate::query::policy::{GroupLatency, PeerStats};
+
+pub const SUBQUERIES_TOTAL: &str = "skein_frontend_downstream_requests_total";
+pub const HEDGES_TOTAL: &str = "skein_frontend_hedges_total";
+
+/// One querier.
+pub struct Querier {
+    pub url: String,
+    pub stats: Arc<PeerStats>,
+}
+
+/// How calls are hedged.
+#[derive(Debug, Clone)]
+pub struct HedgeConfig {
+    pub enabled: bool,
+    pub quantile: f64,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// An answer from a querier: status, content type and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// Which querier answered, and whether as a hedge.
+    pub from: usize,
+    pub hedged: bool,
+}
+
+pub struct Downstream {
+    queriers: Vec<Querier>,
+    latency: GroupLatency,
+    client: reqwest::Client,
+    hedge: HedgeConfig,
+}
+
+impl Downstream {
+    pub fn new(urls: &[String], hedge: HedgeConfig, timeout: Duration) -> anyhow::Result<Self> {
+        anyhow::ensure!(!urls.is_empty(), "no querier to send queries to");
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            queriers: urls
+                .iter()
+                .map(|u| Querier {
+                    url: u.trim_end_matches('/').to_string(),
+                    stats: Arc::new(PeerStats::default()),
+                })
+                .collect(),
+            latency: GroupLatency::default(),
+            client,
+            hedge,
+        })
+    }
+
+    pub fn queriers(&self) -> &[Querier] {
+        &self.queriers
+    }
+
+    fn delay(&self) -> Duration {
+        let h = &self.hedge;
+        self.latency
+            .quantile(h.quantile, 10)
+            .unwrap_or(h.max_delay)
+            .clamp(h.min_delay, h.max_delay)
+    }
+
+    /// Queriers by cost, cheapest first (ties broken at random).
+    fn order(&self) -> Vec<usize> {
+        use rand::seq::SliceRandom;
+        let mut idx: Vec<usize> = (0..self.queriers.len()).collect();
+        idx.shuffle(&mut rand::rng());
+        idx.sort_by_key(|i| self.queriers[*i].stats.cost());
+        idx
+    }
+
+    async fn one(
+        &self,
+        i: usize,
+        method: &reqwest::Method,
+        path_and_query: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(u16, Option<String>, Bytes), String> {
+        let q = &self.queriers[i];
+        let mut in_flight = q.stats.begin(self.hedge.max_delay);
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path_and_query}", q.url));
+        if let Some((ct, b)) = body {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = ct.parse() {
+                h.insert(CONTENT_TYPE, v);
+            }
+            req = req.headers(h).body(b);
+        }
+        let r = req.send().await.map_err(|e| format!("{}: {e}", q.url))?;
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let b = r.bytes().await.map_err(|e| format!("{}: {e}", q.url))?;
+        let took = in_flight.answered();
+        if status < 500 {
+            self.latency.observe(took);
+        }
+        Ok((status, ct, b))
+    }
+
+    /// Sends the request, hedged; the first answer below 500 wins. When
+    /// every querier fails: the last 5xx answer if there was one, else the
+    /// last error.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<(String, Bytes)>,
+    ) -> Result<Reply, String> {
+        let order = self.order();
+        let mut next = order.into_iter();
+        let body_ref =
+            |b: &Option<(String, Bytes)>| b.as_ref().map(|(c, b)| (c.clone(), b.clone()));
+        let mut inflight = FuturesUnordered::new();
+        let start = |i: usize, hedged: bool| {
+            let b = body_ref(&body);
+            let m = method.clone();
+            metrics::counter!(SUBQUERIES_TOTAL, "role" => if hedged { "hedge" } else { "primary" })
+                .increment(1);
+            async move {
+                let r = self
+                    .one(
+                        i,
+                        &m,
+                        path_and_query,
+                        b.as_ref().map(|(c, b)| (c.as_str(), b.clone())),
+                    )
+                    .await;
+                (i, hedged, r)
+            }
+            .boxed()
+        };
+        if let Some(i) = next.next() {
+            inflight.push(start(i, false));
+        }
+        let timer = tokio::time::sleep(self.delay());
+        tokio::pin!(timer);
+        let mut armed = self.hedge.enabled && self.queriers.len() > 1;
+        let mut last_error = String::from("no querier");
+        let mut last_reply: Option<Reply> = None;
+        let began = Instant::now();
+        loop {
+            tokio::select! {
+                Some((i, hedged, r)) = inflight.next() => match r {
+                    Ok((status, content_type, body)) if status < 500 => {
+                        if hedged {
+                            metrics::counter!(HEDGES_TOTAL, "outcome" => "won").increment(1);
+                        }
+                        self.queriers[i].stats.answered_query();
+                        tracing::trace!(querier = %self.queriers[i].url, took = ?began.elapsed(), "answered");
+                        return Ok(Reply { status, content_type, body, from: i, hedged });
+                    }
+                    Ok((status, content_type, body)) => {
+                        // A querier's own failure: the next one is asked;
+                        // when none is left, this answer is passed on.
+                        last_reply = Some(Reply { status, content_type, body, from: i, hedged });
+                        match next.next() {
+                            Some(n) => inflight.push(start(n, false)),
+                            None if inflight.is_empty() => break,
+                            None => {}
+                        }
+                    }
+                    Err(e) => {
+                        last_error = e;
+                        match next.next() {
+                            Some(n) => inflight.push(start(n, false)),
+                            None if inflight.is_empty() => break,
+                            None => {}
+                        }
+                    }
+                },
+                _ = &mut timer, if armed => {
+                    armed = false;
+                    if let Some(n) = next.next() {
+                        metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                        inflight.push(start(n, true));
+                    }
+                }
+                else => break,
+            }
+        }
+        last_reply.ok_or(last_error)
+    }
+}
