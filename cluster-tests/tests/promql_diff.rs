@@ -153,6 +153,7 @@ fn promql_answers_through_the_frontend_match_prometheus_split_and_cached() {
             "1h",
             "--query-range.max-freshness",
             "0s",
+            "--cluster.disable",
         ],
     )
     .unwrap();

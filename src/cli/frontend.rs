@@ -29,13 +29,13 @@ pub struct FrontendArgs {
     #[command(flatten)]
     pub web: WebArgs,
 
-    /// Base URL of a querier's HTTP API (e.g. http://10.0.0.1:10902);
-    /// repeatable: sub-queries go to the cheapest and are hedged to another.
+    /// Base URL of a querier's HTTP API (e.g. http://10.0.0.1:10902), as
+    /// well as (or instead of) the queriers gossip finds; repeatable:
+    /// requests go to the cheapest querier and are hedged to another.
     #[arg(
         long = "query-frontend.downstream-url",
         env = "SKEIN_QUERY_FRONTEND_DOWNSTREAM_URL",
-        value_delimiter = ',',
-        required = true
+        value_delimiter = ','
     )]
     pub downstream: Vec<String>,
 
@@ -87,6 +87,9 @@ pub struct FrontendArgs {
           default_value = "2s", value_parser = parse_positive_duration)]
     pub hedge_max_delay: Duration,
 
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     /// Log range queries slower than this (0: none).
     #[arg(long = "query-frontend.log-queries-longer-than", env = "SKEIN_QUERY_FRONTEND_LOG_QUERIES_LONGER_THAN",
           default_value = "0s", value_parser = parse_duration)]
@@ -104,6 +107,11 @@ impl FrontendArgs {
                 );
             }
         }
+        if self.downstream.is_empty() && self.cluster.disable {
+            anyhow::bail!(
+                "no querier to send queries to: give --query-frontend.downstream-url, or let gossip find them (without --cluster.disable)"
+            );
+        }
         if self.hedge_min_delay > self.hedge_max_delay {
             anyhow::bail!(
                 "--query-frontend.hedge-min-delay is above --query-frontend.hedge-max-delay"
@@ -114,6 +122,7 @@ impl FrontendArgs {
             http_config: self.http_config,
             web: self.web.paths()?,
             downstream: self.downstream,
+            cluster: self.cluster.to_config(),
             hedge: HedgeConfig {
                 enabled: self.hedge,
                 quantile: 0.9,

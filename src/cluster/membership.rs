@@ -40,6 +40,9 @@ pub enum MembershipChange {
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<MembershipChange>);
 
+/// The component name of `skein frontend` nodes: listed, never dialled.
+pub const FRONTEND_COMPONENT: &str = "frontend";
+
 /// A live node as this node sees it, ready or not.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -246,6 +249,11 @@ impl Membership {
                         .entry((advert.peer_type.as_str(), state_label))
                         .or_default() += 1.0;
                     nodes.push(view(id, is_self, Some(&advert), None));
+                    // A frontend gossips to find the queriers; it has no
+                    // Store API and is never a member.
+                    if advert.component == FRONTEND_COMPONENT {
+                        continue;
+                    }
                     // A member that was ready and is alive but no longer
                     // ready (its Prometheus went down, it is stopping) stays
                     // a member, marked not ready: queries must report its

@@ -18,6 +18,7 @@ use crate::query::policy::{GroupLatency, PeerStats};
 
 pub const SUBQUERIES_TOTAL: &str = "skein_frontend_downstream_requests_total";
 pub const HEDGES_TOTAL: &str = "skein_frontend_hedges_total";
+pub const QUERIERS: &str = "skein_frontend_queriers";
 
 /// One querier.
 pub struct Querier {
@@ -45,8 +46,12 @@ pub struct Reply {
     pub hedged: bool,
 }
 
+type Queriers = Arc<Vec<Arc<Querier>>>;
+
 pub struct Downstream {
-    queriers: Vec<Querier>,
+    /// The queriers now: the static ones and those gossip finds. Replaced
+    /// whole; a request works on the list it started with.
+    queriers: std::sync::RwLock<Queriers>,
     latency: GroupLatency,
     client: reqwest::Client,
     hedge: HedgeConfig,
@@ -54,27 +59,52 @@ pub struct Downstream {
 
 impl Downstream {
     pub fn new(urls: &[String], hedge: HedgeConfig, timeout: Duration) -> anyhow::Result<Self> {
-        anyhow::ensure!(!urls.is_empty(), "no querier to send queries to");
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .tcp_nodelay(true)
             .build()?;
-        Ok(Self {
-            queriers: urls
-                .iter()
-                .map(|u| Querier {
-                    url: u.trim_end_matches('/').to_string(),
-                    stats: Arc::new(PeerStats::default()),
-                })
-                .collect(),
+        let d = Self {
+            queriers: std::sync::RwLock::new(Arc::new(Vec::new())),
             latency: GroupLatency::default(),
             client,
             hedge,
-        })
+        };
+        d.set(urls.to_vec());
+        Ok(d)
     }
 
-    pub fn queriers(&self) -> &[Querier] {
-        &self.queriers
+    /// Replaces the list; a querier that stays keeps its statistics.
+    pub fn set(&self, mut urls: Vec<String>) {
+        for u in &mut urls {
+            let t = u.trim_end_matches('/').len();
+            u.truncate(t);
+        }
+        urls.sort();
+        urls.dedup();
+        let old = self.snapshot();
+        let new: Vec<Arc<Querier>> = urls
+            .into_iter()
+            .map(|url| match old.iter().find(|q| q.url == url) {
+                Some(q) => q.clone(),
+                None => Arc::new(Querier {
+                    url,
+                    stats: Arc::new(PeerStats::default()),
+                }),
+            })
+            .collect();
+        metrics::gauge!(QUERIERS).set(new.len() as f64);
+        if let Ok(mut g) = self.queriers.write() {
+            *g = Arc::new(new);
+        }
+    }
+
+    fn snapshot(&self) -> Queriers {
+        self.queriers.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// The queriers' base URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.snapshot().iter().map(|q| q.url.clone()).collect()
     }
 
     fn delay(&self) -> Duration {
@@ -86,22 +116,21 @@ impl Downstream {
     }
 
     /// Queriers by cost, cheapest first (ties broken at random).
-    fn order(&self) -> Vec<usize> {
+    fn order(qs: &[Arc<Querier>]) -> Vec<usize> {
         use rand::seq::SliceRandom;
-        let mut idx: Vec<usize> = (0..self.queriers.len()).collect();
+        let mut idx: Vec<usize> = (0..qs.len()).collect();
         idx.shuffle(&mut rand::rng());
-        idx.sort_by_key(|i| self.queriers[*i].stats.cost());
+        idx.sort_by_key(|i| qs[*i].stats.cost());
         idx
     }
 
     async fn one(
         &self,
-        i: usize,
+        q: &Querier,
         method: &reqwest::Method,
         path_and_query: &str,
         body: Option<(&str, Bytes)>,
     ) -> Result<(u16, Option<String>, Bytes), String> {
-        let q = &self.queriers[i];
         let mut in_flight = q.stats.begin(self.hedge.max_delay);
         let mut req = self
             .client
@@ -137,7 +166,11 @@ impl Downstream {
         path_and_query: &str,
         body: Option<(String, Bytes)>,
     ) -> Result<Reply, String> {
-        let order = self.order();
+        let qs = self.snapshot();
+        if qs.is_empty() {
+            return Err("no querier known yet (none given, none found by gossip)".into());
+        }
+        let order = Self::order(&qs);
         let mut next = order.into_iter();
         let body_ref =
             |b: &Option<(String, Bytes)>| b.as_ref().map(|(c, b)| (c.clone(), b.clone()));
@@ -145,12 +178,13 @@ impl Downstream {
         let start = |i: usize, hedged: bool| {
             let b = body_ref(&body);
             let m = method.clone();
+            let q = qs[i].clone();
             metrics::counter!(SUBQUERIES_TOTAL, "role" => if hedged { "hedge" } else { "primary" })
                 .increment(1);
             async move {
                 let r = self
                     .one(
-                        i,
+                        &q,
                         &m,
                         path_and_query,
                         b.as_ref().map(|(c, b)| (c.as_str(), b.clone())),
@@ -165,7 +199,7 @@ impl Downstream {
         }
         let timer = tokio::time::sleep(self.delay());
         tokio::pin!(timer);
-        let mut armed = self.hedge.enabled && self.queriers.len() > 1;
+        let mut armed = self.hedge.enabled && qs.len() > 1;
         let mut last_error = String::from("no querier");
         let mut last_reply: Option<Reply> = None;
         let began = Instant::now();
@@ -176,8 +210,8 @@ impl Downstream {
                         if hedged {
                             metrics::counter!(HEDGES_TOTAL, "outcome" => "won").increment(1);
                         }
-                        self.queriers[i].stats.answered_query();
-                        tracing::trace!(querier = %self.queriers[i].url, took = ?began.elapsed(), "answered");
+                        qs[i].stats.answered_query();
+                        tracing::trace!(querier = %qs[i].url, took = ?began.elapsed(), "answered");
                         return Ok(Reply { status, content_type, body, from: i, hedged });
                     }
                     Ok((status, content_type, body)) => {

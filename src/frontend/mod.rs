@@ -28,6 +28,9 @@ pub struct FrontendConfig {
     pub web: WebPaths,
     /// Base URLs of the queriers (`--query-frontend.downstream-url`).
     pub downstream: Vec<String>,
+    /// Gossip, to find the queriers; the frontend is listed, never a
+    /// store member.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     pub hedge: downstream::HedgeConfig,
     /// Longest a querier may take for one request.
     pub downstream_timeout: Duration,
@@ -74,6 +77,10 @@ pub async fn run(
     ));
     info!(http = %addr, queriers = ?cfg.downstream, "frontend started");
     on_bound(addr);
+    let gossip = match &cfg.cluster {
+        Some(c) => Some(join(c, addr, &cfg.downstream, fe.clone()).await?),
+        None => None,
+    };
 
     // Ready once a querier answers.
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -101,7 +108,65 @@ pub async fn run(
             tick.tick().await;
         }
     }
+    if let Some((cluster, advert)) = &gossip {
+        cluster.leave(advert, Duration::from_millis(500)).await;
+    }
     stop.cancel();
     server.await??;
     Ok(())
+}
+
+/// Joins gossip and keeps the queriers the frontend sends to: the static
+/// ones and every ready querier that gossips (by its advertised HTTP
+/// address).
+async fn join(
+    cfg: &crate::cluster::ClusterConfig,
+    http: std::net::SocketAddr,
+    fixed: &[String],
+    fe: Arc<api::Frontend>,
+) -> anyhow::Result<(crate::cluster::Cluster, crate::cluster::NodeAdvert)> {
+    use crate::cluster::membership::FRONTEND_COMPONENT;
+    use crate::cluster::{advertised, Cluster, NodeAdvert};
+    let config = crate::cluster::resolve(cfg).await?;
+    let http = advertised(http, config.advertise_ip());
+    let advert = NodeAdvert {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        peer_type: crate::store::PeerType::Query,
+        component: FRONTEND_COMPONENT.into(),
+        label_sets: vec![],
+        store_group_id: String::new(),
+        // No Store API: its HTTP address stands in, never dialled.
+        grpc_address: http,
+        http_address: http,
+        min_time: crate::model::time::MIN_TIME,
+        max_time: crate::model::time::MAX_TIME,
+        ready: true,
+        leaving: false,
+        incomplete: false,
+    };
+    let cluster = Cluster::join(&config, &advert).await?;
+    let mut live = cluster.live_nodes().await;
+    let fixed = fixed.to_vec();
+    tokio::spawn(async move {
+        loop {
+            let mut urls = fixed.clone();
+            for state in live.borrow().values() {
+                if let Ok(a) = NodeAdvert::from_lookup(|k| state.get(k)) {
+                    if a.component == "query" && a.ready && !a.leaving {
+                        urls.push(format!("http://{}", a.http_address));
+                    }
+                }
+            }
+            let before = fe.down.urls();
+            fe.down.set(urls);
+            let after = fe.down.urls();
+            if before != after {
+                info!(queriers = ?after, "queriers changed");
+            }
+            if live.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok((cluster, advert))
 }
