@@ -169,6 +169,13 @@ impl Node {
         }
     }
 
+    /// Gossips one key beyond the advert (nothing when not joined).
+    pub async fn set_gossip_key(&self, key: &str, value: &str) {
+        if let Some(g) = &self.gossip {
+            g.cluster.set_key(key, value).await;
+        }
+    }
+
     /// Ready or not, on `/-/ready` and in gossip.
     pub async fn set_ready(&mut self, ready: bool) {
         self.readiness.set(ready);

@@ -227,3 +227,153 @@ fn frontend_finds_queriers_by_gossip_and_rides_out_a_stalled_one() {
     assert!(ok > 20, "{ok}");
     assert!(hedges > 0.0, "the stalled querier's requests were hedged");
 }
+
+/// A range query through `url`'s frontend: the answer's series labels.
+fn range_labels(fe: SocketAddr, query: &str, start: i64, end: i64) -> Vec<serde_json::Value> {
+    let body = form(&[
+        ("query", query),
+        ("start", &start.to_string()),
+        ("end", &end.to_string()),
+        ("step", "1800"),
+    ]);
+    let (status, out) = http_request(
+        fe,
+        "POST",
+        "/api/v1/query_range",
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"].clone())
+        .collect()
+}
+
+/// Cached answers and a store that joins with older data for another
+/// label set: the next answer has its data, and cached answers it cannot
+/// alter (other labels, later steps) stay cached.
+#[test]
+fn frontend_cache_drops_exactly_what_a_new_store_changes() {
+    const IP2: &str = "127.0.39";
+    const END: i64 = 1_700_000_000;
+    let seed = format!("{IP2}.1:10900");
+    let q = start_node(
+        "query",
+        "query",
+        &format!("{IP2}.1"),
+        None,
+        &["--store.health-check-interval", "1s"],
+    )
+    .unwrap();
+    let store = |name: &str, host: u8, group: &str, region: &str, end: i64, window: &str| {
+        let label = format!("region={region}");
+        start_node(
+            name,
+            "synthetic",
+            &format!("{IP2}.{host}"),
+            Some(&seed),
+            &[
+                "--peer-type",
+                "store",
+                "--store-group-id",
+                group,
+                "--label",
+                &label,
+                "--seed",
+                "1",
+                "--targets",
+                "2",
+                "--end",
+                &end.to_string(),
+                "--window",
+                window,
+            ],
+        )
+        .unwrap()
+    };
+    let _eu = store("store-eu", 2, "a", "eu", END, "48h");
+    let fe_ip = format!("{IP2}.9");
+    let fe = Process::start(
+        "frontend",
+        &[
+            "frontend",
+            "--http-address",
+            &format!("{fe_ip}:0"),
+            "--cluster.listen-address",
+            &format!("{fe_ip}:10900"),
+            "--cluster.gossip-interval",
+            "200ms",
+            "--cluster.peers",
+            &seed,
+            "--query-range.split-interval",
+            "6h",
+            "--query-frontend.change-settle-time",
+            "3s",
+        ],
+    )
+    .unwrap();
+    wait_for(
+        "the frontend and the querier ready",
+        Duration::from_secs(60),
+        || {
+            metric_at(fe.http, "skein_frontend_queriers") == 1.0
+                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
+                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+        },
+    )
+    .unwrap();
+    // The store's joining is a change too: let it settle.
+    std::thread::sleep(Duration::from_secs(4));
+
+    let (start, end) = (END - 48 * 3600, END);
+    let all = "count by (region) (http_requests_total)";
+    let eu = "count(http_requests_total{region=\"eu\"})";
+    let hits = || metric_at(fe.http, "skein_frontend_cache_hits_total");
+    let misses = || metric_at(fe.http, "skein_frontend_cache_misses_total");
+    for query in [all, eu] {
+        range_labels(fe.http, query, start, end);
+    }
+    let (h0, m0) = (hits(), misses());
+    for query in [all, eu] {
+        range_labels(fe.http, query, start, end);
+    }
+    let (h1, m1) = (hits(), misses());
+    assert_eq!(m1, m0, "the second run is all from the cache");
+    assert!(h1 - h0 >= 16.0, "{} hits", h1 - h0);
+
+    // A store with older data for another region joins.
+    let _us = store("store-us", 3, "b", "us", END - 24 * 3600, "24h");
+    let took = wait_for(
+        "the new region in the answer",
+        Duration::from_secs(30),
+        || {
+            range_labels(fe.http, all, start, end)
+                .iter()
+                .any(|m| m["region"] == "us")
+        },
+    )
+    .unwrap();
+    println!("the new store's data was in the answer after {took:?}");
+    std::thread::sleep(Duration::from_secs(4));
+    let (h2, m2) = (hits(), misses());
+    range_labels(fe.http, all, start, end);
+    let (h3, m3) = (hits(), misses());
+    assert!(
+        m3 > m2,
+        "pieces the new store's time range alters were asked again"
+    );
+    assert!(
+        h3 > h2,
+        "later pieces, which it cannot alter, stayed cached"
+    );
+    range_labels(fe.http, eu, start, end);
+    assert_eq!(misses(), m3, "answers for other labels stayed cached");
+    let invalidated = metric_at(fe.http, "skein_frontend_cache_invalidated_total");
+    println!("dropped {invalidated} cached answers; hits {h3}, misses {m3}");
+    assert!(invalidated > 0.0);
+}

@@ -87,6 +87,21 @@ pub struct FrontendArgs {
           default_value = "2s", value_parser = parse_positive_duration)]
     pub hedge_max_delay: Duration,
 
+    /// The queriers' --query.lookback-delta: how far before a step its
+    /// answer reads, for dropping exactly the cached answers a change of
+    /// data can alter.
+    #[arg(long = "query.lookback-delta", env = "SKEIN_QUERY_LOOKBACK_DELTA",
+          default_value = "5m", value_parser = parse_positive_duration)]
+    pub lookback_delta: Duration,
+
+    /// After gossip shows a change of data (a store joined or left, a
+    /// gateway loaded or dropped blocks), answers it can alter are not
+    /// cached for this long: the queriers take a new store in after its
+    /// first health check.
+    #[arg(long = "query-frontend.change-settle-time", env = "SKEIN_QUERY_FRONTEND_CHANGE_SETTLE_TIME",
+          default_value = "15s", value_parser = parse_duration)]
+    pub change_settle_time: Duration,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
@@ -137,6 +152,8 @@ impl FrontendArgs {
                 max_freshness: self.max_freshness,
                 max_parallelism: self.max_parallelism as usize,
                 log_queries_longer_than: self.log_queries_longer_than,
+                lookback_delta: self.lookback_delta,
+                change_settle_time: self.change_settle_time,
             },
         })
     }

@@ -334,6 +334,19 @@ impl Cluster {
             .await;
     }
 
+    /// Sets one key of this node's gossiped state (beyond the advert).
+    pub async fn set_key(&self, key: &str, value: &str) {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.handle
+            .with_chitchat(move |c| {
+                let state = c.self_node_state();
+                if state.get(&key) != Some(value.as_str()) {
+                    state.set(key.clone(), value.clone());
+                }
+            })
+            .await;
+    }
+
     /// Live nodes, self included; changes on joins, leaves and key updates.
     pub async fn live_nodes(&self) -> watch::Receiver<BTreeMap<ChitchatId, NodeState>> {
         self.handle.with_chitchat(|c| c.live_nodes_watcher()).await

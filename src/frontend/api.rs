@@ -14,9 +14,11 @@ use bytes::Bytes;
 use tracing::info;
 
 use super::cache::{Extent, Key, ResultsCache, HITS_TOTAL, MISSES_TOTAL};
+use super::changes::Change;
 use super::downstream::{Downstream, Reply};
 use super::matrix::{self, SeriesData};
-use super::split::{pieces, splittable, Piece};
+use super::scope::Scope;
+use super::split::{pieces, splittable_expr, Piece};
 use crate::api::prom::params::{parse_duration, parse_time};
 use crate::model::time::now_ms;
 
@@ -35,6 +37,10 @@ pub struct Settings {
     pub max_freshness: Duration,
     pub max_parallelism: usize,
     pub log_queries_longer_than: Duration,
+    /// The queriers' lookback delta, for what a cached step depends on.
+    pub lookback_delta: Duration,
+    /// How long after a change of data answers it can alter are not cached.
+    pub change_settle_time: Duration,
 }
 
 pub struct Frontend {
@@ -42,6 +48,9 @@ pub struct Frontend {
     pub cache: ResultsCache,
     pub settings: Settings,
     gate: tokio::sync::Semaphore,
+    /// Changes of data seen lately: answers they can alter are not cached
+    /// until the queriers have surely taken them in.
+    recent: std::sync::Mutex<Vec<(Instant, Change)>>,
 }
 
 impl Frontend {
@@ -52,7 +61,32 @@ impl Frontend {
             cache,
             settings,
             gate,
+            recent: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// A change of data: the cached answers it can alter are dropped, and
+    /// for the settle time no answer it can alter is cached (a querier
+    /// takes a new store in after its first health check).
+    pub fn data_changed(&self, c: Change) -> usize {
+        let dropped = self.cache.invalidate(&c.label_sets, c.min, c.max);
+        if let Ok(mut r) = self.recent.lock() {
+            let settle = self.settings.change_settle_time;
+            r.retain(|(at, _)| at.elapsed() < settle);
+            r.push((Instant::now(), c));
+        }
+        dropped
+    }
+
+    /// Whether a change seen within the settle time can alter steps
+    /// `start..=end` of an answer of `scope`.
+    fn unsettled(&self, scope: &Scope, start: i64, end: i64) -> bool {
+        let settle = self.settings.change_settle_time;
+        self.recent.lock().is_ok_and(|r| {
+            r.iter().any(|(at, c)| {
+                at.elapsed() < settle && scope.affected(&c.label_sets, c.min, c.max, start, end)
+            })
+        })
     }
 }
 
@@ -169,9 +203,10 @@ struct Plan {
     step: i64,
     /// Everything that shapes the answer but the time range.
     key: Arc<str>,
+    scope: Arc<Scope>,
 }
 
-fn plan(p: Vec<(String, String)>, align: bool) -> Option<Plan> {
+fn plan(p: Vec<(String, String)>, align: bool, lookback: Duration) -> Option<Plan> {
     let query = get(&p, "query")?.to_string();
     let mut start = parse_time(get(&p, "start")?).ok()?;
     let mut end = parse_time(get(&p, "end")?).ok()?;
@@ -181,9 +216,11 @@ fn plan(p: Vec<(String, String)>, align: bool) -> Option<Plan> {
     if step <= 0 || step_ns % 1_000_000 != 0 || end < start || get(&p, "stats").is_some() {
         return None;
     }
-    if !splittable(&query) {
+    let expr = promql_parser::parser::parse(&query).ok()?;
+    if !splittable_expr(&expr) {
         return None;
     }
+    let scope = Arc::new(Scope::of(&expr, lookback.as_millis() as i64)?);
     if align {
         start -= start.rem_euclid(step);
         end -= end.rem_euclid(step);
@@ -201,6 +238,7 @@ fn plan(p: Vec<(String, String)>, align: bool) -> Option<Plan> {
         end,
         step,
         key: key.into(),
+        scope,
     })
 }
 
@@ -218,7 +256,11 @@ async fn query_range(State(fe): State<Arc<Frontend>>, req: Request) -> Response 
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
     let query_string = pq.split_once('?').map(|(_, q)| q);
     let p = params(query_string, &body, method == Method::POST && form);
-    let Some(plan) = plan(p, fe.settings.align_range_with_step) else {
+    let Some(plan) = plan(
+        p,
+        fe.settings.align_range_with_step,
+        fe.settings.lookback_delta,
+    ) else {
         // Not one to split (or not valid): the querier answers it whole,
         // with Prometheus' errors.
         metrics::counter!(QUERIES_TOTAL, "split" => "no").increment(1);
@@ -261,10 +303,18 @@ async fn query_range(State(fe): State<Arc<Frontend>>, req: Request) -> Response 
                 metrics::counter!(MISSES_TOTAL).increment(1);
             }
             let answer = fetch(&fe, plan, piece).await?;
-            if cacheable && answer.warnings.is_empty() {
+            if cacheable
+                && answer.warnings.is_empty()
+                && !fe.unsettled(&plan.scope, piece.start, piece.end)
+            {
                 fe.cache.put(
                     key,
-                    Extent::new(piece.start, piece.end, answer.series.clone()),
+                    Extent::new(
+                        piece.start,
+                        piece.end,
+                        answer.series.clone(),
+                        plan.scope.clone(),
+                    ),
                     plan.step,
                 );
             }
@@ -343,6 +393,12 @@ async fn fetch(fe: &Frontend, plan: &Plan, piece: &Piece) -> Result<matrix::Matr
 mod tests {
     use super::*;
 
+    const L: Duration = Duration::from_secs(300);
+
+    fn pl(v: Vec<(String, String)>, align: bool) -> Option<Plan> {
+        plan(v, align, L)
+    }
+
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
@@ -352,7 +408,7 @@ mod tests {
 
     #[test]
     fn plans_key_on_what_shapes_the_answer() {
-        let a = plan(
+        let a = pl(
             p(&[
                 ("query", "up"),
                 ("start", "0"),
@@ -362,7 +418,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let b = plan(
+        let b = pl(
             p(&[
                 ("step", "60"),
                 ("end", "900"),
@@ -373,7 +429,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.key, b.key, "same query, step and phase");
-        let c = plan(
+        let c = pl(
             p(&[
                 ("query", "up"),
                 ("start", "30"),
@@ -384,7 +440,7 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.key, c.key, "another phase of the grid");
-        let d = plan(
+        let d = pl(
             p(&[
                 ("query", "up"),
                 ("start", "0"),
@@ -396,7 +452,7 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.key, d.key);
-        assert!(plan(
+        assert!(pl(
             p(&[
                 ("query", "up @ start()"),
                 ("start", "0"),
@@ -406,7 +462,7 @@ mod tests {
             false
         )
         .is_none());
-        assert!(plan(
+        assert!(pl(
             p(&[
                 ("query", "up"),
                 ("start", "0"),
@@ -416,7 +472,7 @@ mod tests {
             false
         )
         .is_none());
-        assert!(plan(
+        assert!(pl(
             p(&[
                 ("query", "up"),
                 ("start", "x"),
@@ -426,7 +482,7 @@ mod tests {
             false
         )
         .is_none());
-        let e = plan(
+        let e = pl(
             p(&[
                 ("query", "up"),
                 ("start", "30"),

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use lru::LruCache;
 
 use super::matrix::{merge, slice, SeriesData};
+use super::scope::Scope;
+use crate::model::Labels;
 
 /// Cache metrics.
 pub const HITS_TOTAL: &str = "skein_frontend_cache_hits_total";
 pub const MISSES_TOTAL: &str = "skein_frontend_cache_misses_total";
 pub const BYTES: &str = "skein_frontend_cache_bytes";
 pub const EVICTIONS_TOTAL: &str = "skein_frontend_cache_evictions_total";
+pub const INVALIDATED_TOTAL: &str = "skein_frontend_cache_invalidated_total";
 
 /// What a cache entry is for: the query and its window.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,16 +31,19 @@ pub struct Extent {
     pub start: i64,
     pub end: i64,
     pub series: Arc<Vec<SeriesData>>,
+    /// What data the answer depends on.
+    pub scope: Arc<Scope>,
     bytes: usize,
 }
 
 impl Extent {
-    pub fn new(start: i64, end: i64, series: Vec<SeriesData>) -> Self {
+    pub fn new(start: i64, end: i64, series: Vec<SeriesData>, scope: Arc<Scope>) -> Self {
         let bytes = series.iter().map(SeriesData::size).sum::<usize>() + 128;
         Self {
             start,
             end,
             series: Arc::new(series),
+            scope,
             bytes,
         }
     }
@@ -59,6 +65,7 @@ impl Extent {
             self.start.min(other.start),
             self.end.max(other.end),
             merge([self.series.to_vec(), other.series.to_vec()]),
+            other.scope.clone(),
         ))
     }
 }
@@ -126,6 +133,14 @@ impl ResultsCache {
         }
     }
 
+    /// Drops the answers a change of data can alter: data of a store with
+    /// label sets `sets` between `min` and `max`. How many were dropped.
+    pub fn invalidate(&self, sets: &[Labels], min: i64, max: i64) -> usize {
+        let n = self.drop_where(|_, e| e.scope.affected(sets, min, max, e.start, e.end));
+        metrics::counter!(INVALIDATED_TOTAL).increment(n as u64);
+        n
+    }
+
     /// Drops every entry `stale` says is stale; how many were dropped.
     pub fn drop_where(&self, mut stale: impl FnMut(&Key, &Extent) -> bool) -> usize {
         let Ok(mut g) = self.inner.lock() else {
@@ -150,7 +165,6 @@ impl ResultsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Labels;
 
     fn series(points: &[i64]) -> Vec<SeriesData> {
         vec![SeriesData {
@@ -169,25 +183,49 @@ mod tests {
     #[test]
     fn adjoining_extents_join_and_answer_inside_them() {
         let c = ResultsCache::new(1 << 20);
-        c.put(key(0), Extent::new(0, 20, series(&[0, 10, 20])), 10);
-        c.put(key(0), Extent::new(30, 40, series(&[30, 40])), 10);
+        c.put(
+            key(0),
+            Extent::new(0, 20, series(&[0, 10, 20]), Arc::default()),
+            10,
+        );
+        c.put(
+            key(0),
+            Extent::new(30, 40, series(&[30, 40]), Arc::default()),
+            10,
+        );
         let e = c.get(&key(0)).unwrap();
         assert_eq!((e.start, e.end), (0, 40));
         assert_eq!(e.answer(10, 30).unwrap(), series(&[10, 20, 30]));
         assert!(e.answer(10, 50).is_none());
         // A gap on the grid keeps the newer extent alone.
-        c.put(key(0), Extent::new(70, 80, series(&[70, 80])), 10);
+        c.put(
+            key(0),
+            Extent::new(70, 80, series(&[70, 80]), Arc::default()),
+            10,
+        );
         assert_eq!(c.get(&key(0)).unwrap().start, 70);
     }
 
     #[test]
     fn the_budget_evicts_the_least_recently_used() {
-        let one = Extent::new(0, 20, series(&[0, 10, 20])).bytes;
+        let one = Extent::new(0, 20, series(&[0, 10, 20]), Arc::default()).bytes;
         let c = ResultsCache::new(one * 2 + 1);
-        c.put(key(1), Extent::new(0, 20, series(&[0, 10, 20])), 10);
-        c.put(key(2), Extent::new(0, 20, series(&[0, 10, 20])), 10);
+        c.put(
+            key(1),
+            Extent::new(0, 20, series(&[0, 10, 20]), Arc::default()),
+            10,
+        );
+        c.put(
+            key(2),
+            Extent::new(0, 20, series(&[0, 10, 20]), Arc::default()),
+            10,
+        );
         assert!(c.get(&key(1)).is_some());
-        c.put(key(3), Extent::new(0, 20, series(&[0, 10, 20])), 10);
+        c.put(
+            key(3),
+            Extent::new(0, 20, series(&[0, 10, 20]), Arc::default()),
+            10,
+        );
         assert!(c.get(&key(2)).is_none(), "2 was used least recently");
         assert!(c.get(&key(1)).is_some() && c.get(&key(3)).is_some());
         assert_eq!(c.drop_where(|k, _| k.window == 1), 1);

@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod cache;
+pub mod changes;
 pub mod downstream;
 pub mod matrix;
+pub mod scope;
 pub mod split;
 
 use std::sync::Arc;
@@ -147,14 +149,50 @@ async fn join(
     let cluster = Cluster::join(&config, &advert).await?;
     let mut live = cluster.live_nodes().await;
     let fixed = fixed.to_vec();
+    let self_node = cluster.self_id().node_id.to_string();
     tokio::spawn(async move {
+        let mut tracker = changes::Tracker::default();
         loop {
             let mut urls = fixed.clone();
-            for state in live.borrow().values() {
-                if let Ok(a) = NodeAdvert::from_lookup(|k| state.get(k)) {
+            let mut found = Vec::new();
+            {
+                let nodes = live.borrow();
+                for (id, state) in nodes.iter() {
+                    if *id.node_id == *self_node {
+                        continue;
+                    }
+                    let Ok(a) = NodeAdvert::from_lookup(|k| state.get(k)) else {
+                        continue;
+                    };
                     if a.component == "query" && a.ready && !a.leaving {
                         urls.push(format!("http://{}", a.http_address));
                     }
+                    found.push((
+                        id.node_id.to_string(),
+                        id.generation_id,
+                        a,
+                        state.get(changes::DATA_CHANGES).map(str::to_string),
+                    ));
+                }
+            }
+            // Answers a change of data can alter leave the cache at once.
+            let seen =
+                tracker.update(
+                    found
+                        .iter()
+                        .map(|(node, generation, a, dc)| changes::NodeNow {
+                            node,
+                            generation: *generation,
+                            advert: a.clone(),
+                            data_changes: dc.as_deref(),
+                        }),
+                );
+            for c in seen {
+                let labels: Vec<String> = c.label_sets.iter().map(|l| l.to_string()).collect();
+                let (labels, min, max) = (labels.join(" "), c.min, c.max);
+                let dropped = fe.data_changed(c);
+                if dropped > 0 {
+                    info!(%labels, min, max, dropped, "cached answers dropped: their data changed");
                 }
             }
             let before = fe.down.urls();

@@ -101,9 +101,14 @@ fn grid_before(start: i64, step: i64, t: i64) -> Option<i64> {
 /// refers to the query's own start or end.
 pub fn splittable(query: &str) -> bool {
     match parser::parse(query) {
-        Ok(e) => !uses_range_bounds(&e),
+        Ok(e) => splittable_expr(&e),
         Err(_) => false,
     }
+}
+
+/// [`splittable`] of a parsed query.
+pub fn splittable_expr(e: &Expr) -> bool {
+    !uses_range_bounds(e)
 }
 
 fn uses_range_bounds(e: &Expr) -> bool {

@@ -25,6 +25,14 @@ use crate::series::SeriesOptions;
 use eval::{Evaluator, Grid, Limits};
 use metrics_names::{QUERIES_TOTAL, QUERY_DURATION_SECONDS};
 pub use source::Source;
+
+/// The matchers of a vector selector, its metric name as a `__name__`
+/// matcher, as the engine asks stores for them.
+pub fn selector_matchers(
+    vs: &promql_parser::parser::VectorSelector,
+) -> Result<Vec<crate::model::Matcher>, PromqlError> {
+    plan::matchers(vs)
+}
 pub use value::{QueryOutput, RangeSeries, Value, VectorSample};
 
 /// Limits and defaults of query evaluation.

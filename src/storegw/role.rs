@@ -83,11 +83,20 @@ pub async fn run_with(
     }
     node.set_ready(true).await;
 
-    // Later syncs keep the gossiped labels and time range current.
+    // Later syncs keep the gossiped labels and time range current, and
+    // announce which blocks came or went (numbered, the latest kept), so
+    // that caches in front of the queriers drop the answers they alter.
     let (changed_tx, mut changed_rx) = tokio::sync::watch::channel(());
-    let sync_task = tokio::spawn(syncer.run(cfg.sync_interval, shutdown.clone(), move |_| {
+    let pending: Arc<std::sync::Mutex<Vec<(crate::model::Labels, i64, i64)>>> = Arc::default();
+    let reported = pending.clone();
+    let sync_task = tokio::spawn(syncer.run(cfg.sync_interval, shutdown.clone(), move |r| {
+        if let Ok(mut p) = reported.lock() {
+            p.extend(r.changed.iter().cloned());
+        }
         let _ = changed_tx.send(());
     }));
+    let mut data_changes: Vec<(u64, i64, i64, crate::model::Labels)> = Vec::new();
+    let mut seq = 0u64;
     let served = loop {
         tokio::select! {
             r = node.serve_until(&shutdown) => break r,
@@ -98,6 +107,17 @@ pub async fn run_with(
                 match store.info().await {
                     Ok(info) => node.update_advert(|a| describe(a, &info, &store)).await,
                     Err(e) => warn!(error = %e, "cannot describe the gateway after a sync"),
+                }
+                let new: Vec<_> = pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+                if !new.is_empty() {
+                    use crate::frontend::changes::{format_data_changes, DATA_CHANGES, MAX_DATA_CHANGES};
+                    for (labels, min, max) in new {
+                        seq += 1;
+                        data_changes.push((seq, min, max, labels));
+                    }
+                    let keep = data_changes.len().saturating_sub(MAX_DATA_CHANGES);
+                    data_changes.drain(..keep);
+                    node.set_gossip_key(DATA_CHANGES, &format_data_changes(&data_changes)).await;
                 }
             }
         }

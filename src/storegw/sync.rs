@@ -59,6 +59,9 @@ pub struct SyncReport {
     pub dropped: usize,
     pub failed: Vec<String>,
     pub served: usize,
+    /// Blocks loaded or dropped by this pass: their external labels and
+    /// time range (what answers they can change).
+    pub changed: Vec<(crate::model::Labels, i64, i64)>,
 }
 
 pub struct Syncer {
@@ -96,7 +99,15 @@ impl Syncer {
         let listed: HashSet<String> = self.loader.list().await?.into_iter().collect();
         let mut report = SyncReport::default();
         let before = self.loaded.len();
-        self.loaded.retain(|ulid, _| listed.contains(ulid));
+        let changed = &mut report.changed;
+        self.loaded.retain(|ulid, b| {
+            let keep = listed.contains(ulid);
+            if !keep {
+                let i = b.info();
+                changed.push((i.labels.clone(), i.min_time, i.max_time));
+            }
+            keep
+        });
         report.dropped = before - self.loaded.len();
         self.failures.retain(|ulid, _| listed.contains(ulid));
         self.missing.retain(|ulid, _| listed.contains(ulid));
@@ -117,6 +128,10 @@ impl Syncer {
                         info!(block = %ulid, "block loaded after failing before");
                     }
                     self.missing.remove(ulid);
+                    let i = b.info();
+                    report
+                        .changed
+                        .push((i.labels.clone(), i.min_time, i.max_time));
                     self.loaded.insert(ulid.clone(), b);
                     report.loaded += 1;
                 }
