@@ -377,3 +377,144 @@ fn frontend_cache_drops_exactly_what_a_new_store_changes() {
     println!("dropped {invalidated} cached answers; hits {h3}, misses {m3}");
     assert!(invalidated > 0.0);
 }
+
+/// Points of a range answer's first series in `[from, to]` (seconds).
+fn points_between(fe: SocketAddr, query: &str, start: i64, end: i64, from: i64, to: i64) -> usize {
+    let body = form(&[
+        ("query", query),
+        ("start", &start.to_string()),
+        ("end", &end.to_string()),
+        ("step", "600"),
+    ]);
+    let (status, out) = http_request(
+        fe,
+        "POST",
+        "/api/v1/query_range",
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().clone())
+        .filter(|p| {
+            p[0].as_f64()
+                .is_some_and(|t| t >= from as f64 && t <= to as f64)
+        })
+        .count()
+}
+
+/// A block backfilled into a gateway's bucket: once the gateway has
+/// synced it and gossiped the change, the frontend's next answer has its
+/// data, and cached pieces far from its time range stay cached.
+#[test]
+fn frontend_cache_follows_a_backfilled_block() {
+    const IP3: &str = "127.0.40";
+    const BACKFILLED: &str = "01M80AZ7GJPGNRJVRQSFG42X9R";
+    let dir = tempfile::tempdir().unwrap();
+    let objstore = skein_cluster_tests::fixture_bucket(dir.path()).unwrap();
+    // The bucket first lacks one block, held aside.
+    let aside = dir.path().join("aside");
+    std::fs::rename(dir.path().join("bucket").join(BACKFILLED), &aside).unwrap();
+    let seed = format!("{IP3}.1:10900");
+    let q = start_node(
+        "query",
+        "query",
+        &format!("{IP3}.1"),
+        None,
+        &["--store.health-check-interval", "1s"],
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let _gw = start_node(
+        "store",
+        "store",
+        &format!("{IP3}.2"),
+        Some(&seed),
+        &[
+            "--objstore.config",
+            &objstore,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sync-block-duration",
+            "1s",
+        ],
+    )
+    .unwrap();
+    let fe_ip = format!("{IP3}.9");
+    let fe = Process::start(
+        "frontend",
+        &[
+            "frontend",
+            "--http-address",
+            &format!("{fe_ip}:0"),
+            "--cluster.listen-address",
+            &format!("{fe_ip}:10900"),
+            "--cluster.gossip-interval",
+            "200ms",
+            "--cluster.peers",
+            &seed,
+            "--query-range.split-interval",
+            "1h",
+            "--query-frontend.change-settle-time",
+            "3s",
+        ],
+    )
+    .unwrap();
+    wait_for(
+        "the frontend and the querier ready",
+        Duration::from_secs(60),
+        || {
+            metric_at(fe.http, "skein_frontend_queriers") == 1.0
+                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
+                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+
+    let query = "count({__name__=~\".+\"})";
+    let (start, end) = (1_700_000_000, 1_700_028_800);
+    // The held-back block covers 1700014135..1700019545.
+    let (gap_from, gap_to) = (1_700_014_800, 1_700_019_000);
+    assert_eq!(
+        points_between(fe.http, query, start, end, gap_from, gap_to),
+        0
+    );
+    let hits = || metric_at(fe.http, "skein_frontend_cache_hits_total");
+    let misses = || metric_at(fe.http, "skein_frontend_cache_misses_total");
+    let m0 = misses();
+    assert_eq!(
+        points_between(fe.http, query, start, end, gap_from, gap_to),
+        0
+    );
+    assert_eq!(misses(), m0, "cached");
+
+    // Backfill: the block's files, its meta.json last.
+    let target = dir.path().join("bucket").join(BACKFILLED);
+    skein_cluster_tests::promql_setup::copy_dir(&aside, &target).unwrap();
+    let took = wait_for(
+        "the backfilled block's data in the answer",
+        Duration::from_secs(30),
+        || points_between(fe.http, query, start, end, gap_from, gap_to) > 0,
+    )
+    .unwrap();
+    println!("backfilled data answered after {took:?}");
+    // Every step, through the frontend, as the querier answers it.
+    let whole = |at: SocketAddr| points_between(at, query, start, end, start, end);
+    assert_eq!(whole(fe.http), whole(q.http));
+    std::thread::sleep(Duration::from_secs(4));
+    let (h1, m1) = (hits(), misses());
+    let n = points_between(fe.http, query, start, end, gap_from, gap_to);
+    let direct = points_between(q.http, query, start, end, gap_from, gap_to);
+    assert_eq!(n, direct, "the frontend answers as the querier does");
+    assert!(n > 0);
+    let (h2, m2) = (hits(), misses());
+    assert!(m2 > m1, "pieces over the block were asked again");
+    assert!(h2 > h1, "pieces far from it stayed cached");
+    assert!(metric_at(fe.http, "skein_frontend_cache_invalidated_total") > 0.0);
+}
