@@ -291,33 +291,63 @@ async fn query_range(State(fe): State<Arc<Frontend>>, req: Request) -> Response 
                 query: plan.key.clone(),
                 window: piece.window,
             };
+            // What the cache holds of this piece: all of it (a hit), a
+            // part (only the steps before and after it are asked), or none.
+            let cached = if cacheable { fe.cache.get(&key) } else { None };
+            if let Some(hit) = cached
+                .as_ref()
+                .and_then(|e| e.answer(piece.start, piece.end))
+            {
+                metrics::counter!(HITS_TOTAL).increment(1);
+                return Ok((true, hit, Vec::new()));
+            }
             if cacheable {
-                if let Some(hit) = fe
-                    .cache
-                    .get(&key)
-                    .and_then(|e| e.answer(piece.start, piece.end))
-                {
-                    metrics::counter!(HITS_TOTAL).increment(1);
-                    return Ok((true, hit, Vec::new()));
-                }
                 metrics::counter!(MISSES_TOTAL).increment(1);
             }
-            let answer = fetch(&fe, plan, piece).await?;
+            let held = cached.filter(|e| e.start <= piece.end && e.end >= piece.start);
+            let asks: Vec<Piece> = match &held {
+                Some(e) => [
+                    (piece.start, e.start.saturating_sub(plan.step)),
+                    (e.end.saturating_add(plan.step), piece.end),
+                ]
+                .into_iter()
+                .filter(|(a, b)| a <= b)
+                .map(|(start, end)| Piece {
+                    window: piece.window,
+                    start,
+                    end,
+                })
+                .collect(),
+                None => vec![*piece],
+            };
+            let mut answer = matrix::Matrix::default();
+            let mut fetched = Vec::with_capacity(asks.len() + 1);
+            for ask in &asks {
+                let a = fetch(&fe, plan, ask).await?;
+                answer.warnings.extend(a.warnings);
+                fetched.push((*ask, a.series));
+            }
             if cacheable
                 && answer.warnings.is_empty()
                 && !fe.unsettled(&plan.scope, piece.start, piece.end)
             {
-                fe.cache.put(
-                    key,
-                    Extent::new(
-                        piece.start,
-                        piece.end,
-                        answer.series.clone(),
-                        plan.scope.clone(),
-                    ),
-                    plan.step,
-                );
+                for (ask, series) in &fetched {
+                    fe.cache.put(
+                        key.clone(),
+                        Extent::new(ask.start, ask.end, series.clone(), plan.scope.clone()),
+                        plan.step,
+                    );
+                }
             }
+            let mut parts: Vec<Vec<SeriesData>> = fetched.into_iter().map(|(_, s)| s).collect();
+            if let Some(e) = &held {
+                parts.push(matrix::slice(
+                    &e.series,
+                    piece.start.max(e.start),
+                    piece.end.min(e.end),
+                ));
+            }
+            answer.series = matrix::merge(parts);
             Ok::<_, Response>((false, answer.series, answer.warnings))
         }
     }))
