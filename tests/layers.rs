@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["telemetry"],
     &["node"],
     &["storegw"],
-    &["querier", "sidecar", "synthetic"],
+    &["querier", "sidecar", "synthetic", "frontend"],
     &["demo", "fuzzing"],
     &["cli"],
 ];

@@ -199,6 +199,42 @@ impl NodeAdvert {
     }
 }
 
+/// The gossip key a gateway announces its block changes under: a JSON
+/// array of `[sequence, min time, max time, {labels}]`, the latest first
+/// or last, at most [`MAX_DATA_CHANGES`] of them.
+pub const DATA_CHANGES: &str = "skein.data_changes";
+pub const MAX_DATA_CHANGES: usize = 16;
+
+/// Parses a [`DATA_CHANGES`] value; None when malformed.
+pub fn parse_data_changes(v: &str) -> Option<Vec<(u64, i64, i64, Labels)>> {
+    let list: Vec<(u64, i64, i64, std::collections::BTreeMap<String, String>)> =
+        serde_json::from_str(v).ok()?;
+    if list.len() > MAX_DATA_CHANGES * 4 {
+        return None;
+    }
+    list.into_iter()
+        .map(|(seq, min, max, l)| Some((seq, min, max, Labels::from_pairs(l).ok()?)))
+        .collect()
+}
+
+/// Writes the latest `changes` (sequence, min, max, labels).
+pub fn format_data_changes(changes: &[(u64, i64, i64, Labels)]) -> String {
+    let list: Vec<(u64, i64, i64, std::collections::BTreeMap<&str, &str>)> = changes
+        .iter()
+        .map(|(s, a, b, l)| {
+            (
+                *s,
+                *a,
+                *b,
+                l.iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .collect(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

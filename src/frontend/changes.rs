@@ -2,20 +2,13 @@
 //! (or restarts, or becomes ready), one whose labels or time range change,
 //! one that leaves, and the block changes a gateway announces at each sync
 //! (`skein.data_changes`: its latest changes, each numbered). Each becomes
-//! a (label sets, time range) change for [`ResultsCache::invalidate`].
+//! a (label sets, time range) change for
+//! [`super::cache::ResultsCache::invalidate`].
 
 use std::collections::HashMap;
 
-use crate::cluster::keys::NodeAdvert;
+use crate::cluster::keys::{parse_data_changes, NodeAdvert};
 use crate::model::Labels;
-
-/// The gossip key a gateway announces its block changes under: a JSON
-/// array of `[sequence, min time, max time, {labels}]`, the latest first
-/// or last, at most [`MAX_DATA_CHANGES`] of them.
-pub const DATA_CHANGES: &str = "skein.data_changes";
-pub const MAX_DATA_CHANGES: usize = 16;
-
-pub const CHANGES_TOTAL: &str = "skein_frontend_data_changes_total";
 
 /// One change of data.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,35 +18,7 @@ pub struct Change {
     pub max: i64,
 }
 
-/// Parses a [`DATA_CHANGES`] value; None when malformed.
-pub fn parse_data_changes(v: &str) -> Option<Vec<(u64, i64, i64, Labels)>> {
-    let list: Vec<(u64, i64, i64, std::collections::BTreeMap<String, String>)> =
-        serde_json::from_str(v).ok()?;
-    if list.len() > MAX_DATA_CHANGES * 4 {
-        return None;
-    }
-    list.into_iter()
-        .map(|(seq, min, max, l)| Some((seq, min, max, Labels::from_pairs(l).ok()?)))
-        .collect()
-}
-
-/// Writes the latest `changes` (sequence, min, max, labels).
-pub fn format_data_changes(changes: &[(u64, i64, i64, Labels)]) -> String {
-    let list: Vec<(u64, i64, i64, std::collections::BTreeMap<&str, &str>)> = changes
-        .iter()
-        .map(|(s, a, b, l)| {
-            (
-                *s,
-                *a,
-                *b,
-                l.iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str()))
-                    .collect(),
-            )
-        })
-        .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
-}
+pub const CHANGES_TOTAL: &str = "skein_frontend_data_changes_total";
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -172,6 +137,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::keys::format_data_changes;
     use crate::store::PeerType;
 
     fn advert(region: &str, min: i64, max: i64) -> NodeAdvert {

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod changes;
 pub mod downstream;
 pub mod matrix;
+pub mod metrics;
 pub mod scope;
 pub mod split;
 
@@ -48,6 +49,7 @@ pub async fn run(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     crate::telemetry::metrics();
+    metrics::describe();
     let web = match &cfg.http_config {
         Some(p) => Some(Web::load(p)?),
         None => None,
@@ -171,7 +173,9 @@ async fn join(
                         id.node_id.to_string(),
                         id.generation_id,
                         a,
-                        state.get(changes::DATA_CHANGES).map(str::to_string),
+                        state
+                            .get(crate::cluster::keys::DATA_CHANGES)
+                            .map(str::to_string),
                     ));
                 }
             }

@@ -110,7 +110,7 @@ pub async fn run_with(
                 }
                 let new: Vec<_> = pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
                 if !new.is_empty() {
-                    use crate::frontend::changes::{format_data_changes, DATA_CHANGES, MAX_DATA_CHANGES};
+                    use crate::cluster::keys::{format_data_changes, DATA_CHANGES, MAX_DATA_CHANGES};
                     for (labels, min, max) in new {
                         seq += 1;
                         data_changes.push((seq, min, max, labels));
