@@ -47,6 +47,26 @@ fn points(series: &Value) -> usize {
     series["values"].as_array().map_or(0, Vec::len)
 }
 
+/// Stops the demo, and so every process it started, when the test ends
+/// before its own Ctrl-C (a failed assertion): a demo left running would
+/// hold the loopback ports of the next one.
+struct StopDemo {
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for StopDemo {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: kill(2) with a pid this test started.
+            unsafe { libc::kill(self.pid, libc::SIGINT) };
+            std::thread::sleep(Duration::from_secs(10));
+            // SAFETY: as above; a no-op once it has exited.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
 #[test]
 fn demo_starts_answers_and_cleans_up() {
     let prometheus = require_binary("prometheus").is_some();
@@ -57,6 +77,10 @@ fn demo_starts_answers_and_cleans_up() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut guard = StopDemo {
+        pid: child.id() as i32,
+        armed: true,
+    };
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -187,13 +211,14 @@ fn demo_starts_answers_and_cleans_up() {
         wait_for(
             "Prometheus scraped the skein nodes",
             Duration::from_secs(60),
-            || range(q, r#"up{job="skein"} == 1"#, 30, 15, "&dedup=false").len() == 18,
+            || range(q, r#"up{job="skein"} == 1"#, 30, 15, "&dedup=false").len() == 20,
         )
         .unwrap();
-        assert_eq!(range(q, r#"up{job="skein"}"#, 30, 15, "").len(), 9);
+        assert_eq!(range(q, r#"up{job="skein"}"#, 30, 15, "").len(), 10);
     }
 
     // Ctrl-C: every process stops and the work directory goes.
+    guard.armed = false;
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])

@@ -19,6 +19,7 @@ pub const LIVE_WINDOW: &str = "6h";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    Frontend,
     Querier,
     Source,
     Gateway,
@@ -29,6 +30,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Frontend => "frontend",
             Role::Querier => "querier",
             Role::Source => "source",
             Role::Gateway => "store",
@@ -62,7 +64,7 @@ impl NodeSpec {
     }
 
     pub fn grpc(&self) -> Option<SocketAddr> {
-        (self.role != Role::Prometheus).then(|| addr(&self.ip, GRPC_PORT))
+        (!matches!(self.role, Role::Prometheus | Role::Frontend)).then(|| addr(&self.ip, GRPC_PORT))
     }
 
     /// Readiness path of its HTTP server.
@@ -89,6 +91,9 @@ pub struct LayoutInput<'a> {
 pub struct Layout {
     pub nodes: Vec<NodeSpec>,
 }
+
+/// Where the frontend runs.
+pub const FRONTEND_IP: &str = "127.0.0.10";
 
 pub fn querier_ip(i: usize) -> String {
     format!("127.0.0.{}", 11 + i)
@@ -171,6 +176,22 @@ pub fn layout(input: &LayoutInput<'_>) -> Layout {
             program: None,
             args,
             about: format!("PromQL and the Prometheus HTTP API, deduplicating on {REPLICA_LABEL}"),
+        });
+    }
+    {
+        let ip = FRONTEND_IP.to_string();
+        let mut args = vec!["frontend".to_string()];
+        // The same flags but the Store API's: a frontend has none.
+        let flags = node_flags(&ip);
+        args.extend(flags[2..].iter().cloned());
+        nodes.push(NodeSpec {
+            name: "frontend".to_string(),
+            role: Role::Frontend,
+            ip,
+            program: None,
+            args,
+            about: "range queries split, cached and hedged over the queriers it finds by gossip"
+                .to_string(),
         });
     }
     for (i, replica) in ["a", "b"].into_iter().enumerate() {
@@ -327,7 +348,7 @@ mod tests {
                 targets: 20,
                 prometheus,
             });
-            let n = if prometheus.is_some() { 11 } else { 7 };
+            let n = if prometheus.is_some() { 12 } else { 8 };
             assert_eq!(layout.nodes.len(), n);
             for node in layout.nodes.iter().filter(|n| n.program.is_none()) {
                 let argv = std::iter::once("skein".to_string()).chain(node.args.clone());

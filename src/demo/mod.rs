@@ -302,7 +302,9 @@ fn summary(
         s.push_str(&format!("  {prometheus_note}\n"));
     }
     s.push_str(&format!(
-        "\nQuery URL (Prometheus-compatible; a Grafana Prometheus data source takes it as is):\n\n  {url}\n\nWeb UI (query and graph, the stores and groups, the cluster):\n\n  {url}/graph\n"
+        "\nQuery URL (Prometheus-compatible; a Grafana Prometheus data source takes it as is):\n\n  {url}\n\nWeb UI (query and graph, the stores and groups, the cluster):\n\n  {url}/graph\n\nThe same API through the frontend (range queries split, cached, hedged):\n\n  http://{}:{}\n",
+        layout::FRONTEND_IP,
+        layout::HTTP_PORT
     ));
     s.push_str(&format!(
         r#"
