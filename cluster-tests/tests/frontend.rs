@@ -518,3 +518,139 @@ fn frontend_cache_follows_a_backfilled_block() {
     assert!(h2 > h1, "pieces far from it stayed cached");
     assert!(metric_at(fe.http, "skein_frontend_cache_invalidated_total") > 0.0);
 }
+
+/// Two frontends sharing a results cache in a real memcached: what one
+/// cached, the other answers from it; after a store joins with data the
+/// cached answers lack, neither takes them any more.
+#[test]
+fn frontends_share_a_cache_in_memcached_and_both_follow_changes() {
+    const IP4: &str = "127.0.42";
+    const END: i64 = 1_700_000_000;
+    let Some(memcached) = skein_cluster_tests::require_binary("memcached") else {
+        assert!(
+            std::env::var("SKEIN_REQUIRE_MEMCACHED").as_deref() != Ok("1"),
+            "memcached is required (SKEIN_REQUIRE_MEMCACHED=1)"
+        );
+        return;
+    };
+    let mc_addr = format!("{IP4}.5:11211");
+    let mut cmd = std::process::Command::new(memcached);
+    cmd.args([
+        "-l",
+        &format!("{IP4}.5"),
+        "-p",
+        "11211",
+        "-U",
+        "0",
+        "-u",
+        "root",
+        "-m",
+        "64",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    skein_cluster_tests::die_with_parent(&mut cmd);
+    let _mc = skein_cluster_tests::Spawned(cmd.spawn().unwrap());
+    wait_for("memcached", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&mc_addr).is_ok()
+    })
+    .unwrap();
+    let seed = format!("{IP4}.1:10900");
+    let q = start_node(
+        "query",
+        "query",
+        &format!("{IP4}.1"),
+        None,
+        &["--store.health-check-interval", "1s"],
+    )
+    .unwrap();
+    let store = |name: &str, host: u8, group: &str, region: &str, end: i64, window: &str| {
+        let label = format!("region={region}");
+        start_node(
+            name,
+            "synthetic",
+            &format!("{IP4}.{host}"),
+            Some(&seed),
+            &[
+                "--peer-type",
+                "store",
+                "--store-group-id",
+                group,
+                "--label",
+                &label,
+                "--seed",
+                "1",
+                "--targets",
+                "2",
+                "--end",
+                &end.to_string(),
+                "--window",
+                window,
+            ],
+        )
+        .unwrap()
+    };
+    let _eu = store("store-eu", 2, "a", "eu", END, "48h");
+    let frontend = |host: u8| {
+        let ip = format!("{IP4}.{host}");
+        Process::start(
+            &format!("frontend-{host}"),
+            &[
+                "frontend",
+                "--http-address",
+                &format!("{ip}:0"),
+                "--cluster.listen-address",
+                &format!("{ip}:10900"),
+                "--cluster.gossip-interval",
+                "200ms",
+                "--cluster.peers",
+                &seed,
+                "--query-range.split-interval",
+                "6h",
+                "--query-frontend.change-settle-time",
+                "2s",
+                "--query-range.memcached-addresses",
+                &mc_addr,
+            ],
+        )
+        .unwrap()
+    };
+    let (a, b) = (frontend(8), frontend(9));
+    for fe in [&a, &b] {
+        wait_for("a frontend ready", Duration::from_secs(60), || {
+            metric_at(fe.http, "skein_frontend_queriers") == 1.0
+                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
+                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+        })
+        .unwrap();
+    }
+    // Entries are trusted when made past a change (the store's joining)
+    // by more than the settle time and the clock-skew margin (5 s).
+    std::thread::sleep(Duration::from_secs(7));
+
+    let all = "count by (region) (http_requests_total)";
+    let (start, end) = (END - 48 * 3600, END);
+    let from_a = range_labels(a.http, all, start, end);
+    std::thread::sleep(Duration::from_millis(500)); // the background writes
+    let from_b = range_labels(b.http, all, start, end);
+    assert_eq!(from_a, from_b);
+    let shared = metric_at(b.http, "skein_frontend_shared_cache_hits_total");
+    assert!(
+        shared >= 8.0,
+        "b answered from what a cached: {shared} pieces"
+    );
+
+    let _us = store("store-us", 3, "b", "us", END - 24 * 3600, "24h");
+    for fe in [&a, &b] {
+        wait_for(
+            "the new region through each frontend",
+            Duration::from_secs(30),
+            || {
+                range_labels(fe.http, all, start, end)
+                    .iter()
+                    .any(|m| m["region"] == "us")
+            },
+        )
+        .unwrap();
+    }
+}

@@ -8,7 +8,7 @@ use clap::Args;
 use super::*;
 use crate::frontend::api::Settings;
 use crate::frontend::downstream::HedgeConfig;
-use crate::frontend::FrontendConfig;
+use crate::frontend::{FrontendConfig, MemcachedConfig};
 
 #[derive(Debug, Args)]
 pub struct FrontendArgs {
@@ -72,6 +72,26 @@ pub struct FrontendArgs {
     #[arg(long = "query-range.response-cache-max-size", env = "SKEIN_QUERY_RANGE_RESPONSE_CACHE_MAX_SIZE",
           default_value = "256MB", value_parser = parse_bytes)]
     pub cache_bytes: usize,
+
+    /// memcached servers (host:port) of a results cache several frontends
+    /// share, behind each one's own; repeatable. Each frontend takes only
+    /// entries no change of data it has seen can alter.
+    #[arg(
+        long = "query-range.memcached-addresses",
+        env = "SKEIN_QUERY_RANGE_MEMCACHED_ADDRESSES",
+        value_delimiter = ','
+    )]
+    pub memcached_addresses: Vec<String>,
+
+    /// Longest a memcached request may take (past it: a miss).
+    #[arg(long = "query-range.memcached-timeout", env = "SKEIN_QUERY_RANGE_MEMCACHED_TIMEOUT",
+          default_value = "200ms", value_parser = parse_positive_duration)]
+    pub memcached_timeout: Duration,
+
+    /// How long memcached keeps an entry.
+    #[arg(long = "query-range.memcached-expiration", env = "SKEIN_QUERY_RANGE_MEMCACHED_EXPIRATION",
+          default_value = "24h", value_parser = parse_positive_duration)]
+    pub memcached_expiration: Duration,
 
     /// Hedging of requests to queriers: adaptive (a second querier after
     /// the hedge quantile of recent answer times) or off.
@@ -146,6 +166,11 @@ impl FrontendArgs {
             },
             downstream_timeout: self.downstream_timeout,
             cache_bytes: self.cache_bytes,
+            memcached: (!self.memcached_addresses.is_empty()).then_some(MemcachedConfig {
+                addresses: self.memcached_addresses,
+                timeout: self.memcached_timeout,
+                expiration: self.memcached_expiration,
+            }),
             settings: Settings {
                 split_interval: self.split_interval,
                 align_range_with_step: self.align_range_with_step,

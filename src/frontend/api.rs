@@ -18,6 +18,7 @@ use super::changes::Change;
 use super::downstream::{Downstream, Reply};
 use super::matrix::{self, SeriesData};
 use super::scope::Scope;
+use super::shared::SharedCache;
 use super::split::{pieces, splittable_expr, Piece};
 use crate::api::prom::params::{parse_duration, parse_time};
 use crate::model::time::now_ms;
@@ -51,10 +52,17 @@ pub struct Frontend {
     /// Changes of data seen lately: answers they can alter are not cached
     /// until the queriers have surely taken them in.
     recent: std::sync::Mutex<Vec<(Instant, Change)>>,
+    /// The cache frontends share (memcached), behind this one's own.
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl Frontend {
-    pub fn new(down: Downstream, cache: ResultsCache, settings: Settings) -> Self {
+    pub fn new(
+        down: Downstream,
+        cache: ResultsCache,
+        settings: Settings,
+        shared: Option<Arc<SharedCache>>,
+    ) -> Self {
         let gate = tokio::sync::Semaphore::new(settings.max_parallelism.max(1));
         Self {
             down,
@@ -62,6 +70,7 @@ impl Frontend {
             settings,
             gate,
             recent: std::sync::Mutex::new(Vec::new()),
+            shared,
         }
     }
 
@@ -70,6 +79,9 @@ impl Frontend {
     /// takes a new store in after its first health check).
     pub fn data_changed(&self, c: Change) -> usize {
         let dropped = self.cache.invalidate(&c.label_sets, c.min, c.max);
+        if let Some(shared) = &self.shared {
+            shared.note(&c);
+        }
         if let Ok(mut r) = self.recent.lock() {
             let settle = self.settings.change_settle_time;
             r.retain(|(at, _)| at.elapsed() < settle);
@@ -293,7 +305,20 @@ async fn query_range(State(fe): State<Arc<Frontend>>, req: Request) -> Response 
             };
             // What the cache holds of this piece: all of it (a hit), a
             // part (only the steps before and after it are asked), or none.
-            let cached = if cacheable { fe.cache.get(&key) } else { None };
+            let mut cached = if cacheable { fe.cache.get(&key) } else { None };
+            // Not whole here: maybe in the cache frontends share.
+            let covered = |e: &Option<Extent>| {
+                e.as_ref()
+                    .is_some_and(|e| e.start <= piece.start && piece.end <= e.end)
+            };
+            if cacheable && !covered(&cached) {
+                if let Some(shared) = &fe.shared {
+                    if let Some(e) = shared.get(&key, &plan.scope).await {
+                        fe.cache.put(key.clone(), e, plan.step);
+                        cached = fe.cache.get(&key);
+                    }
+                }
+            }
             if let Some(hit) = cached
                 .as_ref()
                 .and_then(|e| e.answer(piece.start, piece.end))
@@ -337,6 +362,9 @@ async fn query_range(State(fe): State<Arc<Frontend>>, req: Request) -> Response 
                         Extent::new(ask.start, ask.end, series.clone(), plan.scope.clone()),
                         plan.step,
                     );
+                }
+                if let (Some(shared), Some(e)) = (&fe.shared, fe.cache.get(&key)) {
+                    shared.put(&key, &e);
                 }
             }
             let mut parts: Vec<Vec<SeriesData>> = fetched.into_iter().map(|(_, s)| s).collect();

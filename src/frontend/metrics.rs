@@ -6,6 +6,7 @@ use super::api::{PIECES_TOTAL, QUERIES_TOTAL, QUERY_SECONDS};
 use super::cache::{BYTES, EVICTIONS_TOTAL, HITS_TOTAL, INVALIDATED_TOTAL, MISSES_TOTAL};
 use super::changes::CHANGES_TOTAL;
 use super::downstream::{HEDGES_TOTAL, QUERIERS, SUBQUERIES_TOTAL};
+use super::shared::{SHARED_ERRORS_TOTAL, SHARED_HITS_TOTAL};
 
 pub fn describe() {
     describe_counter!(QUERIES_TOTAL, "Range queries, by whether they were split.");
@@ -33,4 +34,12 @@ pub fn describe() {
     );
     describe_counter!(HEDGES_TOTAL, "Hedged requests to queriers: sent, and won.");
     describe_gauge!(QUERIERS, "Queriers the frontend sends to.");
+    describe_counter!(
+        SHARED_HITS_TOTAL,
+        "Window extents taken from the shared cache."
+    );
+    describe_counter!(
+        SHARED_ERRORS_TOTAL,
+        "Failed requests to the shared cache, by op."
+    );
 }

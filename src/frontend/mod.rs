@@ -9,8 +9,10 @@ pub mod cache;
 pub mod changes;
 pub mod downstream;
 pub mod matrix;
+pub mod memcached;
 pub mod metrics;
 pub mod scope;
+pub mod shared;
 pub mod split;
 
 use std::sync::Arc;
@@ -39,7 +41,16 @@ pub struct FrontendConfig {
     pub downstream_timeout: Duration,
     /// The results cache's budget in bytes; 0 disables it.
     pub cache_bytes: usize,
+    /// A results cache shared with other frontends, if any.
+    pub memcached: Option<MemcachedConfig>,
     pub settings: api::Settings,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemcachedConfig {
+    pub addresses: Vec<String>,
+    pub timeout: Duration,
+    pub expiration: Duration,
 }
 
 /// Runs the frontend until `shutdown`; `on_bound` learns the HTTP address.
@@ -56,10 +67,19 @@ pub async fn run(
     };
     let down =
         downstream::Downstream::new(&cfg.downstream, cfg.hedge.clone(), cfg.downstream_timeout)?;
+    let shared = cfg.memcached.as_ref().map(|m| {
+        let trust_after =
+            crate::model::time::now_ms() + cfg.settings.change_settle_time.as_millis() as i64;
+        Arc::new(shared::SharedCache::new(
+            memcached::Memcached::new(m.addresses.clone(), m.timeout, m.expiration),
+            trust_after,
+        ))
+    });
     let fe = Arc::new(api::Frontend::new(
         down,
         cache::ResultsCache::new(cfg.cache_bytes),
         cfg.settings.clone(),
+        shared,
     ));
     let listener = crate::api::bind("--http-address", &cfg.http_address).await?;
     let addr = listener.local_addr()?;
