@@ -9,14 +9,12 @@
 //! frontend_hedging`. `SKEIN_BENCH_SECONDS` per phase (default 8).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use skein_cluster_tests::promql_setup::form;
+use skein_cluster_tests::load::dashboard;
 use skein_cluster_tests::{
-    env_usize, healthy_members, http_get, http_request, metric_at, start_node, use_release_binary,
-    wait_for, Process,
+    env_usize, healthy_members, http_get, metric_at, start_frontend, start_node,
+    use_release_binary, wait_for, Process,
 };
 
 const IP: &str = "127.0.43";
@@ -50,82 +48,24 @@ fn run(fe: SocketAddr, secs: u64) -> Phase {
         )
     };
     let (p0, h0) = (primary(), hedges());
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let (stop, failed) = (stop.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut times = Vec::new();
-                let mut i = t;
-                while !stop.load(Ordering::Relaxed) {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    let (start, end) = ((now - 3 * 3600).to_string(), now.to_string());
-                    let body = form(&[
-                        ("query", QUERIES[i % QUERIES.len()]),
-                        ("start", &start),
-                        ("end", &end),
-                        ("step", "60"),
-                    ]);
-                    let t0 = Instant::now();
-                    match http_request(
-                        fe,
-                        "POST",
-                        "/api/v1/query_range",
-                        Some(("application/x-www-form-urlencoded", body.as_bytes())),
-                        Duration::from_secs(60),
-                    ) {
-                        Ok((200, _)) => times.push(t0.elapsed()),
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    i += 1;
-                }
-                times
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    let mut times: Vec<Duration> = threads
-        .into_iter()
-        .flat_map(|h| h.join().unwrap_or_default())
-        .collect();
-    times.sort();
-    let at = |q: f64| {
-        times
-            .get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let d = dashboard(fe, &QUERIES, 4, secs, 3 * 3600);
     let (p, h) = (primary() - p0, hedges() - h0);
     Phase {
-        ok: times.len(),
-        failed: failed.load(Ordering::Relaxed),
-        p50: at(0.5),
-        p99: at(0.99),
-        max: times.last().copied().unwrap_or_default(),
+        ok: d.times.len(),
+        failed: d.failed,
+        p50: d.at(0.5),
+        p99: d.at(0.99),
+        max: d.times.last().copied().unwrap_or_default(),
         extra: if p > 0.0 { h / p } else { 0.0 },
     }
 }
 
 fn frontend(host: u8, hedge: bool) -> anyhow::Result<Process> {
-    let ip = format!("{IP}.{host}");
-    Process::start(
+    start_frontend(
         &format!("frontend-{host}"),
+        &format!("{IP}.{host}"),
+        &format!("{IP}.1:10900"),
         &[
-            "frontend",
-            "--http-address",
-            &format!("{ip}:0"),
-            "--cluster.listen-address",
-            &format!("{ip}:10900"),
-            "--cluster.gossip-interval",
-            "200ms",
-            "--cluster.peers",
-            &format!("{IP}.1:10900"),
             "--query-range.response-cache-max-size",
             "0",
             "--query-frontend.hedge",

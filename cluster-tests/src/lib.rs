@@ -436,6 +436,25 @@ pub fn start_node(
     Process::start(name, &args)
 }
 
+/// Starts `skein frontend` on `ip` (any port), gossiping through `seed`
+/// every 200 ms, with `extra` flags.
+pub fn start_frontend(name: &str, ip: &str, seed: &str, extra: &[&str]) -> anyhow::Result<Process> {
+    let (http, gossip) = (format!("{ip}:0"), format!("{ip}:10900"));
+    let mut args = vec![
+        "frontend",
+        "--http-address",
+        &http,
+        "--cluster.listen-address",
+        &gossip,
+        "--cluster.gossip-interval",
+        "200ms",
+        "--cluster.peers",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    Process::start(name, &args)
+}
+
 /// Store members a querier reports healthy, and its group count, from
 /// `/api/v1/cluster`.
 pub fn healthy_members(querier_http: SocketAddr) -> Option<(usize, usize)> {

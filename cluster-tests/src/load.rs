@@ -91,3 +91,85 @@ impl Drop for StopOnDrop<'_> {
         self.0.store(false, Ordering::Relaxed);
     }
 }
+
+/// What [`dashboard`] measured: answered queries' times (sorted) and the
+/// failures (errors, failed statuses, answers with warnings).
+pub struct Dashboard {
+    pub times: Vec<std::time::Duration>,
+    pub failed: usize,
+}
+
+impl Dashboard {
+    /// The `q` quantile of the answered queries' times.
+    pub fn at(&self, q: f64) -> std::time::Duration {
+        let i = ((self.times.len() as f64 * q) as usize).min(self.times.len().saturating_sub(1));
+        self.times.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// `threads` clients asking `queries` in turn as range queries over the
+/// last `span_secs` up to now at `step` for `secs` seconds.
+pub fn dashboard(
+    addr: SocketAddr,
+    queries: &[&str],
+    threads: usize,
+    secs: u64,
+    span_secs: u64,
+) -> Dashboard {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let queries: Arc<Vec<String>> = Arc::new(queries.iter().map(|q| q.to_string()).collect());
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (stop, failed, queries) = (stop.clone(), failed.clone(), queries.clone());
+            std::thread::spawn(move || {
+                let mut times = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let (start, end) = ((now - span_secs).to_string(), now.to_string());
+                    let body = crate::promql_setup::form(&[
+                        ("query", &queries[i % queries.len()]),
+                        ("start", &start),
+                        ("end", &end),
+                        ("step", "60"),
+                    ]);
+                    let t0 = Instant::now();
+                    match crate::http_request(
+                        addr,
+                        "POST",
+                        "/api/v1/query_range",
+                        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+                        Duration::from_secs(60),
+                    ) {
+                        Ok((200, b)) if !String::from_utf8_lossy(&b).contains("\"warnings\"") => {
+                            times.push(t0.elapsed())
+                        }
+                        other => {
+                            eprintln!("failed: {other:?}");
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    i += 1;
+                }
+                times
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut times: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap_or_default())
+        .collect();
+    times.sort();
+    Dashboard {
+        times,
+        failed: failed.load(Ordering::Relaxed),
+    }
+}

@@ -4,9 +4,7 @@
 //! with SIGSTOP: no query fails, hedges are sent.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use skein_cluster_tests::promql_setup::form;
 use skein_cluster_tests::{
@@ -36,69 +34,82 @@ fn dashboard() -> Vec<String> {
 /// `threads` clients asking the dashboard's queries in turn for `secs`;
 /// (answered, failed, p50, p99).
 fn load(fe: SocketAddr, threads: usize, secs: u64) -> (usize, usize, Duration, Duration) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let (stop, failed) = (stop.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let queries = dashboard();
-                let mut times = Vec::new();
-                let mut i = t;
-                while !stop.load(Ordering::Relaxed) {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs();
-                    let (start, end) = ((now - 3 * 3600).to_string(), now.to_string());
-                    let body = form(&[
-                        ("query", &queries[i % queries.len()]),
-                        ("start", &start),
-                        ("end", &end),
-                        ("step", "60"),
-                    ]);
-                    let t0 = Instant::now();
-                    let r = http_request(
-                        fe,
-                        "POST",
-                        "/api/v1/query_range",
-                        Some(("application/x-www-form-urlencoded", body.as_bytes())),
-                        Duration::from_secs(30),
-                    );
-                    match r {
-                        Ok((200, b)) if !String::from_utf8_lossy(&b).contains("\"warnings\"") => {
-                            times.push(t0.elapsed())
-                        }
-                        other => {
-                            eprintln!("failed: {other:?}");
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    i += 1;
-                }
-                times
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    let mut times: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    times.sort();
-    let at = |q: f64| {
-        times
-            .get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    (
-        times.len(),
-        failed.load(Ordering::Relaxed),
-        at(0.5),
-        at(0.99),
+    let queries = dashboard();
+    let queries: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let d = skein_cluster_tests::load::dashboard(fe, &queries, threads, secs, 3 * 3600);
+    (d.times.len(), d.failed, d.at(0.5), d.at(0.99))
+}
+
+/// A store of generated data under `region`, gossiping through `seed`.
+fn region_store(
+    name: &str,
+    ip: &str,
+    seed: &str,
+    group: &str,
+    region: &str,
+    end: i64,
+    window: &str,
+) -> Process {
+    let label = format!("region={region}");
+    start_node(
+        name,
+        "synthetic",
+        ip,
+        Some(seed),
+        &[
+            "--peer-type",
+            "store",
+            "--store-group-id",
+            group,
+            "--label",
+            &label,
+            "--seed",
+            "1",
+            "--targets",
+            "2",
+            "--end",
+            &end.to_string(),
+            "--window",
+            window,
+        ],
     )
+    .unwrap()
+}
+
+/// Waits until `fe` knows `queriers` queriers and is ready.
+fn frontend_ready(fe: &Process, queriers: f64) {
+    wait_for("the frontend to be ready", Duration::from_secs(60), || {
+        metric_at(fe.http, "skein_frontend_queriers") == queriers
+            && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
+    })
+    .unwrap();
+}
+
+/// A range query posted to `addr`: the answer's JSON (status 200 checked).
+fn post_range(
+    addr: SocketAddr,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: &str,
+) -> serde_json::Value {
+    let body = form(&[
+        ("query", query),
+        ("start", &start.to_string()),
+        ("end", &end.to_string()),
+        ("step", step),
+    ]);
+    let (status, out) = http_request(
+        addr,
+        "POST",
+        "/api/v1/query_range",
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
 }
 
 #[test]
@@ -151,18 +162,11 @@ fn frontend_finds_queriers_by_gossip_and_rides_out_a_stalled_one() {
         })
         .collect();
     let fe_ip = format!("{IP}.20");
-    let fe = Process::start(
+    let fe = skein_cluster_tests::start_frontend(
         "frontend",
+        &fe_ip,
+        &seed(),
         &[
-            "frontend",
-            "--http-address",
-            &format!("{fe_ip}:0"),
-            "--cluster.listen-address",
-            &format!("{fe_ip}:10900"),
-            "--cluster.gossip-interval",
-            "200ms",
-            "--cluster.peers",
-            &seed(),
             "--query-range.split-interval",
             "1h",
             "--query-range.response-cache-max-size",
@@ -172,15 +176,7 @@ fn frontend_finds_queriers_by_gossip_and_rides_out_a_stalled_one() {
         ],
     )
     .unwrap();
-    wait_for(
-        "the frontend to know three queriers",
-        Duration::from_secs(60),
-        || {
-            metric_at(fe.http, "skein_frontend_queriers") == 3.0
-                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
-        },
-    )
-    .unwrap();
+    frontend_ready(&fe, 3.0);
     for q in &queriers {
         wait_for(
             "the querier to see both sources",
@@ -230,23 +226,7 @@ fn frontend_finds_queriers_by_gossip_and_rides_out_a_stalled_one() {
 
 /// A range query through `url`'s frontend: the answer's series labels.
 fn range_labels(fe: SocketAddr, query: &str, start: i64, end: i64) -> Vec<serde_json::Value> {
-    let body = form(&[
-        ("query", query),
-        ("start", &start.to_string()),
-        ("end", &end.to_string()),
-        ("step", "1800"),
-    ]);
-    let (status, out) = http_request(
-        fe,
-        "POST",
-        "/api/v1/query_range",
-        Some(("application/x-www-form-urlencoded", body.as_bytes())),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(status, 200, "{v}");
-    v["data"]["result"]
+    post_range(fe, query, start, end, "1800")["data"]["result"]
         .as_array()
         .unwrap()
         .iter()
@@ -271,45 +251,23 @@ fn frontend_cache_drops_exactly_what_a_new_store_changes() {
     )
     .unwrap();
     let store = |name: &str, host: u8, group: &str, region: &str, end: i64, window: &str| {
-        let label = format!("region={region}");
-        start_node(
+        region_store(
             name,
-            "synthetic",
             &format!("{IP2}.{host}"),
-            Some(&seed),
-            &[
-                "--peer-type",
-                "store",
-                "--store-group-id",
-                group,
-                "--label",
-                &label,
-                "--seed",
-                "1",
-                "--targets",
-                "2",
-                "--end",
-                &end.to_string(),
-                "--window",
-                window,
-            ],
+            &seed,
+            group,
+            region,
+            end,
+            window,
         )
-        .unwrap()
     };
     let _eu = store("store-eu", 2, "a", "eu", END, "48h");
     let fe_ip = format!("{IP2}.9");
-    let fe = Process::start(
+    let fe = skein_cluster_tests::start_frontend(
         "frontend",
+        &fe_ip,
+        &seed,
         &[
-            "frontend",
-            "--http-address",
-            &format!("{fe_ip}:0"),
-            "--cluster.listen-address",
-            &format!("{fe_ip}:10900"),
-            "--cluster.gossip-interval",
-            "200ms",
-            "--cluster.peers",
-            &seed,
             "--query-range.split-interval",
             "6h",
             "--query-frontend.change-settle-time",
@@ -317,15 +275,10 @@ fn frontend_cache_drops_exactly_what_a_new_store_changes() {
         ],
     )
     .unwrap();
-    wait_for(
-        "the frontend and the querier ready",
-        Duration::from_secs(60),
-        || {
-            metric_at(fe.http, "skein_frontend_queriers") == 1.0
-                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
-                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
-        },
-    )
+    frontend_ready(&fe, 1.0);
+    wait_for("the querier ready", Duration::from_secs(60), || {
+        skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+    })
     .unwrap();
     // The store's joining is a change too: let it settle.
     std::thread::sleep(Duration::from_secs(4));
@@ -378,25 +331,9 @@ fn frontend_cache_drops_exactly_what_a_new_store_changes() {
     assert!(invalidated > 0.0);
 }
 
-/// Points of a range answer's first series in `[from, to]` (seconds).
+/// Points of a range answer's series in `[from, to]` (seconds).
 fn points_between(fe: SocketAddr, query: &str, start: i64, end: i64, from: i64, to: i64) -> usize {
-    let body = form(&[
-        ("query", query),
-        ("start", &start.to_string()),
-        ("end", &end.to_string()),
-        ("step", "600"),
-    ]);
-    let (status, out) = http_request(
-        fe,
-        "POST",
-        "/api/v1/query_range",
-        Some(("application/x-www-form-urlencoded", body.as_bytes())),
-        Duration::from_secs(30),
-    )
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(status, 200, "{v}");
-    v["data"]["result"]
+    post_range(fe, query, start, end, "600")["data"]["result"]
         .as_array()
         .unwrap()
         .iter()
@@ -446,18 +383,11 @@ fn frontend_cache_follows_a_backfilled_block() {
     )
     .unwrap();
     let fe_ip = format!("{IP3}.9");
-    let fe = Process::start(
+    let fe = skein_cluster_tests::start_frontend(
         "frontend",
+        &fe_ip,
+        &seed,
         &[
-            "frontend",
-            "--http-address",
-            &format!("{fe_ip}:0"),
-            "--cluster.listen-address",
-            &format!("{fe_ip}:10900"),
-            "--cluster.gossip-interval",
-            "200ms",
-            "--cluster.peers",
-            &seed,
             "--query-range.split-interval",
             "1h",
             "--query-frontend.change-settle-time",
@@ -465,15 +395,10 @@ fn frontend_cache_follows_a_backfilled_block() {
         ],
     )
     .unwrap();
-    wait_for(
-        "the frontend and the querier ready",
-        Duration::from_secs(60),
-        || {
-            metric_at(fe.http, "skein_frontend_queriers") == 1.0
-                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
-                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
-        },
-    )
+    frontend_ready(&fe, 1.0);
+    wait_for("the querier ready", Duration::from_secs(60), || {
+        skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+    })
     .unwrap();
     std::thread::sleep(Duration::from_secs(4));
 
@@ -565,46 +490,24 @@ fn frontends_share_a_cache_in_memcached_and_both_follow_changes() {
     )
     .unwrap();
     let store = |name: &str, host: u8, group: &str, region: &str, end: i64, window: &str| {
-        let label = format!("region={region}");
-        start_node(
+        region_store(
             name,
-            "synthetic",
             &format!("{IP4}.{host}"),
-            Some(&seed),
-            &[
-                "--peer-type",
-                "store",
-                "--store-group-id",
-                group,
-                "--label",
-                &label,
-                "--seed",
-                "1",
-                "--targets",
-                "2",
-                "--end",
-                &end.to_string(),
-                "--window",
-                window,
-            ],
+            &seed,
+            group,
+            region,
+            end,
+            window,
         )
-        .unwrap()
     };
     let _eu = store("store-eu", 2, "a", "eu", END, "48h");
     let frontend = |host: u8| {
         let ip = format!("{IP4}.{host}");
-        Process::start(
+        skein_cluster_tests::start_frontend(
             &format!("frontend-{host}"),
+            &ip,
+            &seed,
             &[
-                "frontend",
-                "--http-address",
-                &format!("{ip}:0"),
-                "--cluster.listen-address",
-                &format!("{ip}:10900"),
-                "--cluster.gossip-interval",
-                "200ms",
-                "--cluster.peers",
-                &seed,
                 "--query-range.split-interval",
                 "6h",
                 "--query-frontend.change-settle-time",
@@ -617,13 +520,12 @@ fn frontends_share_a_cache_in_memcached_and_both_follow_changes() {
     };
     let (a, b) = (frontend(8), frontend(9));
     for fe in [&a, &b] {
-        wait_for("a frontend ready", Duration::from_secs(60), || {
-            metric_at(fe.http, "skein_frontend_queriers") == 1.0
-                && http_get(fe.http, "/-/ready").is_ok_and(|(s, _)| s == 200)
-                && skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
-        })
-        .unwrap();
+        frontend_ready(fe, 1.0);
     }
+    wait_for("the querier ready", Duration::from_secs(60), || {
+        skein_cluster_tests::healthy_members(q.http) == Some((1, 1))
+    })
+    .unwrap();
     // Entries are trusted when made past a change (the store's joining)
     // by more than the settle time and the clock-skew margin (5 s).
     std::thread::sleep(Duration::from_secs(7));

@@ -115,14 +115,20 @@ pub fn bucket_config(work_dir: &Path) -> String {
 /// Gossip and listener flags of a skein node on `ip`: every node joins
 /// through the first two queriers (except through itself).
 fn node_flags(ip: &str) -> Vec<String> {
+    let mut flags = vec!["--grpc-address".to_string(), format!("{ip}:{GRPC_PORT}")];
+    flags.extend(http_and_gossip_flags(ip));
+    flags
+}
+
+/// [`node_flags`] but the Store API's, for a node without one (the
+/// frontend).
+fn http_and_gossip_flags(ip: &str) -> Vec<String> {
     let seeds: Vec<String> = (0..2)
         .map(querier_ip)
         .filter(|q| q != ip)
         .map(|q| format!("{q}:{GOSSIP_PORT}"))
         .collect();
     let mut flags = vec![
-        "--grpc-address".to_string(),
-        format!("{ip}:{GRPC_PORT}"),
         "--http-address".to_string(),
         format!("{ip}:{HTTP_PORT}"),
         "--cluster.listen-address".to_string(),
@@ -181,9 +187,7 @@ pub fn layout(input: &LayoutInput<'_>) -> Layout {
     {
         let ip = FRONTEND_IP.to_string();
         let mut args = vec!["frontend".to_string()];
-        // The same flags but the Store API's: a frontend has none.
-        let flags = node_flags(&ip);
-        args.extend(flags[2..].iter().cloned());
+        args.extend(http_and_gossip_flags(&ip));
         nodes.push(NodeSpec {
             name: "frontend".to_string(),
             role: Role::Frontend,
