@@ -124,6 +124,13 @@ async fn run(
                 hedge_min_delay: Duration::from_millis(2),
                 hedge_max_delay: Duration::from_millis(200),
                 hedge_quantile: 0.9,
+                // Hedging as such, without a budget (the cluster bench
+                // `hedge_budget` measures the budget).
+                budget: skein::query::budget::BudgetConfig {
+                    ratio: None,
+                    burst: 0,
+                },
+                ..RouteConfig::default()
             },
             ..Default::default()
         },

@@ -567,6 +567,7 @@ pub fn promql(data: &[u8]) {
         counter: false,
         max_resolution_ms: 0,
         weigh_counts: false,
+        deadline: None,
     };
     let e = engine();
     runtime().block_on(async {
@@ -630,6 +631,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 limit: 10,
                 without_replica_labels: vec!["replica".into()],
                 hops: 0,
+                deadline: None,
             };
             vec![
                 pb::SeriesRequest::from(&req).encode_to_vec(),

@@ -176,6 +176,7 @@ impl TryFrom<pb::SeriesRequest> for SeriesRequest {
             max_resolution_ms: r.max_resolution_window,
             aggregates,
             hops: 0,
+            deadline: None,
         })
     }
 }
@@ -243,6 +244,7 @@ macro_rules! labels_request_wire {
                     limit: non_negative($r.limit, "limit")?,
                     without_replica_labels: $r.without_replica_labels,
                     hops: 0,
+                    deadline: None,
                 })
             }
         }
@@ -607,6 +609,7 @@ mod tests {
             max_resolution_ms: 300_000,
             aggregates: vec![Aggr::Counter, Aggr::Min],
             hops: 0,
+            deadline: None,
         };
         let back = SeriesRequest::try_from(pb::SeriesRequest::from(&req)).unwrap();
         assert_eq!(back, req);

@@ -122,6 +122,7 @@ fn route(hedge: HedgeMode, response_timeout: Duration) -> RouteConfig {
         hedge_min_delay: Duration::from_millis(5),
         hedge_max_delay: Duration::from_millis(100),
         hedge_quantile: 0.9,
+        ..RouteConfig::default()
     }
 }
 

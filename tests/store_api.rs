@@ -306,6 +306,7 @@ async fn remote_store_selects_by_matchers_and_time() {
             partial_response: PartialResponse::Warn,
             limit: 0,
             hops: 0,
+            deadline: None,
             without_replica_labels: Vec::new(),
         })
         .await
@@ -516,6 +517,7 @@ async fn garbage_from_a_peer_is_an_error_not_a_panic() {
         partial_response: PartialResponse::Warn,
         limit: 0,
         hops: 0,
+        deadline: None,
         without_replica_labels: Vec::new(),
     };
     assert!(remote.label_names(req.clone()).await.is_err());

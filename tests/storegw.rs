@@ -131,6 +131,7 @@ fn labels_req(name: &str, matchers: &[Matcher]) -> LabelsRequest {
         partial_response: PartialResponse::Abort,
         limit: 0,
         hops: 0,
+        deadline: None,
         without_replica_labels: Vec::new(),
     }
 }
@@ -654,6 +655,7 @@ async fn data_held_only_downsampled_is_read_when_allowed_and_reported_when_not()
             partial_response: PartialResponse::Abort,
             limit: 0,
             hops: 0,
+            deadline: None,
             without_replica_labels: Vec::new(),
         })
         .await

@@ -427,6 +427,7 @@ async fn damage_found_by_a_query_fails_only_queries_that_read_it() {
         partial_response: skein::store::PartialResponse::Abort,
         limit: 0,
         hops: 0,
+        deadline: None,
         without_replica_labels: Vec::new(),
     };
     assert!(!gw

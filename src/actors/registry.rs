@@ -166,6 +166,7 @@ pub fn endpoint_group_id(members: &[String]) -> String {
 struct GroupEntry {
     key: Arc<GroupKey>,
     latency: Arc<GroupLatency>,
+    budget: Arc<crate::query::budget::HedgeWindow>,
     members: Vec<String>,
 }
 
@@ -337,6 +338,7 @@ impl StoreRegistry {
             GroupEntry {
                 key: Arc::new(key.clone()),
                 latency: Arc::new(GroupLatency::default()),
+                budget: Arc::default(),
                 members: Vec::new(),
             }
         });
@@ -393,6 +395,7 @@ impl StoreRegistry {
                 key: g.key.clone(),
                 peer_type,
                 latency: g.latency.clone(),
+                budget: g.budget.clone(),
                 members,
             });
         }
@@ -625,6 +628,9 @@ impl Handler<GetRegistry> for StoreRegistry {
                     s.latency = e.stats.latency();
                     s.in_flight = e.stats.in_flight();
                     (s.answers, s.last_answer) = e.stats.answers();
+                    s.requests = e.stats.requests();
+                    s.demoted = e.stats.demoted();
+                    s.shared = e.stats.merged();
                     members.push(s);
                     types.push(e.peer_type);
                 }

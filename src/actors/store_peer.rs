@@ -64,6 +64,11 @@ pub struct PeerSnapshot {
     /// Queries' requests it answered for this querier, and the last time.
     pub answers: u64,
     pub last_answer: Option<SystemTime>,
+    /// Queries' requests sent to it by this querier (probes included).
+    pub requests: u64,
+    /// Demoted by the shared view, and that view.
+    pub demoted: bool,
+    pub shared: Option<crate::query::view::Merged>,
 }
 
 impl PeerSnapshot {
@@ -84,6 +89,9 @@ impl PeerSnapshot {
             in_flight: 0,
             answers: 0,
             last_answer: None,
+            requests: 0,
+            demoted: false,
+            shared: None,
         }
     }
 }

@@ -130,6 +130,23 @@ async fn stores(State(state): State<ClusterState>) -> Response {
     Json(json!({"status": "success", "data": by_type})).into_response()
 }
 
+/// A member's merged view: every querier's recent requests to it.
+fn shared_json(m: &crate::query::view::Merged) -> Value {
+    let c = &m.counts;
+    let last_failure = (c.last_failure > 0)
+        .then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs(c.last_failure));
+    json!({
+        "views": m.peers + 1,
+        "requests": c.requests,
+        "failures": c.failures,
+        "failureShare": c.failure_share(),
+        "medianSeconds": c.median().map(|d| d.as_secs_f64()),
+        "p90Seconds": crate::query::view::quantile(&c.buckets, 0.9, crate::query::view::MIN_REQUESTS)
+            .map(|d| d.as_secs_f64()),
+        "lastFailure": time_json(last_failure),
+    })
+}
+
 async fn cluster(State(state): State<ClusterState>) -> Response {
     let (members, registry) = match (
         membership_snapshot(&state).await,
@@ -164,6 +181,9 @@ async fn cluster(State(state): State<ClusterState>) -> Response {
                         "complete": m.advert.as_ref().is_none_or(|a| !a.incomplete),
                         "answers": m.answers,
                         "lastAnswer": time_json(m.last_answer),
+                        "requests": m.requests,
+                        "demoted": m.demoted,
+                        "shared": m.shared.as_ref().map(shared_json),
                     })
                 }).collect::<Vec<_>>(),
             })

@@ -376,6 +376,7 @@ impl PromApi {
                 partial_response,
                 limit: store_limit,
                 hops: 0,
+                deadline: Some(std::time::Instant::now() + self.engine.config().timeout),
                 without_replica_labels: Vec::new(),
             };
             async move {

@@ -106,6 +106,30 @@ pub struct QueryArgs {
           default_value = "1s", value_parser = parse_positive_duration)]
     pub hedge_max_delay: Duration,
 
+    /// Extra requests (hedges and fallbacks) as a share of primary requests
+    /// over the last 10 s, per group and per querier: `10%`, `0.1`, or
+    /// `none`. Fallbacks count but are never refused.
+    #[arg(
+        long = "query.hedge-budget",
+        env = "SKEIN_QUERY_HEDGE_BUDGET",
+        default_value = "10%"
+    )]
+    pub hedge_budget: crate::query::budget::BudgetRatio,
+
+    /// Extra requests allowed in any 10 s window however few the primary
+    /// requests, so a quiet querier still hedges.
+    #[arg(
+        long = "query.hedge-budget-burst",
+        env = "SKEIN_QUERY_HEDGE_BUDGET_BURST",
+        default_value_t = 5
+    )]
+    pub hedge_budget_burst: u32,
+
+    /// Least time between two probes of a demoted member by this querier.
+    #[arg(long = "query.probe-interval", env = "SKEIN_QUERY_PROBE_INTERVAL",
+          default_value = "1s", value_parser = parse_positive_duration)]
+    pub probe_interval: Duration,
+
     /// Answer with the data at hand and a warning when stores fail (true),
     /// or fail the request (false). Requests may override it.
     #[arg(long = "query.partial-response", env = "SKEIN_QUERY_PARTIAL_RESPONSE",
@@ -237,6 +261,12 @@ impl QueryArgs {
                     hedge_min_delay: self.hedge_min_delay,
                     hedge_max_delay: self.hedge_max_delay,
                     hedge_quantile: 0.9,
+                    budget: crate::query::budget::BudgetConfig {
+                        ratio: self.hedge_budget.0,
+                        burst: self.hedge_budget_burst,
+                    },
+                    querier_budget: Default::default(),
+                    probe_interval: self.probe_interval,
                 },
                 replica_labels: self.replica_labels,
                 dedup_func: self.dedup_func,

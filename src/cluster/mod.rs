@@ -191,6 +191,22 @@ pub fn advertised(listen: SocketAddr, node_ip: IpAddr) -> SocketAddr {
     }
 }
 
+/// Sets keys of this node's gossiped state; see [`Cluster::key_writer`].
+#[derive(Clone)]
+pub struct KeyWriter {
+    chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
+}
+
+impl KeyWriter {
+    pub async fn set(&self, key: &str, value: &str) {
+        let mut c = self.chitchat.lock().await;
+        let state = c.self_node_state();
+        if state.get(key) != Some(value) {
+            state.set(key.to_string(), value.to_string());
+        }
+    }
+}
+
 /// A running gossip node.
 pub struct Cluster {
     handle: ChitchatHandle,
@@ -345,6 +361,13 @@ impl Cluster {
                 }
             })
             .await;
+    }
+
+    /// A handle that sets keys of this node's state from another task.
+    pub fn key_writer(&self) -> KeyWriter {
+        KeyWriter {
+            chitchat: self.handle.chitchat(),
+        }
     }
 
     /// Live nodes, self included; changes on joins, leaves and key updates.

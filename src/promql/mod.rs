@@ -241,6 +241,10 @@ impl Engine {
             max_samples: self.cfg.max_samples,
         };
         let selectors = plan::selectors(&expr, grid, &ctx)?;
+        // Requests to stores carry the earlier of the caller's deadline and
+        // the engine's own.
+        let mut opts = opts;
+        opts.deadline = Some(opts.deadline.map_or(deadline, |d| d.min(deadline)));
         let fetched = tokio::time::timeout_at(
             deadline.into(),
             plan::fetch(

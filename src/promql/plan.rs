@@ -356,6 +356,7 @@ pub(crate) async fn fetch(
         req.step_ms = need.step;
         req.range_ms = need.range;
         req.func = need.func.clone();
+        req.deadline = opts.deadline;
         if opts.max_resolution_ms > 0 {
             req.max_resolution_ms = max_resolution(opts.max_resolution_ms, &need);
             req.aggregates = AggrChoice::for_func(&need.func).aggregates();

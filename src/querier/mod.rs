@@ -3,6 +3,8 @@
 //! serves the cluster views and the Prometheus HTTP API over HTTP and the
 //! cluster's data over the Store API (as a QUERY peer, so queriers stack).
 
+mod shared_view;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +87,15 @@ impl QuerierConfig {
             ("query.partial-response", q.partial_response.to_string()),
             ("query.hedge", format!("{:?}", q.route.hedge).to_lowercase()),
             ("store.response-timeout", ms(q.route.response_timeout)),
+            (
+                "query.hedge-budget",
+                q.route
+                    .budget
+                    .ratio
+                    .map_or_else(|| "none".to_string(), |r| format!("{}%", r * 100.0)),
+            ),
+            ("query.hedge-budget-burst", q.route.budget.burst.to_string()),
+            ("query.probe-interval", ms(q.route.probe_interval)),
             (
                 "deduplication.func",
                 format!("{:?}", q.dedup_func).to_lowercase(),
@@ -170,6 +181,16 @@ pub async fn run(
         )
     })?;
 
+    // Members' latency and failures, shared with the other queriers.
+    if let Some((cluster, _)) = node.cluster() {
+        shared_view::SharedView {
+            keys: cluster.key_writer(),
+            live: cluster.live_nodes().await,
+            self_node: cluster.self_id().node_id.to_string(),
+            topology: topology.clone(),
+        }
+        .spawn(shutdown.clone());
+    }
     let querier = Querier::new(topology, cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());

@@ -1,6 +1,6 @@
 //! Query path metrics.
 
-use metrics::{describe_counter, describe_histogram, Unit};
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 pub const STORE_REQUESTS_TOTAL: &str = "skein_query_store_requests_total";
 pub const STORE_ERRORS_TOTAL: &str = "skein_query_store_errors_total";
@@ -13,6 +13,13 @@ pub const PRUNED_GROUPS_TOTAL: &str = "skein_query_pruned_groups_total";
 pub const REQUESTS_TOTAL: &str = "skein_query_requests_total";
 pub const REQUEST_DURATION_SECONDS: &str = "skein_query_request_duration_seconds";
 pub const GROUP_FIRST_FRAME_SECONDS: &str = "skein_query_group_first_frame_seconds";
+pub const EXTRA_REFUSED_TOTAL: &str = "skein_query_extra_requests_refused_total";
+pub const PROBES_TOTAL: &str = "skein_query_probes_total";
+pub const DEMOTIONS_TOTAL: &str = "skein_query_member_demotions_total";
+pub const READMISSIONS_TOTAL: &str = "skein_query_member_readmissions_total";
+pub const DEMOTED_MEMBERS: &str = "skein_query_demoted_members";
+pub const SHARED_VIEW_PEERS: &str = "skein_query_shared_view_peers";
+pub const SHARED_VIEW_BYTES: &str = "skein_query_shared_view_bytes";
 pub const GROUP_REQUEST_DURATION_SECONDS: &str = "skein_query_group_request_duration_seconds";
 
 pub fn describe() {
@@ -29,12 +36,47 @@ pub fn describe() {
     describe_counter!(
         HEDGES_TOTAL,
         Unit::Count,
-        "Hedged requests, by outcome: sent, won (the hedge answered first)."
+        "Hedged requests, by outcome: sent, won (the hedge answered first); hedges not sent are counted in skein_query_extra_requests_refused_total."
     );
     describe_counter!(
         FALLBACKS_TOTAL,
         Unit::Count,
         "Times a group's answer moved to another member after a failure or stall."
+    );
+    describe_counter!(
+        EXTRA_REFUSED_TOTAL,
+        Unit::Count,
+        "Hedges and fallbacks not sent, by kind (hedge, fallback) and reason: budget (over --query.hedge-budget), deadline (less time left than the group takes to answer), demoted (the next member is slower than the one asked)."
+    );
+    describe_counter!(
+        PROBES_TOTAL,
+        Unit::Count,
+        "Requests sent to demoted members to see whether they recovered, by result (answered, failed)."
+    );
+    describe_counter!(
+        DEMOTIONS_TOTAL,
+        Unit::Count,
+        "Times the shared view demoted a member: far slower than its group's best, or failing most requests."
+    );
+    describe_counter!(
+        READMISSIONS_TOTAL,
+        Unit::Count,
+        "Times a demoted member was readmitted after recovering."
+    );
+    describe_gauge!(
+        DEMOTED_MEMBERS,
+        Unit::Count,
+        "Members demoted by the shared view now."
+    );
+    describe_gauge!(
+        SHARED_VIEW_PEERS,
+        Unit::Count,
+        "Other queriers whose records of the members this querier merges with its own."
+    );
+    describe_gauge!(
+        SHARED_VIEW_BYTES,
+        Unit::Bytes,
+        "Size of the records this querier publishes in gossip (skein.routing)."
     );
     describe_counter!(
         CANCELED_TOTAL,

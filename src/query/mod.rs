@@ -4,12 +4,14 @@
 //! stores overlap, chunk merging. The querier also serves the result as a
 //! Store API of its own (peer type QUERY), so queriers stack.
 
+pub mod budget;
 pub mod fanout;
 pub mod metrics;
 pub mod policy;
 pub mod route;
 pub mod stats;
 pub mod topology;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,6 +121,7 @@ impl Querier {
             counter: false,
             max_resolution_ms: 0,
             weigh_counts: false,
+            deadline: None,
         }
     }
 
@@ -215,8 +218,9 @@ impl Querier {
         for g in targets {
             let route = self.cfg.route.clone();
             let call = ask(req.clone());
+            let deadline = req.deadline;
             calls.push(Box::pin(async move {
-                route::hedged_call(&g, &route, call)
+                route::hedged_call(&g, &route, deadline, call)
                     .await
                     .map_err(|f| match f {
                         route::CallFailure::NoMember(e) => {
@@ -329,6 +333,7 @@ impl Store for Querier {
             max_resolution_ms: req.max_resolution_ms,
             // Another querier counts windows as Thanos does.
             weigh_counts: false,
+            deadline: req.deadline,
         };
         self.series_with(req, opts).await
     }

@@ -101,6 +101,19 @@ pub struct PeerStats {
     /// did (ms since the Unix epoch; 0: never).
     answers: AtomicU64,
     last_answer_ms: AtomicU64,
+    /// Requests of queries sent to the peer (probes included).
+    requests: AtomicU64,
+    /// This querier's own record of the peer's answers and failures, the
+    /// part of the shared view it publishes.
+    pub record: super::view::MemberRecord,
+    /// Demoted by the shared view (see [`super::view`]).
+    demoted: std::sync::atomic::AtomicBool,
+    /// When the last probe of the demoted peer was sent (µs since
+    /// [`stats_epoch`]), and whether one is out.
+    last_probe_us: AtomicU64,
+    probing: std::sync::atomic::AtomicBool,
+    /// The merged view as of the last update, for the cluster pages.
+    merged: std::sync::Mutex<Option<super::view::Merged>>,
 }
 
 /// How fast a latency estimate fades while no sample comes in: it halves
@@ -147,6 +160,7 @@ impl PeerStats {
     /// that keeps losing hedges until health checks bring its estimate down.
     pub fn begin(self: &Arc<Self>, unanswered_penalty: Duration) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         InFlight {
             stats: self.clone(),
             start: Instant::now(),
@@ -171,6 +185,56 @@ impl PeerStats {
             self.answers.load(Ordering::Relaxed),
             (last > 0).then(|| std::time::UNIX_EPOCH + Duration::from_millis(last)),
         )
+    }
+
+    /// Requests of queries sent to the peer.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn demoted(&self) -> bool {
+        self.demoted.load(Ordering::Relaxed)
+    }
+
+    /// Sets the shared view's verdict; returns the previous one.
+    pub fn set_demoted(&self, demoted: bool) -> bool {
+        self.demoted.swap(demoted, Ordering::Relaxed)
+    }
+
+    /// Claims the next probe of a demoted peer: at most one out at a time,
+    /// and at most one per `interval`. Release it with [`Self::probe_done`].
+    pub fn claim_probe(&self, interval: Duration) -> bool {
+        let now = now_us();
+        let last = self.last_probe_us.load(Ordering::Relaxed);
+        let interval = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < interval {
+            return false;
+        }
+        if self
+            .probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.last_probe_us.store(now.max(1), Ordering::Relaxed);
+        true
+    }
+
+    pub fn probe_done(&self) {
+        self.probing.store(false, Ordering::Release);
+    }
+
+    pub fn set_merged(&self, m: super::view::Merged) {
+        *self.merged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
+    }
+
+    /// The merged view as of its last update.
+    pub fn merged(&self) -> Option<super::view::Merged> {
+        self.merged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Routing cost: the latency estimate scaled by the requests in flight.
@@ -218,6 +282,7 @@ impl InFlight {
         let took = self.start.elapsed();
         self.answered = true;
         self.stats.observe_latency(took);
+        self.stats.record.answered(took);
         took
     }
 }
@@ -228,6 +293,7 @@ impl Drop for InFlight {
         if !self.answered {
             self.stats
                 .observe_latency(self.start.elapsed() + self.penalty);
+            self.stats.record.failed();
         }
     }
 }
@@ -277,6 +343,17 @@ impl GroupLatency {
                 b.store(v / 2, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Quantile `q`, interpolated within its bucket, or `None` with fewer
+    /// than `min_count` observations.
+    pub fn quantile_interpolated(&self, q: f64, min_count: u64) -> Option<Duration> {
+        let counts: Vec<f64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed) as f64)
+            .collect();
+        super::view::quantile(&counts, q, min_count as f64)
     }
 
     /// The upper bound of the bucket holding quantile `q`, or `None` with

@@ -12,6 +12,8 @@ use futures::{FutureExt, StreamExt};
 use rand::seq::SliceRandom;
 use tracing::debug;
 
+use super::budget::{BudgetConfig, Extras, HedgeWindow, Refusal};
+use super::metrics::PROBES_TOTAL;
 use super::metrics::{
     CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL, STORE_REQUESTS_TOTAL,
 };
@@ -56,6 +58,12 @@ pub struct RouteConfig {
     pub hedge_min_delay: Duration,
     pub hedge_max_delay: Duration,
     pub hedge_quantile: f64,
+    /// `--query.hedge-budget` and its burst.
+    pub budget: BudgetConfig,
+    /// This querier's primary and extra requests, for the budget.
+    pub querier_budget: Arc<HedgeWindow>,
+    /// Least time between two probes of a demoted member (per querier).
+    pub probe_interval: Duration,
 }
 
 impl Default for RouteConfig {
@@ -66,9 +74,15 @@ impl Default for RouteConfig {
             hedge_min_delay: Duration::from_millis(5),
             hedge_max_delay: Duration::from_secs(1),
             hedge_quantile: 0.9,
+            budget: BudgetConfig::default(),
+            querier_budget: Arc::default(),
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
+
+/// Longest a probe of a demoted member waits for its first frame.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether a member is worth asking before the others.
 fn usable(m: &MemberTarget) -> bool {
@@ -76,26 +90,79 @@ fn usable(m: &MemberTarget) -> bool {
 }
 
 /// The order to ask members in: two picked at random among the usable
-/// ones that hold all their data (power of two choices), the cheaper of the
-/// two first (latency estimate times requests in flight), then the rest in
-/// random order; usable members that lack data they should hold (a block
-/// that failed to load) after them, however fast, and unusable members
-/// last.
+/// ones that hold all their data and are not demoted (power of two
+/// choices), the cheaper of the two first (latency estimate times requests
+/// in flight), then the rest in random order; demoted members after them,
+/// then usable members that lack data they should hold (a block that failed
+/// to load), however fast, and unusable members last.
 pub fn pick_order(members: &[Arc<MemberTarget>]) -> Vec<usize> {
     let mut rng = rand::rng();
     let (mut good, mut bad): (Vec<usize>, Vec<usize>) =
         (0..members.len()).partition(|&i| usable(&members[i]));
-    let (mut good, mut lacking): (Vec<usize>, Vec<usize>) =
+    let (good, mut lacking): (Vec<usize>, Vec<usize>) =
         good.drain(..).partition(|&i| members[i].complete);
+    let (mut good, mut demoted): (Vec<usize>, Vec<usize>) =
+        good.into_iter().partition(|&i| !members[i].stats.demoted());
     good.shuffle(&mut rng);
+    demoted.shuffle(&mut rng);
     lacking.shuffle(&mut rng);
     bad.shuffle(&mut rng);
     if good.len() >= 2 && members[good[1]].stats.cost() < members[good[0]].stats.cost() {
         good.swap(0, 1);
     }
+    good.extend(demoted);
     good.extend(lacking);
     good.extend(bad);
     good
+}
+
+/// Sends a probe to each demoted, usable member of the group whose turn
+/// it is ([`super::policy::PeerStats::claim_probe`]): the request a query
+/// sends anyway, asked of the member on the side, so the query never waits
+/// for it. Its time to the first frame (or its failure) goes into the
+/// member's record, which is how a recovered member is readmitted.
+fn probe_demoted(group: &GroupTarget, extras: &Extras<'_>, req: &SeriesRequest, cfg: &RouteConfig) {
+    for m in &group.members {
+        if !m.stats.demoted() || !usable(m) || !m.stats.claim_probe(cfg.probe_interval) {
+            continue;
+        }
+        extras.probe();
+        metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => group.peer_type.as_str(), "role" => "probe")
+            .increment(1);
+        let client = m.client.clone();
+        let stats = m.stats.clone();
+        let req = req.clone();
+        let wait =
+            with_timeout(cfg.response_timeout).map_or(PROBE_TIMEOUT, |t| t.min(PROBE_TIMEOUT));
+        tokio::spawn(async move {
+            let mut in_flight = stats.begin(Duration::ZERO);
+            let first = tokio::time::timeout(wait, async {
+                let mut stream = client.series(req).await?;
+                stream.next().await.transpose()
+            })
+            .await;
+            let result = if matches!(first, Ok(Ok(_))) {
+                in_flight.answered();
+                "answered"
+            } else {
+                "failed"
+            };
+            metrics::counter!(PROBES_TOTAL, "result" => result).increment(1);
+            drop(in_flight);
+            stats.probe_done();
+        });
+    }
+}
+
+/// Why no other member was asked, for the group's missing-data message.
+fn refused(why: Refusal) -> String {
+    match why {
+        Refusal::Deadline { left, expected } => format!(
+            "no time left for another member before the query's deadline ({left:.1?} left, the group answers in about {expected:.1?})"
+        ),
+        Refusal::Budget => "no other member asked: over --query.hedge-budget".into(),
+        Refusal::Demoted => "no other member asked: the rest are demoted".into(),
+    }
 }
 
 /// How long the adaptive mode waits before asking a second member: the
@@ -284,8 +351,6 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                     debug!(group = %group.key, error = %why, "answer broke off; resuming on another member");
                     failures.push(why);
                     resumed = true;
-                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
-                query_stats::add(Counter::Fallbacks, 1);
                 }
             }
         }
@@ -306,6 +371,12 @@ async fn first_answer(
 ) -> Result<Option<Opened>, StoreError> {
     let timeout = with_timeout(cfg.response_timeout);
     let peer_type = group.peer_type.as_str();
+    let extras = Extras {
+        group,
+        querier: &cfg.querier_budget,
+        cfg: &cfg.budget,
+        deadline: req.deadline,
+    };
     let open_member = |i: usize, hedge: bool| {
         open(
             &group.members[i],
@@ -317,24 +388,49 @@ async fn first_answer(
             cfg.hedge_max_delay,
         )
     };
-    let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
-    let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
-    for n in 0..initial {
-        if let Some(i) = queue.pop_front() {
-            let role = if resumed {
-                "fallback"
-            } else if n == 0 {
-                "primary"
-            } else {
-                "hedge"
-            };
-            metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
-                .increment(1);
-            if n > 0 {
+    let count = |role: &'static str| {
+        metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
+            .increment(1);
+        match role {
+            "hedge" => {
                 metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
                 query_stats::add(Counter::HedgesSent, 1);
             }
-            inflight.push(open_member(i, n > 0));
+            "fallback" => {
+                metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                query_stats::add(Counter::Fallbacks, 1);
+            }
+            _ => {}
+        }
+    };
+    let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
+    if resumed {
+        // The answer broke off: the next member is a fallback.
+        if !queue.is_empty() {
+            if let Err(why) = extras.fallback() {
+                failures.push(refused(why));
+                return Ok(None);
+            }
+        }
+    } else {
+        probe_demoted(group, &extras, req, cfg);
+    }
+    if let Some(i) = queue.pop_front() {
+        if resumed {
+            count("fallback");
+        } else {
+            extras.primary();
+            count("primary");
+        }
+        inflight.push(open_member(i, false));
+    }
+    if cfg.hedge == HedgeMode::Race && !resumed {
+        if let Some(&i) = queue.front() {
+            if extras.hedge(&group.members[i]).is_ok() {
+                queue.pop_front();
+                count("hedge");
+                inflight.push(open_member(i, true));
+            }
         }
     }
     let hedge_delay = match cfg.hedge {
@@ -346,14 +442,16 @@ async fn first_answer(
     let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
     let opened = loop {
         if inflight.is_empty() {
-            match queue.pop_front() {
-                Some(i) => {
-                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "fallback").increment(1);
-                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
-                    query_stats::add(Counter::Fallbacks, 1);
-                    inflight.push(open_member(i, false));
-                }
-                None => break None,
+            if queue.is_empty() {
+                break None;
+            }
+            if let Err(why) = extras.fallback() {
+                failures.push(refused(why));
+                break None;
+            }
+            if let Some(i) = queue.pop_front() {
+                count("fallback");
+                inflight.push(open_member(i, false));
             }
         }
         tokio::select! {
@@ -369,11 +467,12 @@ async fn first_answer(
             },
             _ = &mut hedge_timer, if hedge_armed => {
                 hedge_armed = false;
-                if let Some(i) = queue.pop_front() {
-                    metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "hedge").increment(1);
-                    metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                query_stats::add(Counter::HedgesSent, 1);
-                    inflight.push(open_member(i, true));
+                if let Some(&i) = queue.front() {
+                    if extras.hedge(&group.members[i]).is_ok() {
+                        queue.pop_front();
+                        count("hedge");
+                        inflight.push(open_member(i, true));
+                    }
                 }
             }
         }
@@ -473,11 +572,13 @@ pub enum CallFailure {
 /// routed like Series: members in [`pick_order`], a second one asked when
 /// the first has not answered within the adaptive delay (or at once in
 /// race mode), the next one after a failure, each attempt bounded by
-/// `--store.response-timeout`. The first answer wins; the others are
-/// dropped, which cancels them.
+/// `--store.response-timeout`, extra requests within the hedge budget and
+/// the `deadline`. The first answer wins; the others are dropped, which
+/// cancels them.
 pub async fn hedged_call<T, F, Fut>(
     group: &GroupTarget,
     cfg: &RouteConfig,
+    deadline: Option<Instant>,
     call: F,
 ) -> Result<T, CallFailure>
 where
@@ -487,11 +588,28 @@ where
 {
     let timeout = with_timeout(cfg.response_timeout);
     let peer_type = group.peer_type.as_str();
+    let extras = Extras {
+        group,
+        querier: &cfg.querier_budget,
+        cfg: &cfg.budget,
+        deadline,
+    };
     let mut queue: VecDeque<usize> = pick_order(&group.members).into();
     let mut failures = Vec::new();
     let start = |i: usize, role: &'static str| {
         metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
             .increment(1);
+        match role {
+            "hedge" => {
+                metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                query_stats::add(Counter::HedgesSent, 1);
+            }
+            "fallback" => {
+                metrics::counter!(FALLBACKS_TOTAL).increment(1);
+                query_stats::add(Counter::Fallbacks, 1);
+            }
+            _ => {}
+        }
         let member = group.members[i].clone();
         let stats = member.stats.clone();
         let latency = group.latency.clone();
@@ -517,10 +635,16 @@ where
         .boxed()
     };
     let mut inflight = FuturesUnordered::new();
-    let initial = if cfg.hedge == HedgeMode::Race { 2 } else { 1 };
-    for n in 0..initial {
-        if let Some(i) = queue.pop_front() {
-            inflight.push(start(i, if n == 0 { "primary" } else { "hedge" }));
+    if let Some(i) = queue.pop_front() {
+        extras.primary();
+        inflight.push(start(i, "primary"));
+    }
+    if cfg.hedge == HedgeMode::Race {
+        if let Some(&i) = queue.front() {
+            if extras.hedge(&group.members[i]).is_ok() {
+                queue.pop_front();
+                inflight.push(start(i, "hedge"));
+            }
         }
     }
     let delay = match cfg.hedge {
@@ -532,13 +656,15 @@ where
     let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
     loop {
         if inflight.is_empty() {
-            match queue.pop_front() {
-                Some(i) => {
-                    metrics::counter!(FALLBACKS_TOTAL).increment(1);
-                    query_stats::add(Counter::Fallbacks, 1);
-                    inflight.push(start(i, "fallback"));
-                }
-                None => return Err(CallFailure::NoMember(failures)),
+            if queue.is_empty() {
+                return Err(CallFailure::NoMember(failures));
+            }
+            if let Err(why) = extras.fallback() {
+                failures.push(refused(why));
+                return Err(CallFailure::NoMember(failures));
+            }
+            if let Some(i) = queue.pop_front() {
+                inflight.push(start(i, "fallback"));
             }
         }
         tokio::select! {
@@ -556,10 +682,11 @@ where
             },
             _ = &mut hedge_timer, if hedge_armed => {
                 hedge_armed = false;
-                if let Some(i) = queue.pop_front() {
-                    metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                query_stats::add(Counter::HedgesSent, 1);
-                    inflight.push(start(i, "hedge"));
+                if let Some(&i) = queue.front() {
+                    if extras.hedge(&group.members[i]).is_ok() {
+                        queue.pop_front();
+                        inflight.push(start(i, "hedge"));
+                    }
                 }
             }
         }

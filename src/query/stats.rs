@@ -22,6 +22,7 @@ pub struct QueryStats {
     hedges_sent: AtomicU64,
     hedges_won: AtomicU64,
     fallbacks: AtomicU64,
+    extras_refused: AtomicU64,
     series: AtomicU64,
     chunks: AtomicU64,
     samples: AtomicU64,
@@ -36,6 +37,9 @@ pub struct StatsSnapshot {
     pub hedges_sent: u64,
     pub hedges_won: u64,
     pub fallbacks: u64,
+    /// Hedges and fallbacks not sent: over the hedge budget, too close to
+    /// the deadline, or to a demoted member.
+    pub extras_refused: u64,
     pub series_fetched: u64,
     pub chunks_fetched: u64,
     pub samples_fetched: u64,
@@ -49,6 +53,7 @@ pub enum Counter {
     HedgesSent,
     HedgesWon,
     Fallbacks,
+    ExtrasRefused,
 }
 
 impl QueryStats {
@@ -65,6 +70,7 @@ impl QueryStats {
             hedges_sent: get(&self.hedges_sent),
             hedges_won: get(&self.hedges_won),
             fallbacks: get(&self.fallbacks),
+            extras_refused: get(&self.extras_refused),
             series_fetched: get(&self.series),
             chunks_fetched: get(&self.chunks),
             samples_fetched: get(&self.samples),
@@ -94,6 +100,7 @@ pub fn add(counter: Counter, n: u64) {
             Counter::HedgesSent => &s.hedges_sent,
             Counter::HedgesWon => &s.hedges_won,
             Counter::Fallbacks => &s.fallbacks,
+            Counter::ExtrasRefused => &s.extras_refused,
         };
         c.fetch_add(n, Ordering::Relaxed);
     });

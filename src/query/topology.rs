@@ -82,6 +82,8 @@ pub struct GroupTarget {
     pub key: Arc<GroupKey>,
     pub peer_type: PeerType,
     pub latency: Arc<GroupLatency>,
+    /// The group's primary and extra requests, for the hedge budget.
+    pub budget: Arc<super::budget::HedgeWindow>,
     pub members: Vec<Arc<MemberTarget>>,
 }
 
@@ -126,6 +128,7 @@ impl Topology {
                 key: g.key.clone(),
                 peer_type: g.peer_type,
                 latency: g.latency.clone(),
+                budget: g.budget.clone(),
                 members,
             });
         }

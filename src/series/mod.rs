@@ -28,6 +28,8 @@ pub struct SeriesOptions {
     /// that may be downsampled): the count aggregate is read, and a raw
     /// sample counts 1.
     pub weigh_counts: bool,
+    /// When the query's caller stops waiting; requests to stores carry it.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Functions over counters, for which deduplication keeps values monotonic.

@@ -103,15 +103,33 @@ impl RemoteStore {
         &self.addr
     }
 
-    fn unary<T>(&self, msg: T, hops: u32) -> tonic::Request<T> {
+    /// A unary request, bounded by `--store.request-timeout` and by the
+    /// caller's deadline when it has one.
+    fn unary<T>(
+        &self,
+        msg: T,
+        hops: u32,
+        deadline: Option<std::time::Instant>,
+    ) -> tonic::Request<T> {
         let mut req = with_hops(tonic::Request::new(msg), hops);
-        req.set_timeout(self.request_timeout);
+        let left = deadline.map_or(self.request_timeout, |d| {
+            self.request_timeout.min(time_left(d))
+        });
+        req.set_timeout(left);
         req
     }
 
     fn err(&self, status: &tonic::Status) -> StoreError {
         StoreError::from_status(&self.addr, status)
     }
+}
+
+/// The time left until `deadline`, at least a millisecond (`grpc-timeout`
+/// cannot say zero; a request sent that late fails at once at the peer).
+fn time_left(deadline: std::time::Instant) -> std::time::Duration {
+    deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(std::time::Duration::from_millis(1))
 }
 
 fn with_hops<T>(mut req: tonic::Request<T>, hops: u32) -> tonic::Request<T> {
@@ -178,12 +196,15 @@ impl Store for RemoteStore {
     /// falls back to `thanos.Store/Info` for peers that predate it.
     async fn info(&self) -> Result<StoreInfo, StoreError> {
         let mut client = self.info.clone();
-        match client.info(self.unary(pb::info::InfoRequest {}, 0)).await {
+        match client
+            .info(self.unary(pb::info::InfoRequest {}, 0, None))
+            .await
+        {
             Ok(resp) => proto::info_from_info_pb(resp.into_inner(), &self.addr),
             Err(status) if status.code() == Code::Unimplemented => {
                 let mut client = self.store.clone();
                 let resp = client
-                    .info(self.unary(pb::InfoRequest {}, 0))
+                    .info(self.unary(pb::InfoRequest {}, 0, None))
                     .await
                     .map_err(|s| self.err(&s))?;
                 proto::info_from_store_pb(resp.into_inner(), &self.addr)
@@ -198,8 +219,14 @@ impl Store for RemoteStore {
         // Several series to a frame from stores that can (skein, newer
         // Thanos); others ignore the field and send one per frame.
         wire.response_batch_size = RESPONSE_BATCH_SIZE;
+        let mut request = with_hops(tonic::Request::new(wire), req.hops);
+        // The peer stops working on the answer when the caller stops
+        // waiting for it.
+        if let Some(d) = req.deadline {
+            request.set_timeout(time_left(d));
+        }
         let stream = client
-            .series(with_hops(tonic::Request::new(wire), req.hops))
+            .series(request)
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
@@ -209,7 +236,7 @@ impl Store for RemoteStore {
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_names(self.unary(pb::LabelNamesRequest::from(&req), req.hops))
+            .label_names(self.unary(pb::LabelNamesRequest::from(&req), req.hops, req.deadline))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();
@@ -219,7 +246,7 @@ impl Store for RemoteStore {
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         let mut client = self.store.clone();
         let resp = client
-            .label_values(self.unary(pb::LabelValuesRequest::from(&req), req.hops))
+            .label_values(self.unary(pb::LabelValuesRequest::from(&req), req.hops, req.deadline))
             .await
             .map_err(|s| self.err(&s))?
             .into_inner();

@@ -11,6 +11,7 @@ pub const GRPC_REQUEST_DURATION_SECONDS: &str = "skein_store_grpc_request_durati
 pub const SERIES_SENT_TOTAL: &str = "skein_store_series_sent_total";
 pub const CHUNKS_SENT_TOTAL: &str = "skein_store_chunks_sent_total";
 pub const STREAMS_ABANDONED_TOTAL: &str = "skein_store_streams_abandoned_total";
+pub const CALLER_DEADLINE_SECONDS: &str = "skein_store_grpc_caller_deadline_seconds";
 
 pub fn describe() {
     describe_counter!(
@@ -38,6 +39,11 @@ pub fn describe() {
         Unit::Count,
         "Series answers dropped because the caller stopped reading them for --grpc.send-timeout."
     );
+    describe_histogram!(
+        CALLER_DEADLINE_SECONDS,
+        Unit::Seconds,
+        "Time the caller gave a Store API request (its grpc-timeout), by RPC; requests without one are not counted."
+    );
     // Present from the start, so a scrape of a fresh process sees zeros
     // rather than nothing.
     for rpc in ["info", "series", "label_names", "label_values"] {
@@ -46,6 +52,11 @@ pub fn describe() {
     counter!(SERIES_SENT_TOTAL).increment(0);
     counter!(CHUNKS_SENT_TOTAL).increment(0);
     counter!(STREAMS_ABANDONED_TOTAL).increment(0);
+}
+
+/// Records the time a caller allowed for a request.
+pub(crate) fn caller_deadline(rpc: &'static str, allowed: std::time::Duration) {
+    histogram!(CALLER_DEADLINE_SECONDS, "rpc" => rpc).record(allowed.as_secs_f64());
 }
 
 /// Records one served request when dropped, so canceled streams count too.

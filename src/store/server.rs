@@ -80,12 +80,16 @@ impl StoreService {
 
     /// When a request must be answered by: the caller's `grpc-timeout` or
     /// the server's own bound, whichever comes first.
-    fn deadline<T>(&self, request: &Request<T>) -> Option<Instant> {
+    /// The time the caller gives is recorded, by `rpc`.
+    fn deadline<T>(&self, rpc: &'static str, request: &Request<T>) -> Option<Instant> {
         let caller = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
+        if let Some(c) = caller {
+            super::metrics::caller_deadline(rpc, c);
+        }
         let own = (!self.limits.request_timeout.is_zero()).then_some(self.limits.request_timeout);
         let d = match (caller, own) {
             (Some(a), Some(b)) => a.min(b),
@@ -349,12 +353,16 @@ impl pb::store_server::Store for StoreService {
     ) -> Result<Response<Self::SeriesStream>, Status> {
         let mut timer = RequestTimer::start("series");
         let hops = hops(&request);
-        let req_deadline = self.deadline(&request);
+        let req_deadline = self.deadline("series", &request);
         let batch = usize::try_from(request.get_ref().response_batch_size)
             .unwrap_or(0)
             .clamp(1, MAX_BATCH_SERIES);
         let req = match SeriesRequest::try_from(request.into_inner()) {
-            Ok(r) => SeriesRequest { hops, ..r },
+            Ok(r) => SeriesRequest {
+                hops,
+                deadline: req_deadline.map(Instant::into_std),
+                ..r
+            },
             Err(e) => {
                 timer.finish(Err(e.code()));
                 return Err(e.into());
@@ -461,9 +469,13 @@ impl StoreService {
     {
         let mut timer = RequestTimer::start(op);
         let hops = hops(&request);
-        let deadline = self.deadline(&request);
+        let deadline = self.deadline(op, &request);
         let req = match request.into_inner().try_into() {
-            Ok(req) => LabelsRequest { hops, ..req },
+            Ok(req) => LabelsRequest {
+                hops,
+                deadline: deadline.map(Instant::into_std),
+                ..req
+            },
             Err(e) => {
                 timer.finish(Err(e.code()));
                 return Err(e.into());

@@ -130,6 +130,10 @@ pub struct SeriesRequest {
     /// Queriers the request already passed through (gRPC metadata
     /// `skein-hops`), to stop loops between stacked queriers.
     pub hops: u32,
+    /// When the caller stops waiting for the answer: the query's deadline,
+    /// sent to peers as the gRPC deadline (`grpc-timeout`) and taken from
+    /// it by the Store API server, so stacked queriers pass it on.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl SeriesRequest {
@@ -148,6 +152,7 @@ impl SeriesRequest {
             max_resolution_ms: 0,
             aggregates: Vec::new(),
             hops: 0,
+            deadline: None,
         }
     }
 }
@@ -167,6 +172,8 @@ pub struct LabelsRequest {
     pub without_replica_labels: Vec<String>,
     /// Queriers the request already passed through.
     pub hops: u32,
+    /// When the caller stops waiting (see [`SeriesRequest::deadline`]).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Sorted, unique names or values, plus warnings.

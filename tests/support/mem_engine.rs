@@ -33,5 +33,6 @@ pub fn opts() -> SeriesOptions {
         counter: false,
         max_resolution_ms: 0,
         weigh_counts: false,
+        deadline: None,
     }
 }

@@ -98,6 +98,7 @@ pub(super) async fn query(State(api): State<PromApi>, p: Params) -> Result<Respo
         return Err(ApiError::invalid_param("query", NO_EXPRESSION));
     }
     let mut opts = api.options(&p)?;
+    opts.deadline = Some(std::time::Instant::now() + limit);
     opts.max_resolution_ms =
         api.max_source_resolution(&p, api.querier.config().instant_max_source_resolution_ms)?;
     let stats = Stats::asked(&p);
@@ -147,6 +148,7 @@ pub(super) async fn query_range(
         return Err(ApiError::bad_data(NO_EXPRESSION));
     }
     let mut opts = api.options(&p)?;
+    opts.deadline = Some(std::time::Instant::now() + limit);
     // The engine counts in milliseconds; a finer step is one millisecond.
     let step_ms = (step_ns / 1_000_000).max(1);
     // Auto: at least five samples of the data per step.

@@ -36,6 +36,7 @@ async fn series_inner(api: &PromApi, p: Params) -> Result<Response, ApiError> {
     let requests = sets.into_iter().map(|matchers| {
         let mut req = SeriesRequest::new(start, end, matchers);
         req.skip_chunks = true;
+        req.deadline = Some(std::time::Instant::now() + api.engine.config().timeout);
         req.limit = if limit == 0 {
             0
         } else {

@@ -1381,6 +1381,16 @@
         const flags = [];
         if (m.hidden) flags.push(badge('hidden', 'b-hidden', 'left out of queries: unhealthy too long'));
         if (m.complete === false) flags.push(badge('incomplete', 'b-incomplete', 'this member does not hold the complete data of its group'));
+        if (m.demoted) flags.push(badge('demoted', 'b-demoted', 'far slower than its group or failing, in the view all queriers share: asked last and probed until it recovers'));
+        const sv = m.shared;
+        const shared = sv && sv.requests >= 0.5
+          ? (sv.medianSeconds != null ? 'p50 ' + (sv.medianSeconds * 1000).toFixed(1) + ' ms' : 'p50 \u2013') +
+            ' \u00b7 ' + (sv.failureShare != null ? (sv.failureShare * 100).toFixed(0) + '% failed' : 'few requests') +
+            ' \u00b7 ' + sv.views + (sv.views === 1 ? ' view' : ' views')
+          : '\u2013';
+        const sharedTitle = sv ? 'recent requests from all queriers: ' + sv.requests.toFixed(1) + ', failed: ' + sv.failures.toFixed(1) +
+          (sv.p90Seconds != null ? '\np90: ' + (sv.p90Seconds * 1000).toFixed(1) + ' ms' : '') +
+          '\nlast failure: ' + (sv.lastFailure || 'none') : '';
         return h('tr', { 'data-member': m.endpoint || '', 'data-health': health }, [
           h('td', { class: 'mono', text: m.endpoint || '' }),
           h('td', { text: m.source || '' }),
@@ -1395,6 +1405,7 @@
           h('td', { class: 'nowrap', title: m.lastAnswer || '' }, [
             h('span', { class: 'num', text: fmtInt(m.answers || 0) }),
             h('span', { class: 'muted', text: m.lastAnswer ? ' \u00b7 ' + relTime(m.lastAnswer) : '' })]),
+          h('td', { class: 'nowrap', 'data-col': 'shared', text: shared, title: sharedTitle }),
           h('td', { class: 'errtext', text: m.lastError || '' }),
           h('td', null, flags)
         ]);
@@ -1410,7 +1421,7 @@
           ])
         ]),
         members.length
-          ? dataTable(['Endpoint', 'Source', 'Health', 'Latency', 'In flight', 'Time range (UTC)', 'Last check', 'Answers \u00b7 last', 'Last error', 'Flags'], rows, 'members')
+          ? dataTable(['Endpoint', 'Source', 'Health', 'Latency', 'In flight', 'Time range (UTC)', 'Last check', 'Answers \u00b7 last', 'Shared view', 'Last error', 'Flags'], rows, 'members')
           : h('p', { class: 'muted', text: 'No members.' })
       ]);
       box.appendChild(sec);
