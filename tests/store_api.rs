@@ -42,6 +42,7 @@ fn config() -> SyntheticConfig {
             external_labels: Labels::from_pairs([("region", "eu"), ("replica", "a")]).unwrap(),
         },
         follow: false,
+        series_delay_file: None,
     }
 }
 

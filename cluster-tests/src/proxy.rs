@@ -1,20 +1,24 @@
 //! A TCP proxy that can cut the network between a node and its peers: when
 //! partitioned, it forwards nothing in either direction and holds every
 //! connection open (new ones included), as a link whose packets vanish
-//! does; healed, it forwards again. Bytes forwarded are counted so a test
-//! can tell that traffic flows.
+//! does; healed, it forwards again. It can also delay everything the
+//! target sends by a set time (a slow member: every answer, health checks
+//! included, arrives that much later). Bytes forwarded are counted so a
+//! test can tell that traffic flows.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Proxy {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     forwarded: Arc<AtomicU64>,
+    /// Delay of the target's bytes, in microseconds.
+    delay_us: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -26,7 +30,13 @@ impl Proxy {
         let cut = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let forwarded = Arc::new(AtomicU64::new(0));
-        let (c, s, f) = (cut.clone(), stop.clone(), forwarded.clone());
+        let delay_us = Arc::new(AtomicU64::new(0));
+        let (c, s, f, d) = (
+            cut.clone(),
+            stop.clone(),
+            forwarded.clone(),
+            delay_us.clone(),
+        );
         std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -38,12 +48,15 @@ impl Proxy {
                         let _ = client.set_nonblocking(false);
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
-                        for (from, to) in [(&client, &server), (&server, &client)] {
+                        for (from, to, delayed) in
+                            [(&client, &server, false), (&server, &client, true)]
+                        {
                             let (Ok(from), Ok(to)) = (from.try_clone(), to.try_clone()) else {
                                 continue;
                             };
                             let (c, s, f) = (c.clone(), s.clone(), f.clone());
-                            std::thread::spawn(move || pump(from, to, &c, &s, &f));
+                            let d = delayed.then(|| d.clone());
+                            std::thread::spawn(move || pump(from, to, &c, &s, &f, d));
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -58,7 +71,16 @@ impl Proxy {
             cut,
             stop,
             forwarded,
+            delay_us,
         })
+    }
+
+    /// Delays what the target sends by `d` (zero: none).
+    pub fn set_delay(&self, d: Duration) {
+        self.delay_us.store(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Cuts (`true`) or heals (`false`) the link.
@@ -81,11 +103,29 @@ impl Drop for Proxy {
 /// nothing, so the sender's data piles up unanswered.
 fn pump(
     mut from: TcpStream,
-    mut to: TcpStream,
+    to: TcpStream,
     cut: &AtomicBool,
     stop: &AtomicBool,
     n: &AtomicU64,
+    delay_us: Option<Arc<AtomicU64>>,
 ) {
+    // Bytes go out through a delay line: a writer thread sends each read
+    // when its time has come, so a delay adds latency, not a throughput
+    // limit.
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let writer = std::thread::spawn(move || {
+        let mut to = to;
+        for (due, bytes) in rx {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&bytes).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
     let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
     let mut buf = vec![0u8; 64 * 1024];
     while !stop.load(Ordering::Relaxed) {
@@ -96,7 +136,9 @@ fn pump(
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(k) => {
-                if to.write_all(&buf[..k]).is_err() {
+                let delay = delay_us.as_ref().map_or(0, |d| d.load(Ordering::Relaxed));
+                let due = Instant::now() + Duration::from_micros(delay);
+                if tx.send((due, buf[..k].to_vec())).is_err() {
                     break;
                 }
                 n.fetch_add(k as u64, Ordering::Relaxed);
@@ -105,5 +147,6 @@ fn pump(
             Err(_) => break,
         }
     }
-    let _ = to.shutdown(std::net::Shutdown::Write);
+    drop(tx);
+    let _ = writer.join();
 }

@@ -629,6 +629,7 @@ impl Handler<GetRegistry> for StoreRegistry {
                     s.in_flight = e.stats.in_flight();
                     (s.answers, s.last_answer) = e.stats.answers();
                     s.requests = e.stats.requests();
+                    s.probes = e.stats.probes();
                     s.demoted = e.stats.demoted();
                     s.shared = e.stats.merged();
                     members.push(s);

@@ -66,6 +66,7 @@ pub struct PeerSnapshot {
     pub last_answer: Option<SystemTime>,
     /// Queries' requests sent to it by this querier (probes included).
     pub requests: u64,
+    pub probes: u64,
     /// Demoted by the shared view, and that view.
     pub demoted: bool,
     pub shared: Option<crate::query::view::Merged>,
@@ -90,6 +91,7 @@ impl PeerSnapshot {
             answers: 0,
             last_answer: None,
             requests: 0,
+            probes: 0,
             demoted: false,
             shared: None,
         }

@@ -182,6 +182,7 @@ async fn cluster(State(state): State<ClusterState>) -> Response {
                         "answers": m.answers,
                         "lastAnswer": time_json(m.last_answer),
                         "requests": m.requests,
+                        "probes": m.probes,
                         "demoted": m.demoted,
                         "shared": m.shared.as_ref().map(shared_json),
                     })

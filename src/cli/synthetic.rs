@@ -67,6 +67,12 @@ pub struct SyntheticArgs {
     #[arg(long = "follow", env = "SKEIN_SYNTHETIC_FOLLOW")]
     pub follow: bool,
 
+    /// A file holding a duration (`500ms`) every Series answer waits before
+    /// its first frame, re-read every 100 ms; Info and label calls stay
+    /// fast. Simulates a slow store that passes its health checks.
+    #[arg(long = "series-delay-file", env = "SKEIN_SYNTHETIC_SERIES_DELAY_FILE")]
+    pub series_delay_file: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -100,6 +106,7 @@ impl SyntheticArgs {
                 external_labels,
             },
             follow: self.follow,
+            series_delay_file: self.series_delay_file,
         })
     }
 }

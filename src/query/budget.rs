@@ -249,7 +249,7 @@ impl Extras<'_> {
 pub fn expected_answer_time(group: &GroupTarget) -> Duration {
     group
         .latency
-        .quantile_interpolated(0.5, 10)
+        .quantile_interpolated(0.5, 3)
         .unwrap_or_else(|| {
             group
                 .members

@@ -101,8 +101,9 @@ pub struct PeerStats {
     /// did (ms since the Unix epoch; 0: never).
     answers: AtomicU64,
     last_answer_ms: AtomicU64,
-    /// Requests of queries sent to the peer (probes included).
+    /// Requests of queries sent to the peer (probes included), and probes.
     requests: AtomicU64,
+    probes: AtomicU64,
     /// This querier's own record of the peer's answers and failures, the
     /// part of the shared view it publishes.
     pub record: super::view::MemberRecord,
@@ -192,6 +193,11 @@ impl PeerStats {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Probes sent to the peer while it was demoted.
+    pub fn probes(&self) -> u64 {
+        self.probes.load(Ordering::Relaxed)
+    }
+
     pub fn demoted(&self) -> bool {
         self.demoted.load(Ordering::Relaxed)
     }
@@ -218,6 +224,7 @@ impl PeerStats {
             return false;
         }
         self.last_probe_us.store(now.max(1), Ordering::Relaxed);
+        self.probes.fetch_add(1, Ordering::Relaxed);
         true
     }
 

@@ -154,6 +154,17 @@ fn probe_demoted(group: &GroupTarget, extras: &Extras<'_>, req: &SeriesRequest, 
     }
 }
 
+/// When the query's own deadline has passed, data that is missing is the
+/// query's timeout, not a store's failure: the error that says so.
+fn past_deadline(deadline: Option<Instant>, group: &str) -> Option<StoreError> {
+    deadline
+        .filter(|d| Instant::now() >= *d)
+        .map(|_| StoreError::Timeout {
+            peer: group.to_string(),
+            message: format!("the query's deadline passed before store group {group} answered"),
+        })
+}
+
 /// Why no other member was asked, for the group's missing-data message.
 fn refused(why: Refusal) -> String {
     match why {
@@ -298,6 +309,10 @@ pub fn group_stream(group: GroupTarget, req: SeriesRequest, cfg: RouteConfig) ->
                 }
             };
             let Some(Opened { member, mut stream, first, hedge, _in_flight }) = opened else {
+                if let Some(e) = past_deadline(req.deadline, &group.key.to_string()) {
+                    yield Err(e);
+                    return;
+                }
                 let message = format!(
                     "store group {} ({}): no member answered: {}",
                     group.key, peer_type, failures.join("; ")
@@ -496,6 +511,7 @@ pub fn member_stream(
 ) -> SeriesStream {
     let timeout = with_timeout(cfg.response_timeout);
     let policy = req.partial_response;
+    let deadline = req.deadline;
     let key = group.key.to_string();
     let latency = group.latency.clone();
     let penalty = cfg.hedge_max_delay;
@@ -515,12 +531,15 @@ pub fn member_stream(
             Err(e) => {
                 yield match on_member_error(&member.endpoint, e) {
                     OnError::End(e) => Err(e),
-                    OnError::Next(why) => on_missing(
+                    OnError::Next(why) => match past_deadline(deadline, &key) {
+                        Some(e) => Err(e),
+                        None => on_missing(
                         policy,
                         &member.endpoint,
                         format!("store {why} (group {key}); its data is missing"),
                     )
                     .map(SeriesFrame::Warning),
+                    },
                 };
                 return;
             }
@@ -545,12 +564,15 @@ pub fn member_stream(
                 Some(Err(e)) => {
                     yield match on_member_error(&member.endpoint, e) {
                         OnError::End(e) => Err(e),
-                        OnError::Next(why) => on_missing(
+                        OnError::Next(why) => match past_deadline(deadline, &key) {
+                            Some(e) => Err(e),
+                            None => on_missing(
                             policy,
                             &member.endpoint,
                             format!("store {why} (group {key}) after {sent} series; the rest of its data is missing"),
                         )
                         .map(SeriesFrame::Warning),
+                        },
                     };
                     return;
                 }
@@ -656,6 +678,9 @@ where
     let mut hedge_armed = cfg.hedge == HedgeMode::Adaptive;
     loop {
         if inflight.is_empty() {
+            if let Some(e) = past_deadline(deadline, &group.key.to_string()) {
+                return Err(CallFailure::Final(e));
+            }
             if queue.is_empty() {
                 return Err(CallFailure::NoMember(failures));
             }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const BUCKETS: usize = 24;
 
 /// How fast a record fades: its counts halve every this long.
-pub const HALF_LIFE: Duration = Duration::from_secs(10);
+pub const HALF_LIFE: Duration = Duration::from_secs(20);
 
 /// The gossip key of a querier's records.
 pub const KEY: &str = "skein.routing";

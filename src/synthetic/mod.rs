@@ -3,6 +3,7 @@
 
 pub mod follow;
 pub mod generator;
+pub mod slow;
 
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub struct SyntheticConfig {
     /// Slide the window with the clock, regenerating it up to now every
     /// scrape interval, as a live source would.
     pub follow: bool,
+    /// `--series-delay-file`: Series answers wait as long as it says.
+    pub series_delay_file: Option<std::path::PathBuf>,
 }
 
 /// Builds the store the configuration describes.
@@ -102,6 +105,10 @@ pub async fn run(
         (following, Some(task))
     } else {
         (Arc::new(store), None)
+    };
+    let store: Arc<dyn Store> = match &cfg.series_delay_file {
+        Some(file) => Arc::new(slow::SlowSeries::new(store, file.clone())),
+        None => store,
     };
     node.serve_http(axum::Router::new());
     node.readiness().set(true);
