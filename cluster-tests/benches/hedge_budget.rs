@@ -257,6 +257,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!("\nthe +500 ms member, healed: demoted at the end of its phase, and readmitted after");
     for (((name, _), w), d) in configs.iter().zip(readmitted).zip(demoted) {
+        if d == 0.0 {
+            println!(
+                "  {name:<12} never demoted: its rare requests (the cost order already kept it last) \
+                 were too few for the view"
+            );
+            continue;
+        }
         print!("  {name:<12} demoted members {d}: ");
         match w {
             Some(w) => println!("readmitted after {:.1} s", w.as_secs_f64()),

@@ -107,6 +107,24 @@ pub struct FrontendArgs {
           default_value = "2s", value_parser = parse_positive_duration)]
     pub hedge_max_delay: Duration,
 
+    /// Hedges as a share of first requests to queriers over the last 10 s:
+    /// `10%`, `0.1`, or `none`. Retries after a failed querier count but are
+    /// never refused.
+    #[arg(
+        long = "query-frontend.hedge-budget",
+        env = "SKEIN_QUERY_FRONTEND_HEDGE_BUDGET",
+        default_value = "10%"
+    )]
+    pub hedge_budget: crate::query::budget::BudgetRatio,
+
+    /// Hedges allowed in any 10 s window however few the first requests.
+    #[arg(
+        long = "query-frontend.hedge-budget-burst",
+        env = "SKEIN_QUERY_FRONTEND_HEDGE_BUDGET_BURST",
+        default_value_t = 5
+    )]
+    pub hedge_budget_burst: u32,
+
     /// The queriers' --query.lookback-delta: how far before a step its
     /// answer reads, for dropping exactly the cached answers a change of
     /// data can alter.
@@ -163,6 +181,10 @@ impl FrontendArgs {
                 quantile: 0.9,
                 min_delay: self.hedge_min_delay,
                 max_delay: self.hedge_max_delay,
+                budget: crate::query::budget::BudgetConfig {
+                    ratio: self.hedge_budget.0,
+                    burst: self.hedge_budget_burst,
+                },
             },
             downstream_timeout: self.downstream_timeout,
             cache_bytes: self.cache_bytes,

@@ -2,9 +2,11 @@
 //! goes to the querier that costs least (latency estimate x requests in
 //! flight); when it has not answered within the adaptive delay (the
 //! queriers' recent answer times at the hedge quantile, as for store
-//! groups), a second querier is asked, and the first good answer wins. A
-//! querier that fails (connection, 5xx) is followed by the next at once;
-//! an answer about the request itself (4xx) is final.
+//! groups), a second querier is asked if the hedge budget has room (the
+//! same rule as the queriers': hedges at most a share of first requests
+//! over the last 10 s), and the first good answer wins. A querier that
+//! fails (connection, 5xx) is followed by the next at once, whatever the
+//! budget; an answer about the request itself (4xx) is final.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +16,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
+use crate::query::budget::{BudgetConfig, HedgeWindow};
 use crate::query::policy::{GroupLatency, PeerStats};
 
 pub const SUBQUERIES_TOTAL: &str = "skein_frontend_downstream_requests_total";
@@ -33,6 +36,8 @@ pub struct HedgeConfig {
     pub quantile: f64,
     pub min_delay: Duration,
     pub max_delay: Duration,
+    /// `--query-frontend.hedge-budget` and its burst.
+    pub budget: BudgetConfig,
 }
 
 /// An answer from a querier: status, content type and body.
@@ -53,6 +58,8 @@ pub struct Downstream {
     /// whole; a request works on the list it started with.
     queriers: std::sync::RwLock<Queriers>,
     latency: GroupLatency,
+    /// First and extra requests, for the hedge budget.
+    budget: HedgeWindow,
     client: reqwest::Client,
     hedge: HedgeConfig,
 }
@@ -66,6 +73,7 @@ impl Downstream {
         let d = Self {
             queriers: std::sync::RwLock::new(Arc::new(Vec::new())),
             latency: GroupLatency::default(),
+            budget: HedgeWindow::default(),
             client,
             hedge,
         };
@@ -175,12 +183,15 @@ impl Downstream {
         let body_ref =
             |b: &Option<(String, Bytes)>| b.as_ref().map(|(c, b)| (c.clone(), b.clone()));
         let mut inflight = FuturesUnordered::new();
-        let start = |i: usize, hedged: bool| {
+        let start = |i: usize, role: &'static str| {
             let b = body_ref(&body);
             let m = method.clone();
             let q = qs[i].clone();
-            metrics::counter!(SUBQUERIES_TOTAL, "role" => if hedged { "hedge" } else { "primary" })
-                .increment(1);
+            let hedged = role == "hedge";
+            metrics::counter!(SUBQUERIES_TOTAL, "role" => role).increment(1);
+            if role == "primary" {
+                self.budget.primary();
+            }
             async move {
                 let r = self
                     .one(
@@ -194,8 +205,9 @@ impl Downstream {
             }
             .boxed()
         };
+        let retry = |i: usize| start(i, "retry");
         if let Some(i) = next.next() {
-            inflight.push(start(i, false));
+            inflight.push(start(i, "primary"));
         }
         let timer = tokio::time::sleep(self.delay());
         tokio::pin!(timer);
@@ -219,7 +231,10 @@ impl Downstream {
                         // when none is left, this answer is passed on.
                         last_reply = Some(Reply { status, content_type, body, from: i, hedged });
                         match next.next() {
-                            Some(n) => inflight.push(start(n, false)),
+                            Some(n) => {
+                                self.budget.force_extra();
+                                inflight.push(retry(n));
+                            }
                             None if inflight.is_empty() => break,
                             None => {}
                         }
@@ -227,7 +242,10 @@ impl Downstream {
                     Err(e) => {
                         last_error = e;
                         match next.next() {
-                            Some(n) => inflight.push(start(n, false)),
+                            Some(n) => {
+                                self.budget.force_extra();
+                                inflight.push(retry(n));
+                            }
                             None if inflight.is_empty() => break,
                             None => {}
                         }
@@ -236,8 +254,14 @@ impl Downstream {
                 _ = &mut timer, if armed => {
                     armed = false;
                     if let Some(n) = next.next() {
-                        metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
-                        inflight.push(start(n, true));
+                        if self.budget.try_extra(&self.hedge.budget) {
+                            metrics::counter!(HEDGES_TOTAL, "outcome" => "sent").increment(1);
+                            inflight.push(start(n, "hedge"));
+                        } else {
+                            metrics::counter!(HEDGES_TOTAL, "outcome" => "refused").increment(1);
+                            // Still there for a retry if the first fails.
+                            next = std::iter::once(n).chain(next).collect::<Vec<_>>().into_iter();
+                        }
                     }
                 }
                 else => break,

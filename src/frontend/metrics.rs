@@ -30,9 +30,12 @@ pub fn describe() {
     describe_counter!(CHANGES_TOTAL, "Changes of data seen in gossip.");
     describe_counter!(
         SUBQUERIES_TOTAL,
-        "Requests sent to queriers, by role (primary, hedge)."
+        "Requests sent to queriers, by role (primary, hedge, retry after a failed querier)."
     );
-    describe_counter!(HEDGES_TOTAL, "Hedged requests to queriers: sent, and won.");
+    describe_counter!(
+        HEDGES_TOTAL,
+        "Hedged requests to queriers: sent, won, and refused by --query-frontend.hedge-budget."
+    );
     describe_gauge!(QUERIERS, "Queriers the frontend sends to.");
     describe_counter!(
         SHARED_HITS_TOTAL,

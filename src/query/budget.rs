@@ -86,6 +86,22 @@ impl HedgeWindow {
         self.with(|_, c| c)
     }
 
+    /// Takes room for an extra request that may be refused (a hedge):
+    /// counts it and says yes when the budget has room.
+    pub fn try_extra(&self, cfg: &BudgetConfig) -> bool {
+        let ok = self.has_room(cfg);
+        if ok {
+            self.extra();
+        }
+        ok
+    }
+
+    /// Counts an extra request that is never refused (a retry after a
+    /// failure).
+    pub fn force_extra(&self) {
+        self.extra();
+    }
+
     fn has_room(&self, cfg: &BudgetConfig) -> bool {
         let Some(ratio) = cfg.ratio else {
             return true;
