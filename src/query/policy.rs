@@ -306,16 +306,17 @@ impl Drop for InFlight {
 }
 
 /// Time-to-first-frame of a group's members, as a decaying histogram with
-/// power-of-two buckets from 64 µs; the adaptive hedge waits for a quantile
-/// of it before asking a second member. Shared lock-free with the query
-/// path.
+/// two buckets per doubling from 64 µs (each bound √2 times the last); the
+/// adaptive hedge waits for a quantile of it before asking a second member,
+/// and its median is the time the group is expected to answer in. Shared
+/// lock-free with the query path.
 #[derive(Debug)]
 pub struct GroupLatency {
     buckets: [AtomicU64; LATENCY_BUCKETS],
     observations: AtomicU64,
 }
 
-const LATENCY_BUCKETS: usize = 24;
+const LATENCY_BUCKETS: usize = 48;
 /// After this many observations all counts are halved, so the histogram
 /// follows changes within a few thousand requests.
 const DECAY_EVERY: u64 = 2048;
@@ -331,14 +332,28 @@ impl Default for GroupLatency {
 
 impl GroupLatency {
     fn bucket(d: Duration) -> usize {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
-        // Bucket i holds latencies below 64 µs * 2^i.
-        let i = (64 - (us >> 6).leading_zeros()) as usize;
+        // Bucket 0 holds latencies below 64 µs, bucket i > 0 those in
+        // [64 µs * √2^(i-1), 64 µs * √2^i).
+        let us = d.as_secs_f64() * 1e6;
+        if us < 64.0 {
+            return 0;
+        }
+        let i = ((us / 64.0).log2() * 2.0).floor() as usize + 1;
         i.min(LATENCY_BUCKETS - 1)
     }
 
+    fn bounds(i: usize) -> (f64, f64) {
+        let upper = 64e-6 * 2f64.powf(i as f64 / 2.0);
+        let lower = if i == 0 {
+            0.0
+        } else {
+            upper / std::f64::consts::SQRT_2
+        };
+        (lower, upper)
+    }
+
     fn upper(i: usize) -> Duration {
-        Duration::from_micros(64u64 << i)
+        Duration::from_secs_f64(Self::bounds(i).1)
     }
 
     pub fn observe(&self, d: Duration) {
@@ -360,7 +375,7 @@ impl GroupLatency {
             .iter()
             .map(|b| b.load(Ordering::Relaxed) as f64)
             .collect();
-        super::view::quantile(&counts, q, min_count as f64)
+        super::view::quantile_within(&counts, q, min_count as f64, Self::bounds)
     }
 
     /// The upper bound of the bucket holding quantile `q`, or `None` with
@@ -415,6 +430,28 @@ mod tests {
         assert_eq!(s.cost(), 1);
         s.observe_latency(Duration::from_millis(3));
         assert!(s.latency() <= Duration::from_millis(3));
+    }
+
+    #[test]
+    fn latency_buckets_hold_their_samples() {
+        for us in [
+            1u64, 63, 64, 65, 90, 91, 128, 1_000, 300_000, 1_500_000, 10_000_000,
+        ] {
+            let d = Duration::from_micros(us);
+            let (lo, hi) = GroupLatency::bounds(GroupLatency::bucket(d));
+            let s = d.as_secs_f64();
+            assert!(lo <= s && s < hi * 1.000_001, "{us} us in [{lo}, {hi})");
+        }
+        // A median of 300 ms samples comes out within the half-octave.
+        let l = GroupLatency::default();
+        for _ in 0..5 {
+            l.observe(Duration::from_millis(300));
+        }
+        let m = l.quantile_interpolated(0.5, 3).unwrap();
+        assert!(
+            m > Duration::from_millis(262) && m < Duration::from_millis(371),
+            "{m:?}"
+        );
     }
 
     #[test]

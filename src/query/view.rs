@@ -74,6 +74,19 @@ fn bucket_bounds(i: usize) -> (f64, f64) {
 /// Quantile `q` of power-of-two bucket counts, interpolated linearly within
 /// its bucket; `None` below `min_count` observations.
 pub fn quantile(counts: &[f64], q: f64, min_count: f64) -> Option<Duration> {
+    quantile_within(counts, q, min_count, bucket_bounds)
+}
+
+/// Quantile `q` of bucket counts whose bucket `i` spans `bounds(i)`
+/// (seconds), interpolated linearly within its bucket; `None` below
+/// `min_count` observations.
+pub fn quantile_within(
+    counts: &[f64],
+    q: f64,
+    min_count: f64,
+    bounds: impl Fn(usize) -> (f64, f64),
+) -> Option<Duration> {
+    let bucket_bounds = bounds;
     let total: f64 = counts.iter().sum();
     if total < min_count.max(f64::MIN_POSITIVE) {
         return None;
