@@ -568,6 +568,7 @@ pub fn promql(data: &[u8]) {
         max_resolution_ms: 0,
         weigh_counts: false,
         deadline: None,
+        lookback_ms: None,
     };
     let e = engine();
     runtime().block_on(async {

@@ -108,6 +108,20 @@ async fn selectors_follow_lookback_and_staleness() {
     // Without a marker, the last sample is seen for five minutes.
     assert_eq!(instant(&e, "ends", 360).await.len(), 1);
     assert!(instant(&e, "ends", 361).await.is_empty());
+    // ... or for as long as the query's lookback_delta says.
+    let with_lookback = |ms: i64| {
+        let mut o = opts();
+        o.lookback_ms = Some(ms);
+        o
+    };
+    let n = |v: Value| match v {
+        Value::Vector(v) => v.len(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let q = e.instant("ends", 361 * S, with_lookback(600_000)).await;
+    assert_eq!(n(q.unwrap().value), 1);
+    let q = e.instant("ends", 100 * S, with_lookback(10_000)).await;
+    assert_eq!(n(q.unwrap().value), 0);
     assert_values(
         "offset",
         &instant(&e, r#"reqs{code="200",job="api"} offset 1m"#, 600).await,
@@ -433,4 +447,74 @@ async fn fetched_bytes_are_bounded() {
         let all = instant(&limited(unlimited), "count(x)", 600).await;
         assert_values("count(x)", &all, &[("{}", 50.0)]);
     }
+}
+
+/// Grouping as Prometheus groups: `count_values` writes the value label
+/// before grouping (so it can replace a grouping label), and
+/// `histogram_quantile` tells metrics apart by name though its output
+/// drops the name (two names, one label set: an error, not a merged
+/// quantile).
+#[tokio::test]
+async fn value_labels_and_names_group_as_in_prometheus() {
+    let flat = |v: f64| every15(600, move |_| v);
+    let e = engine_with(
+        vec![
+            series(
+                &[("__name__", "v"), ("job", "api"), ("instance", "a")],
+                &flat(3.0),
+            ),
+            series(
+                &[("__name__", "v"), ("job", "api"), ("instance", "b")],
+                &flat(3.0),
+            ),
+            series(
+                &[("__name__", "v"), ("job", "web"), ("instance", "a")],
+                &flat(3.0),
+            ),
+            series(
+                &[("__name__", "v"), ("job", "web"), ("instance", "c")],
+                &flat(4.0),
+            ),
+            series(&[("__name__", "ta_bucket"), ("le", "1")], &flat(2.0)),
+            series(&[("__name__", "ta_bucket"), ("le", "+Inf")], &flat(4.0)),
+            series(&[("__name__", "tb_bucket"), ("le", "1")], &flat(1.0)),
+            series(&[("__name__", "tb_bucket"), ("le", "+Inf")], &flat(4.0)),
+        ],
+        EngineConfig::default(),
+    );
+    for q in [
+        r#"count_values without (instance) ("job", v)"#,
+        r#"count_values by (job) ("job", v)"#,
+    ] {
+        assert_values(
+            q,
+            &instant(&e, q, 600).await,
+            &[(r#"{job="3"}"#, 3.0), (r#"{job="4"}"#, 1.0)],
+        );
+    }
+    let q = r#"count_values without (job) ("job", v)"#;
+    assert_values(
+        q,
+        &instant(&e, q, 600).await,
+        &[
+            (r#"{instance="a"}"#, 2.0),
+            (r#"{instance="b"}"#, 1.0),
+            (r#"{instance="c"}"#, 1.0),
+        ],
+    );
+    let q = r#"count_values("value", v)"#;
+    assert_values(
+        q,
+        &instant(&e, q, 600).await,
+        &[(r#"{value="3"}"#, 3.0), (r#"{value="4"}"#, 1.0)],
+    );
+    let twins = r#"histogram_quantile(0.5, {__name__=~"t(a|b)_bucket"})"#;
+    let err = e.instant(twins, 600 * S, opts()).await.unwrap_err();
+    assert!(err.message.contains("same labelset"), "{}", err.message);
+    // One name: a quantile.
+    assert_values(
+        "one name",
+        &instant(&e, "histogram_quantile(0.5, ta_bucket)", 600).await,
+        &[("{}", 1.0)],
+    );
 }

@@ -401,6 +401,41 @@ pub fn write_diff_dataset(path: &Path) -> anyhow::Result<Dataset> {
         }
     }
 
+    // Values counted into a label that is also a grouping label
+    // (`count_values("job", ...)` by or without `job`), with values that
+    // change over time, and two histograms that differ only in name.
+    w.family("deploy_version", "gauge", "Version deployed.")?;
+    for (job, instance, group, before, after) in [
+        ("api", "a", "g1", 3.0, 3.0),
+        ("api", "b", "g1", 3.0, 4.0),
+        ("web", "a", "g1", 3.0, 3.0),
+        ("web", "c", "g2", 4.0, 5.0),
+    ] {
+        let pts: Points = grid(T0, end, 30 * S)
+            .map(|t| (t, if t < T0 + 90 * M { before } else { after }))
+            .collect();
+        w.series(
+            "deploy_version",
+            &[("job", job), ("instance", instance), ("group", group)],
+            &pts,
+        )?;
+    }
+    for twin in ["twin_a_seconds", "twin_b_seconds"] {
+        w.family(twin, "histogram", "Latency, measured twice.")?;
+        let scale = if twin == "twin_a_seconds" { 1.0 } else { 3.0 };
+        for (le, ratio) in [("0.1", 1.0), ("1", 4.0), ("+Inf", 5.0)] {
+            let pts: Points = grid(T0, end, 30 * S)
+                .enumerate()
+                .map(|(k, t)| (t, (k as f64 + 1.0) * ratio * scale))
+                .collect();
+            w.series(
+                &format!("{twin}_bucket"),
+                &[("service", "api"), ("le", le)],
+                &pts,
+            )?;
+        }
+    }
+
     // Tasks that stop: at 1h exactly, at 1h30m07.5s, at 2h25m (so a query
     // at 2h30m sees its last sample exactly one lookback back), 2m before
     // the end, and one that runs to the end.

@@ -231,7 +231,24 @@ impl PromApi {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        Ok(self.querier.options(dedup, Some(replicas), partial))
+        let mut opts = self.querier.options(dedup, Some(replicas), partial);
+        // `lookback_delta`: a duration, or seconds; 0 or absent for the
+        // querier's --query.lookback-delta.
+        opts.lookback_ms = match p.get("lookback_delta") {
+            "" => None,
+            s => {
+                let ns =
+                    parse_duration(s).map_err(|e| ApiError::invalid_param("lookback_delta", e))?;
+                if ns < 0 {
+                    return Err(ApiError::invalid_param(
+                        "lookback_delta",
+                        "lookback delta must not be negative",
+                    ));
+                }
+                Some(ns / 1_000_000)
+            }
+        };
+        Ok(opts)
     }
 
     /// `max_source_resolution` (a duration, or `auto`), in milliseconds:

@@ -10,7 +10,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 
-use super::eval::{merge_same_labels, unparen, Evaluator, Grid, Points, StepSeries, Val};
+use super::eval::{unparen, Evaluator, Grid, Points, StepSeries, Val};
 use super::funcs::{self, quantile};
 use super::value::format_float;
 use super::PromqlError;
@@ -96,6 +96,15 @@ pub(crate) fn eval(
         }
     }
     let series = ev.eval_vector(&a.expr, grid)?;
+    if op == T_COUNT_VALUES {
+        let dst = value_label.unwrap_or_default();
+        return Ok(Val::Vector(count_values(
+            &series,
+            &a.modifier,
+            &dst,
+            grid.n,
+        )?));
+    }
 
     // Group of every series.
     let mut index: HashMap<Labels, usize> = HashMap::new();
@@ -128,12 +137,6 @@ pub(crate) fn eval(
         T_QUANTILE => {
             let q = param.unwrap_or_default();
             return Ok(Val::Vector(quantiles(&series, &group_of, &keys, &q, n)));
-        }
-        T_COUNT_VALUES => {
-            let dst = value_label.unwrap_or_default();
-            return Ok(Val::Vector(count_values(
-                &series, &group_of, &keys, &dst, n,
-            )?));
         }
         _ => {}
     }
@@ -173,34 +176,62 @@ fn quantiles(
     out
 }
 
-/// `count_values`: per group, one series per distinct value, counting the
-/// members that have it at each step.
+/// `count_values`: one series per group and distinct value, counting the
+/// members that have that value at each step. As in Prometheus, each
+/// member's value is written into the value label before it is grouped:
+/// the value label is grouped on with `by` (and with no modifier), kept
+/// with `without` unless listed, and it replaces a label of that name, so
+/// members that differed only there count together.
 fn count_values(
     series: &[StepSeries],
-    group_of: &[usize],
-    keys: &[Labels],
+    modifier: &Option<LabelModifier>,
     dst: &str,
     n: usize,
 ) -> Result<Vec<StepSeries>, PromqlError> {
-    let mut index: HashMap<(usize, String), usize> = HashMap::new();
+    // The output series of each (member, value) seen, so a member's steps
+    // with one value are grouped once.
+    let mut seen: HashMap<(usize, String), usize> = HashMap::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<StepSeries> = Vec::new();
-    for (s, g) in series.iter().zip(group_of) {
+    let by_with_dst: Option<Vec<String>> = match modifier {
+        Some(LabelModifier::Include(by)) => {
+            let mut l = by.labels.clone();
+            l.push(dst.to_string());
+            Some(l)
+        }
+        _ => None,
+    };
+    for (si, s) in series.iter().enumerate() {
         for (i, v) in s.vals.iter().enumerate() {
             let Some(v) = v else { continue };
-            let slot = *index
-                .entry((*g, format_float(*v)))
-                .or_insert_with_key(|(g, v)| {
-                    out.push(StepSeries {
-                        labels: keys[*g].with(dst, v),
-                        vals: vec![None; n],
+            let value = format_float(*v);
+            let slot = match seen.get(&(si, value.clone())) {
+                Some(&slot) => slot,
+                None => {
+                    let labels = s.labels.with(dst, &value);
+                    let key = match (modifier, &by_with_dst) {
+                        (Some(LabelModifier::Include(_)), Some(by)) => labels.keep(by),
+                        (Some(LabelModifier::Exclude(without)), _) => {
+                            labels.without(&without.labels).without_name()
+                        }
+                        _ => labels.keep(&[dst.to_string()]),
+                    };
+                    let slot = *index.entry(key).or_insert_with_key(|key| {
+                        out.push(StepSeries {
+                            labels: key.clone(),
+                            vals: vec![None; n],
+                        });
+                        out.len() - 1
                     });
-                    out.len() - 1
-                });
+                    seen.insert((si, value), slot);
+                    slot
+                }
+            };
             let c = &mut out[slot].vals[i];
             *c = Some(c.unwrap_or(0.0) + 1.0);
         }
     }
-    merge_same_labels(out)
+    Ok(out)
 }
 
 /// The aggregations that keep one running value per group and step: sum,

@@ -236,7 +236,10 @@ impl Engine {
         let ctx = plan::Ctx {
             start: start_ms,
             end: end_ms,
-            lookback: self.cfg.lookback_delta_ms,
+            lookback: opts
+                .lookback_ms
+                .filter(|l| *l > 0)
+                .unwrap_or(self.cfg.lookback_delta_ms),
             default_step: DEFAULT_SUBQUERY_STEP_MS,
             max_samples: self.cfg.max_samples,
         };
@@ -264,7 +267,10 @@ impl Engine {
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
         let max_samples = self.cfg.max_samples;
-        let lookback = self.cfg.lookback_delta_ms;
+        let lookback = opts
+            .lookback_ms
+            .filter(|l| *l > 0)
+            .unwrap_or(self.cfg.lookback_delta_ms);
         let weighted_counts = opts.max_resolution_ms > 0;
         // A small query is evaluated here, on the async thread: its work is
         // bounded by the data fetched (no subquery), its recursion is

@@ -122,6 +122,7 @@ impl Querier {
             max_resolution_ms: 0,
             weigh_counts: false,
             deadline: None,
+            lookback_ms: None,
         }
     }
 
@@ -334,6 +335,7 @@ impl Store for Querier {
             // Another querier counts windows as Thanos does.
             weigh_counts: false,
             deadline: req.deadline,
+            lookback_ms: None,
         };
         self.series_with(req, opts).await
     }

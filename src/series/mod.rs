@@ -30,6 +30,9 @@ pub struct SeriesOptions {
     pub weigh_counts: bool,
     /// When the query's caller stops waiting; requests to stores carry it.
     pub deadline: Option<std::time::Instant>,
+    /// `lookback_delta`: how far back an instant selector looks for a
+    /// sample, in milliseconds; `None` for `--query.lookback-delta`.
+    pub lookback_ms: Option<i64>,
 }
 
 /// Functions over counters, for which deduplication keeps values monotonic.

@@ -34,5 +34,6 @@ pub fn opts() -> SeriesOptions {
         max_resolution_ms: 0,
         weigh_counts: false,
         deadline: None,
+        lookback_ms: None,
     }
 }

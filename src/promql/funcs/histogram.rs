@@ -16,16 +16,19 @@ pub(super) fn histogram_quantile(
 ) -> Result<Val, PromqlError> {
     let q = ev.eval_scalar(arg(args, 0, "histogram_quantile")?, grid)?;
     let series = ev.eval_vector(arg(args, 1, "histogram_quantile")?, grid)?;
-    // Buckets per group of series equal but for `le`.
+    // Buckets per group of series equal but for `le`: the metric name
+    // tells groups apart too (as in Prometheus), though the output drops
+    // it, so two metrics that differ only in name give two outputs with
+    // one label set, which is an error below, never a merged quantile.
     let mut groups: HashMap<Labels, usize> = HashMap::new();
     let mut members: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
     for (idx, s) in series.iter().enumerate() {
         let Some(le) = s.labels.get("le").and_then(|v| v.parse::<f64>().ok()) else {
             continue;
         };
-        let key = s.labels.without(&["le".to_string()]).without_name();
-        let g = *groups.entry(key.clone()).or_insert_with(|| {
-            members.push((key, Vec::new()));
+        let key = s.labels.without(&["le".to_string()]);
+        let g = *groups.entry(key).or_insert_with_key(|key| {
+            members.push((key.without_name(), Vec::new()));
             members.len() - 1
         });
         members[g].1.push((le, idx));
@@ -49,7 +52,7 @@ pub(super) fn histogram_quantile(
             out.push(s);
         }
     }
-    Ok(Val::Vector(out))
+    Ok(Val::Vector(crate::promql::eval::merge_same_labels(out)?))
 }
 
 /// The quantile of classic histogram buckets `(upper bound, cumulative
