@@ -2,11 +2,12 @@
 //! `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const FILES: [&str; 6] = [
+    const FILES: [&str; 7] = [
         "proto/thanos/labels.proto",
         "proto/thanos/types.proto",
         "proto/thanos/rpc.proto",
         "proto/thanos/info.proto",
+        "proto/thanos/metadata.proto",
         "proto/prometheus/types.proto",
         "proto/prometheus/remote.proto",
     ];

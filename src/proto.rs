@@ -477,6 +477,10 @@ pub fn info_to_info_pb(i: &StoreInfo) -> pb::info::InfoResponse {
             supports_without_replica_labels: i.supports_without_replica_labels,
             tsdb_infos: Vec::new(),
         }),
+        // Sidecars (from their Prometheus) and queriers (from the
+        // cluster) serve thanos.Metadata.
+        metric_metadata: matches!(i.component.as_str(), "sidecar" | "query")
+            .then(pb::info::MetricMetadataInfo::default),
         peer_type: peer_type_to_pb(i.peer_type) as i32,
         store_group_id: i.store_group_id.clone(),
         ..Default::default()

@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod fanout;
+mod metadata;
 pub mod metrics;
 pub mod policy;
 pub mod route;
@@ -346,6 +347,13 @@ impl Store for Querier {
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {
         self.labels(req, false).await
+    }
+
+    async fn metric_metadata(
+        &self,
+        req: crate::store::MetadataRequest,
+    ) -> Result<crate::store::MetadataResponse, StoreError> {
+        self.metadata(req).await
     }
 }
 

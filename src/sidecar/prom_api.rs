@@ -232,6 +232,51 @@ impl PromApi {
     }
 }
 
+/// One entry of Prometheus' `/api/v1/metadata`.
+#[derive(Debug, Deserialize)]
+struct PromMeta {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    help: String,
+    #[serde(default)]
+    unit: String,
+}
+
+impl PromApi {
+    /// `/api/v1/metadata`: every metric's metadata, or `metric`'s; at most
+    /// `limit` metrics when not negative.
+    pub async fn metadata(
+        &self,
+        metric: &str,
+        limit: i64,
+    ) -> Result<std::collections::BTreeMap<String, Vec<crate::store::Meta>>, StoreError> {
+        let mut q = Vec::new();
+        if !metric.is_empty() {
+            q.push(("metric".to_string(), metric.to_string()));
+        }
+        if limit >= 0 {
+            q.push(("limit".to_string(), limit.to_string()));
+        }
+        let raw: std::collections::BTreeMap<String, Vec<PromMeta>> =
+            self.get("/api/v1/metadata", &q).await?;
+        Ok(raw
+            .into_iter()
+            .map(|(name, metas)| {
+                let metas = metas
+                    .into_iter()
+                    .map(|m| crate::store::Meta {
+                        kind: m.kind,
+                        help: m.help,
+                        unit: m.unit,
+                    })
+                    .collect();
+                (name, metas)
+            })
+            .collect())
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -20,8 +20,8 @@ use crate::series::dedup::DedupFunc;
 use crate::series::merge::{merge, MergedFrame};
 use crate::store::external::with_external_labels as normalize;
 use crate::store::{
-    LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
-    StoreError, StoreInfo,
+    LabelsRequest, LabelsResponse, MetadataRequest, MetadataResponse, PeerType, SeriesFrame,
+    SeriesRequest, SeriesStream, Store, StoreError, StoreInfo,
 };
 
 /// What the sidecar currently knows about its Prometheus.
@@ -290,6 +290,17 @@ impl Store for PrometheusStore {
             values,
             warnings: vec![],
         })
+    }
+
+    /// Prometheus' own metadata, from its targets' scrapes.
+    async fn metric_metadata(&self, req: MetadataRequest) -> Result<MetadataResponse, StoreError> {
+        self.ready_state()?;
+        let mut out = MetadataResponse {
+            metadata: self.api.metadata(&req.metric, req.limit).await?,
+            warnings: vec![],
+        };
+        out.truncate(req.limit);
+        Ok(out)
     }
 }
 

@@ -60,6 +60,7 @@ pub struct RemoteStore {
     addr: String,
     store: StoreClient<Channel>,
     info: InfoClient<Channel>,
+    metadata: crate::proto::thanos::metadata_client::MetadataClient<Channel>,
     request_timeout: Duration,
 }
 
@@ -92,9 +93,11 @@ impl RemoteStore {
             store: StoreClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            info: InfoClient::new(channel)
+            info: InfoClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            metadata: crate::proto::thanos::metadata_client::MetadataClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
             request_timeout: cfg.request_timeout,
         })
     }
@@ -241,6 +244,20 @@ impl Store for RemoteStore {
             .map_err(|s| self.err(&s))?
             .into_inner();
         Ok(labels_response(resp.names, resp.warnings))
+    }
+
+    async fn metric_metadata(
+        &self,
+        req: super::MetadataRequest,
+    ) -> Result<super::MetadataResponse, StoreError> {
+        let mut client = self.metadata.clone();
+        let wire = super::metadata::request_to_pb(&req);
+        let stream = client
+            .metric_metadata(self.unary(wire, req.hops, req.deadline))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        super::metadata::read_stream(stream, &self.addr).await
     }
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {

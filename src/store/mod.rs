@@ -7,6 +7,7 @@ mod client;
 pub mod external;
 pub mod faulty;
 mod mem;
+mod metadata;
 pub mod metrics;
 mod server;
 
@@ -16,8 +17,9 @@ pub use mem::MemStore;
 pub use server::{serve, serve_limited, serve_secured, ServeLimits, StoreService};
 
 pub use crate::storeapi::{
-    validate_range, LabelsRequest, LabelsResponse, PartialResponse, PeerType, SeriesFrame,
-    SeriesRequest, SeriesStream, Store, StoreError, StoreInfo,
+    validate_range, LabelsRequest, LabelsResponse, Meta, MetadataRequest, MetadataResponse,
+    PartialResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store, StoreError,
+    StoreInfo,
 };
 
 /// The gRPC metadata key that carries [`SeriesRequest::hops`].

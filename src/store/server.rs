@@ -122,6 +122,20 @@ impl StoreService {
             .map_err(|_| Status::unavailable("the server is shutting down"))
     }
 
+    /// The store served.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A request's hop count and deadline (the caller's and the server's).
+    pub(crate) fn hops_and_deadline<T>(
+        &self,
+        rpc: &'static str,
+        request: &Request<T>,
+    ) -> (u32, Option<Instant>) {
+        (hops(request), self.deadline(rpc, request))
+    }
+
     async fn info_checked(&self) -> Result<super::StoreInfo, Status> {
         let mut timer = RequestTimer::start("info");
         let r = self.store.info().await;
@@ -550,7 +564,11 @@ pub async fn serve_secured(
                 .max_decoding_message_size(MAX_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(InfoServer::new(svc));
+        .add_service(InfoServer::new(svc.clone()))
+        .add_service(
+            crate::proto::thanos::metadata_server::MetadataServer::new(svc)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        );
     let stop = shutdown.clone().cancelled_owned();
     match tls {
         Some(tls) => {

@@ -29,6 +29,9 @@ pub enum StoreError {
     /// gives the same answer.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
+    /// The store does not offer this service (gRPC `Unimplemented`).
+    #[error("{0} is not offered by this store")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -39,7 +42,7 @@ impl StoreError {
             StoreError::Timeout { .. } => ErrorCode::Timeout,
             StoreError::Canceled => ErrorCode::Canceled,
             StoreError::Protocol { .. } | StoreError::Internal(_) => ErrorCode::Internal,
-            StoreError::LimitExceeded(_) => ErrorCode::Execution,
+            StoreError::LimitExceeded(_) | StoreError::Unsupported(_) => ErrorCode::Execution,
             StoreError::Remote { code, .. } => *code,
         }
     }
@@ -53,6 +56,7 @@ impl StoreError {
             StoreError::InvalidArgument(_)
             | StoreError::Matcher(_)
             | StoreError::LimitExceeded(_)
+            | StoreError::Unsupported(_)
             | StoreError::Canceled => false,
             StoreError::Unavailable { .. }
             | StoreError::Timeout { .. }
@@ -75,6 +79,9 @@ impl StoreError {
     pub fn from_status(peer: &str, status: &tonic::Status) -> Self {
         let peer = peer.to_string();
         let message = status.message().to_string();
+        if status.code() == tonic::Code::Unimplemented {
+            return StoreError::Unsupported(format!("{message} (store {peer})"));
+        }
         match ErrorCode::from_grpc_code(status.code()) {
             ErrorCode::Unavailable => StoreError::Unavailable { peer, message },
             ErrorCode::Timeout => StoreError::Timeout { peer, message },
@@ -89,6 +96,9 @@ impl StoreError {
 
 impl From<StoreError> for tonic::Status {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Unsupported(what) = &e {
+            return tonic::Status::unimplemented(format!("{what} is not offered by this store"));
+        }
         tonic::Status::new(e.code().grpc_code(), e.to_string())
     }
 }

@@ -183,6 +183,72 @@ pub struct LabelsResponse {
     pub warnings: Vec<String>,
 }
 
+/// A metric metadata request (`thanos.Metadata`, Prometheus'
+/// `/api/v1/metadata`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataRequest {
+    /// Only this metric; empty for all.
+    pub metric: String,
+    /// At most this many metrics; negative for no limit.
+    pub limit: i64,
+    pub partial_response: PartialResponse,
+    pub hops: u32,
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl MetadataRequest {
+    pub fn all() -> Self {
+        Self {
+            metric: String::new(),
+            limit: -1,
+            partial_response: PartialResponse::Warn,
+            hops: 0,
+            deadline: None,
+        }
+    }
+}
+
+/// What a target says of a metric: its type, help and unit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Meta {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
+/// Metadata by metric name; each metric's entries unique.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataResponse {
+    pub metadata: std::collections::BTreeMap<String, Vec<Meta>>,
+    pub warnings: Vec<String>,
+}
+
+impl MetadataResponse {
+    /// Adds `other`'s entries that are not there yet (replicas of one
+    /// Prometheus pair report the same ones).
+    pub fn merge(&mut self, other: MetadataResponse) {
+        for (metric, metas) in other.metadata {
+            let mine = self.metadata.entry(metric).or_default();
+            for m in metas {
+                if !mine.contains(&m) {
+                    mine.push(m);
+                }
+            }
+        }
+        self.warnings.extend(other.warnings);
+    }
+
+    /// Keeps at most `limit` metrics (negative: all), the first by name.
+    pub fn truncate(&mut self, limit: i64) {
+        if let Ok(limit) = usize::try_from(limit) {
+            while self.metadata.len() > limit {
+                self.metadata.pop_last();
+            }
+        }
+    }
+}
+
 /// One frame of a Series answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeriesFrame {
@@ -200,6 +266,11 @@ pub trait Store: Send + Sync + 'static {
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError>;
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
+
+    /// Metric metadata; stores that keep none do not offer it.
+    async fn metric_metadata(&self, _req: MetadataRequest) -> Result<MetadataResponse, StoreError> {
+        Err(StoreError::Unsupported("metric metadata".into()))
+    }
 }
 
 pub fn validate_range(min_time: i64, max_time: i64) -> Result<(), StoreError> {

@@ -34,11 +34,33 @@ pub(super) async fn format_query(p: Params) -> Result<Response, ApiError> {
     Ok(success(&out, &[]))
 }
 
-/// `/api/v1/metadata`: skein has no metadata store yet (the Store API does
-/// not carry metric metadata), so the answer is an empty object, which
-/// clients read as "no metadata known".
-pub(super) async fn metadata() -> Response {
-    success(b"{}", &[])
+/// `/api/v1/metadata`: `metric` (one metric, or all), `limit` (at most
+/// that many metrics; negative or absent: all), from every store that
+/// keeps metadata (sidecars: their Prometheus' targets), merged.
+pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
+    let limit = match p.get("limit") {
+        "" => -1,
+        s => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_data("limit must be a number"))?,
+    };
+    let opts = api.options(&p)?;
+    let mut req = crate::store::MetadataRequest::all();
+    req.metric = p.get("metric").to_string();
+    req.limit = limit;
+    req.partial_response = crate::store::PartialResponse::allowed(opts.partial_response);
+    req.deadline = Some(std::time::Instant::now() + api.engine.config().timeout);
+    let resp = api
+        .metadata(async {
+            api.querier
+                .metric_metadata(req)
+                .await
+                .map_err(ApiError::from)
+        })
+        .await?;
+    let body = serde_json::to_vec(&resp.metadata)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(success(&body, &resp.warnings))
 }
 
 /// `/api/v1/rules`: a querier evaluates no rules.
