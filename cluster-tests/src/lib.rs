@@ -366,6 +366,53 @@ pub fn start_prometheus(
     start_prometheus_with(binary, dir, addr, replica, target, &[])
 }
 
+/// An HA pair: Prometheus replicas `a` and `b` on `{ip}.11:9090` and
+/// `{ip}.12:9090` (external label `replica`), both scraping `target`, each
+/// with a sidecar on `{ip}.21` / `{ip}.22` gossiping through `seed`.
+pub struct PrometheusPair {
+    pub proms: Vec<Spawned>,
+    pub prom_addrs: Vec<SocketAddr>,
+    pub sidecars: Vec<Process>,
+}
+
+pub fn start_prometheus_pair(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    ip: &str,
+    seed: &str,
+    target: SocketAddr,
+) -> anyhow::Result<PrometheusPair> {
+    let mut pair = PrometheusPair {
+        proms: Vec::new(),
+        prom_addrs: Vec::new(),
+        sidecars: Vec::new(),
+    };
+    for (i, replica) in ["a", "b"].iter().enumerate() {
+        let prom_addr = format!("{ip}.{}:9090", 11 + i);
+        pair.proms.push(start_prometheus(
+            binary,
+            &dir.join(replica),
+            &prom_addr,
+            replica,
+            target,
+        )?);
+        pair.prom_addrs.push(prom_addr.parse()?);
+        pair.sidecars.push(start_node(
+            &format!("sidecar-{replica}"),
+            "sidecar",
+            &format!("{ip}.{}", 21 + i),
+            Some(seed),
+            &[
+                "--prometheus.url",
+                &format!("http://{prom_addr}"),
+                "--prometheus.refresh-interval",
+                "1s",
+            ],
+        )?);
+    }
+    Ok(pair)
+}
+
 /// [`start_prometheus`] with more Prometheus flags.
 pub fn start_prometheus_with(
     binary: &std::path::Path,

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use skein_cluster_tests::{
-    get_json, healthy_members, require_binary, start_node, start_prometheus, wait_for, Process,
+    get_json, healthy_members, require_binary, start_node, start_prometheus_pair, wait_for,
+    Process, PrometheusPair,
 };
 
 type Metadata = BTreeMap<String, BTreeSet<(String, String, String)>>;
@@ -91,38 +92,11 @@ fn metadata_of_a_prometheus_pair_through_queriers() {
         ],
     )
     .unwrap();
-    let mut proms = Vec::new();
-    let mut prom_addrs = Vec::new();
-    let mut sidecars = Vec::new();
-    for (i, replica) in ["a", "b"].iter().enumerate() {
-        let prom_addr = format!("{IP}.{}:9090", 11 + i);
-        proms.push(
-            start_prometheus(
-                &prometheus,
-                &dir.path().join(replica),
-                &prom_addr,
-                replica,
-                target.http,
-            )
-            .unwrap(),
-        );
-        prom_addrs.push(prom_addr.parse::<SocketAddr>().unwrap());
-        sidecars.push(
-            start_node(
-                &format!("sidecar-{replica}"),
-                "sidecar",
-                &format!("{IP}.{}", 21 + i),
-                Some(&seed),
-                &[
-                    "--prometheus.url",
-                    &format!("http://{prom_addr}"),
-                    "--prometheus.refresh-interval",
-                    "1s",
-                ],
-            )
-            .unwrap(),
-        );
-    }
+    let PrometheusPair {
+        mut proms,
+        prom_addrs,
+        sidecars: _sidecars,
+    } = start_prometheus_pair(&prometheus, dir.path(), IP, &seed, target.http).unwrap();
     let q1_grpc = q1.grpc.to_string();
     let q2 = Process::start(
         "query-2",

@@ -11,7 +11,8 @@ use skein::model::time::now_ms;
 use skein::model::{MatchOp, Matcher};
 use skein::store::{ClientConfig, RemoteStore, SeriesFrame, SeriesRequest, Store};
 use skein_cluster_tests::{
-    healthy_members, require_binary, start_node, start_prometheus, wait_for, Process,
+    healthy_members, require_binary, start_node, start_prometheus, start_prometheus_pair, wait_for,
+    Process, PrometheusPair,
 };
 
 async fn up(q: &RemoteStore, dedup: bool) -> (Vec<String>, Vec<String>) {
@@ -76,37 +77,11 @@ async fn sidecars_serve_a_prometheus_pair_through_a_querier() {
         ],
     )
     .unwrap();
-    let mut proms = Vec::new();
-    let mut sidecars = Vec::new();
-    for (i, replica) in ["a", "b"].iter().enumerate() {
-        let prom_addr = format!("127.0.3.{}:9090", 11 + i);
-        proms.push(
-            start_prometheus(
-                &prometheus,
-                &dir.path().join(replica),
-                &prom_addr,
-                replica,
-                target.http,
-            )
-            .unwrap(),
-        );
-        let ip = format!("127.0.3.{}", 21 + i);
-        sidecars.push(
-            start_node(
-                &format!("sidecar-{replica}"),
-                "sidecar",
-                &ip,
-                Some(seed),
-                &[
-                    "--prometheus.url",
-                    &format!("http://{prom_addr}"),
-                    "--prometheus.refresh-interval",
-                    "1s",
-                ],
-            )
-            .unwrap(),
-        );
-    }
+    let PrometheusPair {
+        mut proms,
+        sidecars,
+        ..
+    } = start_prometheus_pair(&prometheus, dir.path(), "127.0.3", seed, target.http).unwrap();
     wait_for(
         "both sidecars healthy in the querier",
         Duration::from_secs(60),
