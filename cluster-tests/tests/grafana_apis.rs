@@ -17,6 +17,133 @@ use skein_cluster_tests::{
 
 type Metadata = BTreeMap<String, BTreeSet<(String, String, String)>>;
 
+/// A client of Thanos' services, its messages written out from Thanos'
+/// field tables (pkg/metadata/metadatapb/rpc.proto, pkg/info/infopb), not
+/// from skein's protos.
+mod thanos {
+    use std::collections::HashMap;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadataRequest {
+        #[prost(string, tag = "1")]
+        pub metric: String,
+        #[prost(int32, tag = "2")]
+        pub limit: i32,
+        #[prost(int32, tag = "3")]
+        pub partial_response_strategy: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadataResponse {
+        #[prost(oneof = "Frame", tags = "1, 2")]
+        pub result: Option<Frame>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Frame {
+        #[prost(message, tag = "1")]
+        Metadata(MetricMetadata),
+        #[prost(string, tag = "2")]
+        Warning(String),
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadata {
+        #[prost(map = "string, message", tag = "1")]
+        pub metadata: HashMap<String, MetricMetadataEntry>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadataEntry {
+        #[prost(message, repeated, tag = "2")]
+        pub metas: Vec<Meta>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Meta {
+        #[prost(string, tag = "1")]
+        pub r#type: String,
+        #[prost(string, tag = "2")]
+        pub help: String,
+        #[prost(string, tag = "3")]
+        pub unit: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InfoRequest {}
+
+    /// thanos.info.InfoResponse: only what is checked here.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct InfoResponse {
+        #[prost(string, tag = "2")]
+        pub component_type: String,
+        #[prost(message, optional, tag = "5")]
+        pub metric_metadata: Option<Empty>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Empty {}
+
+    async fn grpc(
+        addr: std::net::SocketAddr,
+    ) -> anyhow::Result<tonic::client::Grpc<tonic::transport::Channel>> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let mut g = tonic::client::Grpc::new(channel);
+        g.ready().await?;
+        Ok(g)
+    }
+
+    /// `/thanos.info.Info/Info`: the component and whether it offers
+    /// metric metadata.
+    pub async fn info(addr: std::net::SocketAddr) -> anyhow::Result<(String, bool)> {
+        let mut g = grpc(addr).await?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/thanos.info.Info/Info");
+        let codec = tonic_prost::ProstCodec::<InfoRequest, InfoResponse>::default();
+        let r = g
+            .unary(tonic::Request::new(InfoRequest {}), path, codec)
+            .await?
+            .into_inner();
+        Ok((r.component_type, r.metric_metadata.is_some()))
+    }
+
+    /// `/thanos.Metadata/MetricMetadata` with every entry, read as a
+    /// Thanos querier reads it.
+    pub async fn metadata(addr: std::net::SocketAddr) -> anyhow::Result<super::Metadata> {
+        let mut g = grpc(addr).await?;
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::from_static("/thanos.Metadata/MetricMetadata");
+        let codec =
+            tonic_prost::ProstCodec::<MetricMetadataRequest, MetricMetadataResponse>::default();
+        let req = MetricMetadataRequest {
+            metric: String::new(),
+            limit: -1,
+            partial_response_strategy: 0,
+        };
+        let mut stream = g
+            .server_streaming(tonic::Request::new(req), path, codec)
+            .await?
+            .into_inner();
+        let mut out = super::Metadata::new();
+        while let Some(frame) = stream.message().await? {
+            match frame.result {
+                Some(Frame::Metadata(m)) => {
+                    for (name, entry) in m.metadata {
+                        let set = out.entry(name).or_default();
+                        for meta in entry.metas {
+                            set.insert((meta.r#type, meta.help, meta.unit));
+                        }
+                    }
+                }
+                Some(Frame::Warning(w)) => anyhow::bail!("warning: {w}"),
+                None => anyhow::bail!("an empty frame"),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// `/api/v1/metadata` (with `query`), as metric -> set of (type, help,
 /// unit), and the warnings.
 fn metadata(addr: SocketAddr, query: &str) -> Option<(Metadata, Vec<String>)> {
@@ -95,7 +222,7 @@ fn metadata_of_a_prometheus_pair_through_queriers() {
     let PrometheusPair {
         mut proms,
         prom_addrs,
-        sidecars: _sidecars,
+        sidecars,
     } = start_prometheus_pair(&prometheus, dir.path(), IP, &seed, target.http).unwrap();
     let q1_grpc = q1.grpc.to_string();
     let q2 = Process::start(
@@ -158,6 +285,20 @@ fn metadata_of_a_prometheus_pair_through_queriers() {
     }
     let bad = get_json(q1.http, "/api/v1/metadata?limit=x");
     assert!(bad.is_err(), "a bad limit is a 400");
+
+    // A Thanos querier's view: Info offers metric metadata, and the
+    // service answers, from a sidecar (its Prometheus' own) and from a
+    // querier (the pair's, merged).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (component, offers) = thanos::info(sidecars[0].grpc).await.unwrap();
+        assert_eq!((component.as_str(), offers), ("sidecar", true));
+        let (component, offers) = thanos::info(q1.grpc).await.unwrap();
+        assert_eq!((component.as_str(), offers), ("query", true));
+        let a = metadata(prom_addrs[0], "").unwrap().0;
+        assert_eq!(thanos::metadata(sidecars[0].grpc).await.unwrap(), a);
+        assert_eq!(thanos::metadata(q1.grpc).await.unwrap(), want);
+    });
 
     // Prometheus b goes down: the answer comes from a, and says that b's
     // sidecar did not answer.
