@@ -2,9 +2,11 @@
 //! two real Prometheus 2.42 (an HA pair scraping the same target) behind
 //! sidecars, a querier that finds them by gossip, and a second querier
 //! stacked on the first. The queriers' `/api/v1/metadata` equals what the
-//! two Prometheus answer (merged, each entry once), and with one
-//! Prometheus down the answer comes from the other with a warning naming
-//! the missing one.
+//! two Prometheus answer (merged, each entry once), `/api/v1/targets`
+//! shows the pair's one target once (each replica's view without
+//! deduplication), a client built from Thanos' field tables reads
+//! `thanos.Metadata` and Info, and with one Prometheus down the answers
+//! come from the other with a warning naming the missing one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -173,6 +175,37 @@ fn metadata(addr: SocketAddr, query: &str) -> Option<(Metadata, Vec<String>)> {
     Some((out, warnings))
 }
 
+/// `/api/v1/targets` (with `query`): the active targets' fields that do
+/// not change between scrapes, sorted, and the dropped targets' count.
+fn targets(addr: SocketAddr, query: &str) -> Option<(Vec<String>, usize, Vec<String>)> {
+    let v = get_json(addr, &format!("/api/v1/targets{query}")).ok()?;
+    if v["status"] != "success" {
+        return None;
+    }
+    let mut active: Vec<String> = v["data"]["activeTargets"]
+        .as_array()?
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            for changing in ["lastScrape", "lastScrapeDuration", "lastError", "health"] {
+                t.as_object_mut()?.remove(changing);
+            }
+            Some(t.to_string())
+        })
+        .collect::<Option<_>>()?;
+    active.sort();
+    let dropped = v["data"]["droppedTargets"].as_array()?.len();
+    let warnings = v["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((active, dropped, warnings))
+}
+
 fn merged(a: &Metadata, b: &Metadata) -> Metadata {
     let mut out = a.clone();
     for (k, v) in b {
@@ -182,7 +215,7 @@ fn merged(a: &Metadata, b: &Metadata) -> Metadata {
 }
 
 #[test]
-fn metadata_of_a_prometheus_pair_through_queriers() {
+fn metadata_and_targets_of_a_prometheus_pair_through_queriers() {
     let Some(prometheus) = require_binary("prometheus") else {
         return;
     };
@@ -283,6 +316,29 @@ fn metadata_of_a_prometheus_pair_through_queriers() {
             .0
             .is_empty());
     }
+    // Targets: the pair scrapes one target; deduplicated, the queriers
+    // show it once, as each Prometheus does (their sidecars add the
+    // replica label, which deduplication takes off again).
+    let (prom_targets, prom_dropped, _) = targets(prom_addrs[0], "").unwrap();
+    assert_eq!(prom_targets.len(), 1, "{prom_targets:?}");
+    assert_eq!(targets(prom_addrs[1], "").unwrap().0, prom_targets);
+    for (name, q) in [("querier", &q1), ("stacked querier", &q2)] {
+        let (got, dropped, warnings) = targets(q.http, "").unwrap();
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        assert_eq!(got, prom_targets, "{name}");
+        assert_eq!(dropped, prom_dropped, "{name}");
+        assert_eq!(targets(q.http, "?state=active").unwrap().0, prom_targets);
+        assert!(targets(q.http, "?state=dropped").unwrap().0.is_empty());
+        assert!(targets(q.http, "?state=nonsense").unwrap().0.is_empty());
+        // Without deduplication, each replica's view, labelled.
+        let both = targets(q.http, "?dedup=false").unwrap().0;
+        assert_eq!(both.len(), 2, "{name}: {both:?}");
+        assert!(
+            both.iter().any(|t| t.contains(r#""replica":"a""#)),
+            "{both:?}"
+        );
+    }
+
     let bad = get_json(q1.http, "/api/v1/metadata?limit=x");
     assert!(bad.is_err(), "a bad limit is a 400");
 
@@ -313,4 +369,10 @@ fn metadata_of_a_prometheus_pair_through_queriers() {
         },
     )
     .unwrap();
+    let (got, _, warnings) = targets(q1.http, "").unwrap();
+    assert_eq!(got, prom_targets);
+    assert!(
+        warnings.iter().any(|w| w.contains("replica=\"b\"")),
+        "{warnings:?}"
+    );
 }

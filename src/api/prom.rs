@@ -204,6 +204,7 @@ impl PromApi {
             )
             .route("/api/v1/format_query", get(format_query).post(format_query))
             .route("/api/v1/metadata", get(metadata))
+            .route("/api/v1/targets", get(targets))
             .route("/api/v1/rules", get(rules))
             .route("/api/v1/alerts", get(alerts))
             .route("/api/v1/status/buildinfo", get(buildinfo))

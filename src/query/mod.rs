@@ -6,10 +6,10 @@
 
 pub mod budget;
 pub mod fanout;
-mod metadata;
 pub mod metrics;
 pub mod policy;
 pub mod route;
+mod services;
 pub mod stats;
 pub mod topology;
 pub mod view;
@@ -354,6 +354,13 @@ impl Store for Querier {
         req: crate::store::MetadataRequest,
     ) -> Result<crate::store::MetadataResponse, StoreError> {
         self.metadata(req).await
+    }
+
+    async fn targets(
+        &self,
+        req: crate::storeapi::targets::TargetsRequest,
+    ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
+        self.all_targets(req).await
     }
 }
 

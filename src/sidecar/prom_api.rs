@@ -277,6 +277,99 @@ impl PromApi {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromActiveTarget {
+    #[serde(default)]
+    discovered_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    scrape_pool: String,
+    #[serde(default)]
+    scrape_url: String,
+    #[serde(default)]
+    global_url: String,
+    #[serde(default)]
+    last_error: String,
+    #[serde(default)]
+    last_scrape: String,
+    #[serde(default)]
+    last_scrape_duration: f64,
+    #[serde(default)]
+    health: String,
+    #[serde(default)]
+    scrape_interval: String,
+    #[serde(default)]
+    scrape_timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromDroppedTarget {
+    #[serde(default)]
+    discovered_labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromTargets {
+    #[serde(default)]
+    active_targets: Vec<PromActiveTarget>,
+    #[serde(default)]
+    dropped_targets: Vec<PromDroppedTarget>,
+}
+
+impl PromApi {
+    /// `/api/v1/targets`, with `external` labels added to every target's
+    /// labels (they win over a target's own of the same name).
+    pub async fn targets(
+        &self,
+        state: crate::storeapi::targets::TargetState,
+        external: &Labels,
+    ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
+        use crate::storeapi::targets::{
+            ActiveTarget, DroppedTarget, TargetHealth, TargetState, TargetsResponse,
+        };
+        let mut q = Vec::new();
+        match state {
+            TargetState::Active => q.push(("state".to_string(), "active".to_string())),
+            TargetState::Dropped => q.push(("state".to_string(), "dropped".to_string())),
+            TargetState::Any => {}
+        }
+        let raw: PromTargets = self.get("/api/v1/targets", &q).await?;
+        let labels = |m: std::collections::BTreeMap<String, String>| -> Result<Labels, StoreError> {
+            let mut l = Labels::from_pairs(m).map_err(|e| StoreError::protocol(&self.base, e))?;
+            for e in external.iter() {
+                l = l.with(&e.name, &e.value);
+            }
+            Ok(l)
+        };
+        let mut out = TargetsResponse::default();
+        for t in raw.active_targets {
+            out.active.push(ActiveTarget {
+                discovered_labels: labels(t.discovered_labels)?,
+                labels: labels(t.labels)?,
+                scrape_pool: t.scrape_pool,
+                scrape_url: t.scrape_url,
+                global_url: t.global_url,
+                last_error: t.last_error,
+                last_scrape: humantime::parse_rfc3339_weak(&t.last_scrape).ok(),
+                last_scrape_duration: t.last_scrape_duration,
+                health: TargetHealth::parse(&t.health),
+                scrape_interval: t.scrape_interval,
+                scrape_timeout: t.scrape_timeout,
+            });
+        }
+        for t in raw.dropped_targets {
+            out.dropped.push(DroppedTarget {
+                discovered_labels: labels(t.discovered_labels)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

@@ -292,6 +292,15 @@ impl Store for PrometheusStore {
         })
     }
 
+    /// Prometheus' targets, with the external labels.
+    async fn targets(
+        &self,
+        req: crate::storeapi::targets::TargetsRequest,
+    ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
+        let s = self.ready_state()?;
+        self.api.targets(req.state, &s.external_labels).await
+    }
+
     /// Prometheus' own metadata, from its targets' scrapes.
     async fn metric_metadata(&self, req: MetadataRequest) -> Result<MetadataResponse, StoreError> {
         self.ready_state()?;

@@ -61,6 +61,7 @@ pub struct RemoteStore {
     store: StoreClient<Channel>,
     info: InfoClient<Channel>,
     metadata: crate::proto::thanos::metadata_client::MetadataClient<Channel>,
+    targets: crate::proto::thanos::targets_client::TargetsClient<Channel>,
     request_timeout: Duration,
 }
 
@@ -96,7 +97,9 @@ impl RemoteStore {
             info: InfoClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            metadata: crate::proto::thanos::metadata_client::MetadataClient::new(channel)
+            metadata: crate::proto::thanos::metadata_client::MetadataClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            targets: crate::proto::thanos::targets_client::TargetsClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             request_timeout: cfg.request_timeout,
         })
@@ -258,6 +261,20 @@ impl Store for RemoteStore {
             .map_err(|s| self.err(&s))?
             .into_inner();
         super::metadata::read_stream(stream, &self.addr).await
+    }
+
+    async fn targets(
+        &self,
+        req: crate::storeapi::targets::TargetsRequest,
+    ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
+        let mut client = self.targets.clone();
+        let wire = super::targets::request_to_pb(&req);
+        let stream = client
+            .targets(self.unary(wire, req.hops, req.deadline))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        super::targets::read_stream(stream, &self.addr).await
     }
 
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError> {

@@ -5,7 +5,6 @@
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
-use super::metrics::RequestTimer;
 use super::server::StoreService;
 use super::{Meta, MetadataRequest, MetadataResponse, PartialResponse, StoreError};
 use crate::proto::thanos as pb;
@@ -134,31 +133,21 @@ impl pb::metadata_server::Metadata for StoreService {
         &self,
         request: Request<pb::MetricMetadataRequest>,
     ) -> Result<Response<Self::MetricMetadataStream>, Status> {
-        let mut timer = RequestTimer::start("metric_metadata");
-        let (hops, deadline) = self.hops_and_deadline("metric_metadata", &request);
-        let req = match request_from_pb(request.into_inner()) {
-            Ok(r) => MetadataRequest {
-                hops,
-                deadline: deadline.map(tokio::time::Instant::into_std),
-                ..r
-            },
-            Err(e) => {
-                timer.finish(Err(e.code()));
-                return Err(e.into());
-            }
-        };
-        let call = self.store().metric_metadata(req);
-        let result = match deadline {
-            Some(d) => tokio::time::timeout_at(d, call).await.unwrap_or_else(|_| {
-                Err(StoreError::Timeout {
-                    peer: "this store".into(),
-                    message: "the request's deadline passed before its answer was complete".into(),
-                })
-            }),
-            None => call.await,
-        };
-        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
-        let frames = response_to_pb(result?);
+        let result = self
+            .serve_call(
+                "metric_metadata",
+                request,
+                |p, hops, deadline| {
+                    Ok(MetadataRequest {
+                        hops,
+                        deadline,
+                        ..request_from_pb(p)?
+                    })
+                },
+                |store, r| async move { store.metric_metadata(r).await },
+            )
+            .await?;
+        let frames = response_to_pb(result);
         Ok(Response::new(Box::pin(futures::stream::iter(
             frames.into_iter().map(Ok),
         ))))

@@ -10,6 +10,7 @@ mod mem;
 mod metadata;
 pub mod metrics;
 mod server;
+mod targets;
 
 pub use client::{ClientConfig, ClientTls, RemoteStore};
 pub use faulty::{Fault, FaultyStore};

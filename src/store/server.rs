@@ -122,18 +122,40 @@ impl StoreService {
             .map_err(|_| Status::unavailable("the server is shutting down"))
     }
 
-    /// The store served.
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// A request's hop count and deadline (the caller's and the server's).
-    pub(crate) fn hops_and_deadline<T>(
+    /// Serves one call of a service beside Series: `decode` turns the wire
+    /// request (with its hop count and deadline) into the store's, `call`
+    /// asks the store within the deadline; timed as `rpc`.
+    pub(crate) async fn serve_call<P, R, T, Fut>(
         &self,
         rpc: &'static str,
-        request: &Request<T>,
-    ) -> (u32, Option<Instant>) {
-        (hops(request), self.deadline(rpc, request))
+        request: Request<P>,
+        decode: impl FnOnce(P, u32, Option<std::time::Instant>) -> Result<R, StoreError>,
+        call: impl FnOnce(Arc<dyn Store>, R) -> Fut,
+    ) -> Result<T, Status>
+    where
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut timer = RequestTimer::start(rpc);
+        let (hops, deadline) = (hops(&request), self.deadline(rpc, &request));
+        let req = match decode(request.into_inner(), hops, deadline.map(Instant::into_std)) {
+            Ok(r) => r,
+            Err(e) => {
+                timer.finish(Err(e.code()));
+                return Err(e.into());
+            }
+        };
+        let fut = call(self.store.clone(), req);
+        let result = match deadline {
+            Some(d) => tokio::time::timeout_at(d, fut).await.unwrap_or_else(|_| {
+                Err(StoreError::Timeout {
+                    peer: "this store".into(),
+                    message: "the request's deadline passed before its answer was complete (grpc-timeout or --grpc.request-timeout)".into(),
+                })
+            }),
+            None => fut.await,
+        };
+        timer.finish(result.as_ref().map(|_| ()).map_err(StoreError::code));
+        Ok(result?)
     }
 
     async fn info_checked(&self) -> Result<super::StoreInfo, Status> {
@@ -566,7 +588,11 @@ pub async fn serve_secured(
         )
         .add_service(InfoServer::new(svc.clone()))
         .add_service(
-            crate::proto::thanos::metadata_server::MetadataServer::new(svc)
+            crate::proto::thanos::metadata_server::MetadataServer::new(svc.clone())
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            crate::proto::thanos::targets_server::TargetsServer::new(svc)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let stop = shutdown.clone().cancelled_owned();

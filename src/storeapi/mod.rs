@@ -4,6 +4,7 @@
 //! neither depends on the other's types.
 
 mod error;
+pub mod targets;
 
 use std::fmt;
 use std::pin::Pin;
@@ -266,6 +267,14 @@ pub trait Store: Send + Sync + 'static {
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError>;
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
+
+    /// Scrape targets; stores that scrape nothing do not offer them.
+    async fn targets(
+        &self,
+        _req: targets::TargetsRequest,
+    ) -> Result<targets::TargetsResponse, StoreError> {
+        Err(StoreError::Unsupported("scrape targets".into()))
+    }
 
     /// Metric metadata; stores that keep none do not offer it.
     async fn metric_metadata(&self, _req: MetadataRequest) -> Result<MetadataResponse, StoreError> {

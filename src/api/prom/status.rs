@@ -63,6 +63,85 @@ pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Re
     Ok(success(&body, &resp.warnings))
 }
 
+/// `/api/v1/targets`: `state` (`active`, `dropped`, `any` or empty; another
+/// value wants neither, as Prometheus reads it), from every store that
+/// scrapes (sidecars: their Prometheus'), the replicas' views of one target
+/// collapsed into one when deduplicating.
+pub(super) async fn targets(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
+    use crate::storeapi::targets::{TargetState, TargetsRequest};
+    let state = p.get("state").to_ascii_lowercase();
+    let (active, dropped) = match state.as_str() {
+        "" | "any" => (true, true),
+        "active" => (true, false),
+        "dropped" => (false, true),
+        _ => (false, false),
+    };
+    let opts = api.options(&p)?;
+    let req = TargetsRequest {
+        state: TargetState::from_param(&state),
+        partial_response: crate::store::PartialResponse::allowed(opts.partial_response),
+        hops: 0,
+        deadline: Some(std::time::Instant::now() + api.engine.config().timeout),
+    };
+    let mut resp = if active || dropped {
+        api.metadata(async { api.querier.targets(req).await.map_err(ApiError::from) })
+            .await?
+    } else {
+        Default::default()
+    };
+    if opts.dedup {
+        resp.dedup(&opts.replica_labels);
+    } else {
+        resp.dedup(&[]);
+    }
+    let labels = |l: &crate::model::Labels| -> serde_json::Value {
+        l.iter()
+            .map(|x| {
+                (
+                    x.name.to_string(),
+                    serde_json::Value::from(x.value.to_string()),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let active_json: Vec<serde_json::Value> = resp
+        .active
+        .iter()
+        .filter(|_| active)
+        .map(|t| {
+            serde_json::json!({
+                "discoveredLabels": labels(&t.discovered_labels),
+                "labels": labels(&t.labels),
+                "scrapePool": t.scrape_pool,
+                "scrapeUrl": t.scrape_url,
+                "globalUrl": t.global_url,
+                "lastError": t.last_error,
+                "lastScrape": t.last_scrape.map_or_else(
+                    || "0001-01-01T00:00:00Z".to_string(),
+                    crate::storeapi::targets::format_rfc3339,
+                ),
+                "lastScrapeDuration": t.last_scrape_duration,
+                "health": t.health.as_str(),
+                "scrapeInterval": t.scrape_interval,
+                "scrapeTimeout": t.scrape_timeout,
+            })
+        })
+        .collect();
+    let dropped_json: Vec<serde_json::Value> = resp
+        .dropped
+        .iter()
+        .filter(|_| dropped)
+        .map(|t| serde_json::json!({ "discoveredLabels": labels(&t.discovered_labels) }))
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "activeTargets": active_json,
+        "droppedTargets": dropped_json,
+    }))
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(success(&body, &resp.warnings))
+}
+
 /// `/api/v1/rules`: a querier evaluates no rules.
 pub(super) async fn rules() -> Response {
     success(br#"{"groups":[]}"#, &[])

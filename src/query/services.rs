@@ -1,0 +1,125 @@
+//! The services beside Series across the cluster (metric metadata, scrape
+//! targets): every SOURCE member and one member of each STORE or QUERY
+//! group (hedged like label calls) is asked; stores that do not offer the
+//! service say so and are left out without a warning; a group that does
+//! not answer is a warning naming it (or the request's error without
+//! partial responses).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::route::{self, CallFailure};
+use super::topology::{GroupTarget, MemberTarget};
+use super::{next_hop, policy, Querier};
+use crate::store::{MetadataRequest, MetadataResponse, PartialResponse, PeerType, StoreError};
+use crate::storeapi::targets::{TargetsRequest, TargetsResponse};
+
+impl Querier {
+    /// `call` with `req` on every store that can answer; the answers, and
+    /// warnings for the groups that could not.
+    async fn ask_every_store<R, T, F, Fut>(
+        &self,
+        what: &str,
+        partial_response: PartialResponse,
+        deadline: Option<Instant>,
+        req: R,
+        call: F,
+    ) -> Result<(Vec<T>, Vec<String>), StoreError>
+    where
+        R: Clone,
+        F: Fn(Arc<MemberTarget>, R) -> Fut + Clone,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let call = move |m: Arc<MemberTarget>| call(m, req.clone());
+        let topology = self.topology();
+        let targets = topology.groups.iter().flat_map(|g| match g.peer_type {
+            PeerType::Source => g
+                .members
+                .iter()
+                .map(|m| GroupTarget {
+                    members: vec![m.clone()],
+                    ..g.clone()
+                })
+                .collect(),
+            _ => vec![g.clone()],
+        });
+        let calls = targets.map(|g| {
+            let route = self.cfg.route.clone();
+            let call = call.clone();
+            async move {
+                let r = route::hedged_call(&g, &route, deadline, call).await;
+                (g.key.to_string(), r)
+            }
+        });
+        let mut answers = Vec::new();
+        let mut warnings = Vec::new();
+        for (group, r) in futures::future::join_all(calls).await {
+            match r {
+                Ok(a) => answers.push(a),
+                Err(CallFailure::Final(StoreError::Unsupported(_))) => {}
+                Err(CallFailure::Final(e)) => return Err(e),
+                Err(CallFailure::NoMember(failures)) => {
+                    let message = format!(
+                        "store group {group}: no member answered for {what}: {}",
+                        failures.join("; ")
+                    );
+                    warnings.push(policy::on_missing(partial_response, &group, message)?);
+                }
+            }
+        }
+        Ok((answers, warnings))
+    }
+
+    /// Metric metadata, each metric's entries once.
+    pub(super) async fn metadata(
+        &self,
+        req: MetadataRequest,
+    ) -> Result<MetadataResponse, StoreError> {
+        let mut req = req;
+        req.hops = next_hop(req.hops)?;
+        let (answers, warnings) = self
+            .ask_every_store(
+                "metric metadata",
+                req.partial_response,
+                req.deadline,
+                req.clone(),
+                |m, r| async move { m.client.metric_metadata(r).await },
+            )
+            .await?;
+        let mut out = MetadataResponse::default();
+        for a in answers {
+            out.merge(a);
+        }
+        out.warnings.extend(warnings);
+        out.truncate(req.limit);
+        Ok(out)
+    }
+
+    /// Every store's targets, as they are: a querier over the Store API
+    /// passes them on whole (its caller deduplicates), the HTTP API
+    /// collapses replicas ([`TargetsResponse::dedup`]).
+    pub(super) async fn all_targets(
+        &self,
+        req: TargetsRequest,
+    ) -> Result<TargetsResponse, StoreError> {
+        let mut req = req;
+        req.hops = next_hop(req.hops)?;
+        let (answers, warnings) = self
+            .ask_every_store(
+                "scrape targets",
+                req.partial_response,
+                req.deadline,
+                req.clone(),
+                |m, r| async move { m.client.targets(r).await },
+            )
+            .await?;
+        let mut out = TargetsResponse::default();
+        for a in answers {
+            out.extend(a);
+        }
+        out.warnings.extend(warnings);
+        Ok(out)
+    }
+}
