@@ -1,7 +1,8 @@
 //! Wire compatibility with Thanos, checked against Thanos' own field tables
-//! (pkg/store/storepb/rpc.proto, types.proto and pkg/info/infopb/rpc.proto
-//! on Thanos main), written out below by hand and independently of
-//! `proto/`. Each message is checked both ways:
+//! (pkg/store/storepb/rpc.proto, types.proto, pkg/info/infopb/rpc.proto,
+//! pkg/metadata/metadatapb/rpc.proto and pkg/targets/targetspb/rpc.proto
+//! on Thanos main; see docs/thanos-services.md), written out below by hand
+//! and independently of `proto/`. Each message is checked both ways:
 //! - bytes encoded here from the table, as a Thanos component would send
 //!   them, decode with skein's types into the values put in;
 //! - skein's encoding of a message with every field set is walked tag by
@@ -13,6 +14,7 @@ use skein::proto::thanos as pb;
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
+const I64: u8 = 1;
 const LEN: u8 = 2;
 
 /// One field of a Thanos message: name, number, wire type.
@@ -88,9 +90,50 @@ const INFO_RESPONSE: Table = &[
     ("label_sets", 1, LEN),
     ("ComponentType", 2, LEN),
     ("store", 3, LEN),
+    ("rules", 4, LEN),
+    ("metric_metadata", 5, LEN),
+    ("targets", 6, LEN),
+    ("exemplars", 7, LEN),
+    ("query", 8, LEN),
     ("peer_type", 100, VARINT),
     ("store_group_id", 101, LEN),
 ];
+
+// thanos.MetricMetadataRequest / Response, MetricMetadata (a map: entries
+// with key 1 and value 2), MetricMetadataEntry (only field 2), Meta.
+const METADATA_REQUEST: Table = &[
+    ("metric", 1, LEN),
+    ("limit", 2, VARINT),
+    ("partial_response_strategy", 3, VARINT),
+];
+const METADATA_RESPONSE: Table = &[("metadata", 1, LEN), ("warning", 2, LEN)];
+const METRIC_METADATA: Table = &[("metadata", 1, LEN)];
+const MAP_ENTRY: Table = &[("key", 1, LEN), ("value", 2, LEN)];
+const METADATA_ENTRY: Table = &[("metas", 2, LEN)];
+const META: Table = &[("type", 1, LEN), ("help", 2, LEN), ("unit", 3, LEN)];
+
+// thanos.TargetsRequest / Response, TargetDiscovery, ActiveTarget (and
+// skein's scrapeInterval/scrapeTimeout from 100 up), DroppedTarget.
+const TARGETS_REQUEST: Table = &[
+    ("state", 1, VARINT),
+    ("partial_response_strategy", 2, VARINT),
+];
+const TARGETS_RESPONSE: Table = &[("targets", 1, LEN), ("warning", 2, LEN)];
+const TARGET_DISCOVERY: Table = &[("activeTargets", 1, LEN), ("droppedTargets", 2, LEN)];
+const ACTIVE_TARGET: Table = &[
+    ("discoveredLabels", 1, LEN),
+    ("labels", 2, LEN),
+    ("scrapePool", 3, LEN),
+    ("scrapeUrl", 4, LEN),
+    ("globalUrl", 5, LEN),
+    ("lastError", 6, LEN),
+    ("lastScrape", 7, LEN),
+    ("lastScrapeDuration", 8, I64),
+    ("health", 9, VARINT),
+    ("scrapeInterval", 100, LEN),
+    ("scrapeTimeout", 101, LEN),
+];
+const DROPPED_TARGET: Table = &[("discoveredLabels", 1, LEN)];
 
 // --- a minimal protobuf writer and reader, for this test only ---
 
@@ -154,9 +197,35 @@ fn fields(buf: &[u8]) -> Vec<(u32, u8)> {
                 let n = read_varint(buf, &mut pos) as usize;
                 pos += n;
             }
+            I64 => pos += 8,
             other => panic!("unexpected wire type {other} for field {field}"),
         }
         out.push((field, wire));
+    }
+    out
+}
+
+/// The bytes of every length-delimited `field` of an encoded message.
+fn nested(buf: &[u8], field: u32) -> Vec<Vec<u8>> {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while pos < buf.len() {
+        let key = read_varint(buf, &mut pos);
+        let (f, wire) = ((key >> 3) as u32, (key & 7) as u8);
+        match wire {
+            VARINT => {
+                read_varint(buf, &mut pos);
+            }
+            I64 => pos += 8,
+            LEN => {
+                let n = read_varint(buf, &mut pos) as usize;
+                if f == field {
+                    out.push(buf[pos..pos + n].to_vec());
+                }
+                pos += n;
+            }
+            other => panic!("unexpected wire type {other}"),
+        }
     }
     out
 }
@@ -431,4 +500,158 @@ fn label_responses_and_info_match_thanos() {
     assert_eq!((info.min_time, info.max_time), (100, 200));
     assert!(info.supports_without_replica_labels);
     assert_eq!(info.peer_type, skein::store::PeerType::Source);
+}
+
+#[test]
+fn metadata_messages_match_thanos() {
+    // A Thanos querier's request: metric "up", no limit (-1), ABORT.
+    let mut b = Vec::new();
+    bytes_field(number(METADATA_REQUEST, "metric"), b"up", &mut b);
+    int_field(number(METADATA_REQUEST, "limit"), -1, &mut b);
+    int_field(
+        number(METADATA_REQUEST, "partial_response_strategy"),
+        1,
+        &mut b,
+    );
+    let r = pb::MetricMetadataRequest::decode(b.as_slice()).expect("request");
+    assert_eq!(
+        (r.metric.as_str(), r.limit, r.partial_response_strategy),
+        ("up", -1, 1)
+    );
+
+    // skein's answer, walked down to each Meta.
+    let meta = pb::Meta {
+        r#type: "counter".into(),
+        help: "h".into(),
+        unit: "seconds".into(),
+    };
+    let resp = pb::MetricMetadataResponse {
+        result: Some(pb::metric_metadata_response::Result::Metadata(
+            pb::MetricMetadata {
+                metadata: [(
+                    "up".to_string(),
+                    pb::MetricMetadataEntry { metas: vec![meta] },
+                )]
+                .into_iter()
+                .collect(),
+            },
+        )),
+    }
+    .encode_to_vec();
+    check_against(METADATA_RESPONSE, &resp, &["metadata"]);
+    let mm = &nested(&resp, 1)[0];
+    check_against(METRIC_METADATA, mm, &["metadata"]);
+    let entry = &nested(mm, 1)[0];
+    check_against(MAP_ENTRY, entry, &["key", "value"]);
+    let value = &nested(entry, 2)[0];
+    check_against(METADATA_ENTRY, value, &["metas"]);
+    check_against(META, &nested(value, 2)[0], &["type", "help", "unit"]);
+    let warning = pb::MetricMetadataResponse {
+        result: Some(pb::metric_metadata_response::Result::Warning("w".into())),
+    }
+    .encode_to_vec();
+    check_against(METADATA_RESPONSE, &warning, &["warning"]);
+}
+
+#[test]
+fn targets_messages_match_thanos() {
+    let mut b = Vec::new();
+    int_field(number(TARGETS_REQUEST, "state"), 2, &mut b); // DROPPED
+    int_field(
+        number(TARGETS_REQUEST, "partial_response_strategy"),
+        1,
+        &mut b,
+    );
+    let r = pb::TargetsRequest::decode(b.as_slice()).expect("request");
+    assert_eq!((r.state, r.partial_response_strategy), (2, 1));
+
+    let set = |n: &str, v: &str| {
+        Some(pb::ZLabelSet {
+            labels: vec![pb::Label {
+                name: n.into(),
+                value: v.into(),
+            }],
+        })
+    };
+    let resp = pb::TargetsResponse {
+        result: Some(pb::targets_response::Result::Targets(pb::TargetDiscovery {
+            active_targets: vec![pb::ActiveTarget {
+                discovered_labels: set("__address__", "h:1"),
+                labels: set("job", "x"),
+                scrape_pool: "x".into(),
+                scrape_url: "http://h:1/metrics".into(),
+                global_url: "http://g:1/metrics".into(),
+                last_error: "e".into(),
+                last_scrape: Some(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 2,
+                }),
+                last_scrape_duration: 0.5,
+                health: pb::TargetHealth::Up as i32,
+                scrape_interval: "1s".into(),
+                scrape_timeout: "1s".into(),
+            }],
+            dropped_targets: vec![pb::DroppedTarget {
+                discovered_labels: set("__address__", "h:2"),
+            }],
+        })),
+    }
+    .encode_to_vec();
+    check_against(TARGETS_RESPONSE, &resp, &["targets"]);
+    let d = &nested(&resp, 1)[0];
+    check_against(TARGET_DISCOVERY, d, &["activeTargets", "droppedTargets"]);
+    check_against(
+        ACTIVE_TARGET,
+        &nested(d, 1)[0],
+        &[
+            "discoveredLabels",
+            "labels",
+            "scrapePool",
+            "scrapeUrl",
+            "globalUrl",
+            "lastError",
+            "lastScrape",
+            "lastScrapeDuration",
+            "health",
+        ],
+    );
+    check_against(DROPPED_TARGET, &nested(d, 2)[0], &["discoveredLabels"]);
+    // Thanos' health values: DOWN 0, UP 1, UNKNOWN 2.
+    assert_eq!(
+        (
+            pb::TargetHealth::Down as i32,
+            pb::TargetHealth::Up as i32,
+            pb::TargetHealth::Unknown as i32
+        ),
+        (0, 1, 2)
+    );
+}
+
+#[test]
+fn sidecars_and_queriers_offer_metadata_and_targets_in_info() {
+    for (component, offers) in [("sidecar", true), ("query", true), ("store", false)] {
+        let info = skein::store::StoreInfo {
+            label_sets: vec![],
+            min_time: 1,
+            max_time: 2,
+            peer_type: skein::store::PeerType::Source,
+            store_group_id: String::new(),
+            component: component.into(),
+            supports_without_replica_labels: true,
+        };
+        let out = skein::proto::info_to_info_pb(&info).encode_to_vec();
+        let must: &[&str] = if offers {
+            &["metric_metadata", "targets"]
+        } else {
+            &[]
+        };
+        check_against(INFO_RESPONSE, &out, must);
+        if !offers {
+            let seen = fields(&out);
+            assert!(
+                !seen.iter().any(|(f, _)| *f == 5 || *f == 6),
+                "{component}: {seen:?}"
+            );
+        }
+    }
 }
