@@ -2,13 +2,14 @@
 //! `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const FILES: [&str; 8] = [
+    const FILES: [&str; 9] = [
         "proto/thanos/labels.proto",
         "proto/thanos/types.proto",
         "proto/thanos/rpc.proto",
         "proto/thanos/info.proto",
         "proto/thanos/metadata.proto",
         "proto/thanos/targets.proto",
+        "proto/thanos/rules.proto",
         "proto/prometheus/types.proto",
         "proto/prometheus/remote.proto",
     ];

@@ -478,11 +478,13 @@ pub fn info_to_info_pb(i: &StoreInfo) -> pb::info::InfoResponse {
             tsdb_infos: Vec::new(),
         }),
         // Sidecars (from their Prometheus) and queriers (from the
-        // cluster) serve thanos.Metadata and thanos.Targets.
+        // cluster) serve thanos.Metadata, thanos.Targets and thanos.Rules.
         metric_metadata: matches!(i.component.as_str(), "sidecar" | "query")
             .then(pb::info::MetricMetadataInfo::default),
         targets: matches!(i.component.as_str(), "sidecar" | "query")
             .then(pb::info::TargetsInfo::default),
+        rules: matches!(i.component.as_str(), "sidecar" | "query")
+            .then(pb::info::RulesInfo::default),
         peer_type: peer_type_to_pb(i.peer_type) as i32,
         store_group_id: i.store_group_id.clone(),
         ..Default::default()

@@ -382,6 +382,27 @@ pub fn start_prometheus_pair(
     seed: &str,
     target: SocketAddr,
 ) -> anyhow::Result<PrometheusPair> {
+    start_prometheus_pair_with_rules(binary, dir, ip, seed, target, None)
+}
+
+/// [`start_prometheus_pair`], both evaluating one rules file with the
+/// YAML `rules`, as an HA pair's replicas do.
+pub fn start_prometheus_pair_with_rules(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    ip: &str,
+    seed: &str,
+    target: SocketAddr,
+    rules: Option<&str>,
+) -> anyhow::Result<PrometheusPair> {
+    let rule_file = match rules {
+        Some(r) => {
+            let path = dir.join("rules.yml");
+            std::fs::write(&path, r)?;
+            Some(path)
+        }
+        None => None,
+    };
     let mut pair = PrometheusPair {
         proms: Vec::new(),
         prom_addrs: Vec::new(),
@@ -389,12 +410,14 @@ pub fn start_prometheus_pair(
     };
     for (i, replica) in ["a", "b"].iter().enumerate() {
         let prom_addr = format!("{ip}.{}:9090", 11 + i);
-        pair.proms.push(start_prometheus(
+        pair.proms.push(start_prometheus_full(
             binary,
             &dir.join(replica),
             &prom_addr,
             replica,
             target,
+            &[],
+            rule_file.as_deref(),
         )?);
         pair.prom_addrs.push(prom_addr.parse()?);
         pair.sidecars.push(start_node(
@@ -422,13 +445,31 @@ pub fn start_prometheus_with(
     target: SocketAddr,
     extra: &[&str],
 ) -> anyhow::Result<Spawned> {
+    start_prometheus_full(binary, dir, addr, replica, target, extra, None)
+}
+
+/// [`start_prometheus_with`], evaluating the rules file `rule_file` when
+/// given.
+pub fn start_prometheus_full(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    addr: &str,
+    replica: &str,
+    target: SocketAddr,
+    extra: &[&str],
+    rule_file: Option<&std::path::Path>,
+) -> anyhow::Result<Spawned> {
     std::fs::create_dir_all(dir)?;
     let config = dir.join("prometheus.yml");
+    let rule_files = match rule_file {
+        Some(path) => format!("rule_files:\n  - {}\n", path.display()),
+        None => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    replica: {replica}\n\
-             scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: ['{target}']\n"
+             {rule_files}scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     )?;
     let mut cmd = Command::new(binary);

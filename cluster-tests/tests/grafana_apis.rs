@@ -13,9 +13,86 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use skein_cluster_tests::{
-    get_json, healthy_members, require_binary, start_node, start_prometheus_pair, wait_for,
-    Process, PrometheusPair,
+    get_json, healthy_members, require_binary, start_node, start_prometheus_pair_with_rules,
+    wait_for, Process, PrometheusPair,
 };
+
+/// Rules both Prometheus evaluate: a recording rule, an alert that fires
+/// at once, one that stays pending.
+const RULES: &str = r#"groups:
+  - name: skein-rules
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: TargetUp
+        expr: up == 1
+        labels:
+          severity: info
+        annotations:
+          summary: "{{ $labels.instance }} is up"
+      - alert: UpForAnHour
+        expr: up == 1
+        for: 1h
+"#;
+
+/// `/api/v1/rules` (with `query`) without what changes between
+/// evaluations (times, values), sorted; and the warnings.
+fn rules(addr: SocketAddr, query: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let v = get_json(addr, &format!("/api/v1/rules{query}")).ok()?;
+    if v["status"] != "success" {
+        return None;
+    }
+    let mut out = Vec::new();
+    for g in v["data"]["groups"].as_array()? {
+        for r in g["rules"].as_array()? {
+            let mut alerts: Vec<String> = r["alerts"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|a| format!("{} {} {}", a["labels"], a["annotations"], a["state"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            alerts.sort();
+            out.push(format!(
+                "{} {} | {} {} {} {} {} {} {} {} {:?}",
+                g["name"],
+                g["interval"],
+                r["type"],
+                r["name"],
+                r["query"],
+                r["labels"],
+                r["annotations"],
+                r["duration"],
+                r["state"],
+                r["health"],
+                alerts
+            ));
+        }
+    }
+    out.sort();
+    let warnings = v["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some((out, warnings))
+}
+
+/// `/api/v1/alerts`: (labels, state) of each alert, sorted.
+fn alerts(addr: SocketAddr) -> Option<Vec<String>> {
+    let v = get_json(addr, "/api/v1/alerts").ok()?;
+    let mut out: Vec<String> = v["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .map(|a| format!("{} {} {}", a["labels"], a["annotations"], a["state"]))
+        .collect();
+    out.sort();
+    Some(out)
+}
 
 type Metadata = BTreeMap<String, BTreeSet<(String, String, String)>>;
 
@@ -215,7 +292,7 @@ fn merged(a: &Metadata, b: &Metadata) -> Metadata {
 }
 
 #[test]
-fn metadata_and_targets_of_a_prometheus_pair_through_queriers() {
+fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
     let Some(prometheus) = require_binary("prometheus") else {
         return;
     };
@@ -256,7 +333,15 @@ fn metadata_and_targets_of_a_prometheus_pair_through_queriers() {
         mut proms,
         prom_addrs,
         sidecars,
-    } = start_prometheus_pair(&prometheus, dir.path(), IP, &seed, target.http).unwrap();
+    } = start_prometheus_pair_with_rules(
+        &prometheus,
+        dir.path(),
+        IP,
+        &seed,
+        target.http,
+        Some(RULES),
+    )
+    .unwrap();
     let q1_grpc = q1.grpc.to_string();
     let q2 = Process::start(
         "query-2",
@@ -339,6 +424,43 @@ fn metadata_and_targets_of_a_prometheus_pair_through_queriers() {
         );
     }
 
+    // Rules and alerts: both Prometheus evaluate the same file; the
+    // queriers show each group and rule once (the sidecars add the replica
+    // label to the rules' labels, deduplication takes it off again).
+    let mut prom_rules = Vec::new();
+    wait_for("both Prometheus firing", Duration::from_secs(60), || {
+        let (Some((a, _)), Some((b, _))) = (rules(prom_addrs[0], ""), rules(prom_addrs[1], ""))
+        else {
+            return false;
+        };
+        prom_rules = a.clone();
+        a == b && a.iter().any(|r| r.contains("\"firing\""))
+    })
+    .unwrap();
+    assert_eq!(prom_rules.len(), 3, "{prom_rules:?}");
+    let prom_alerts = alerts(prom_addrs[0]).unwrap();
+    assert_eq!(prom_alerts.len(), 2, "{prom_alerts:?}");
+    for (name, q) in [("querier", &q1), ("stacked querier", &q2)] {
+        let (got, warnings) = rules(q.http, "").unwrap();
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        assert_eq!(got, prom_rules, "{name}");
+        assert_eq!(
+            rules(q.http, "?type=alert").unwrap().0,
+            rules(prom_addrs[0], "?type=alert").unwrap().0,
+            "{name}"
+        );
+        assert_eq!(
+            rules(q.http, "?type=record").unwrap().0,
+            rules(prom_addrs[0], "?type=record").unwrap().0,
+            "{name}"
+        );
+        assert_eq!(alerts(q.http).unwrap(), prom_alerts, "{name}");
+        // Without deduplication, each replica's rules, labelled.
+        let both = rules(q.http, "?dedup=false").unwrap().0;
+        assert_eq!(both.len(), 6, "{name}: {both:?}");
+    }
+    assert!(get_json(q1.http, "/api/v1/rules?type=nonsense").is_err());
+
     let bad = get_json(q1.http, "/api/v1/metadata?limit=x");
     assert!(bad.is_err(), "a bad limit is a 400");
 
@@ -375,4 +497,5 @@ fn metadata_and_targets_of_a_prometheus_pair_through_queriers() {
         warnings.iter().any(|w| w.contains("replica=\"b\"")),
         "{warnings:?}"
     );
+    assert_eq!(rules(q1.http, "").unwrap().0, prom_rules);
 }

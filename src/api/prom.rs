@@ -13,6 +13,7 @@
 pub mod json;
 pub mod params;
 mod query;
+mod rules;
 mod series;
 mod status;
 
@@ -205,8 +206,8 @@ impl PromApi {
             .route("/api/v1/format_query", get(format_query).post(format_query))
             .route("/api/v1/metadata", get(metadata))
             .route("/api/v1/targets", get(targets))
-            .route("/api/v1/rules", get(rules))
-            .route("/api/v1/alerts", get(alerts))
+            .route("/api/v1/rules", get(rules::rules))
+            .route("/api/v1/alerts", get(rules::alerts))
             .route("/api/v1/status/buildinfo", get(buildinfo))
             .route("/api/v1/status/flags", get(flags))
             .route("/api/v1/status/runtimeinfo", get(runtimeinfo))

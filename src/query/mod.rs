@@ -362,6 +362,13 @@ impl Store for Querier {
     ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
         self.all_targets(req).await
     }
+
+    async fn rules(
+        &self,
+        req: crate::storeapi::rules::RulesRequest,
+    ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
+        self.all_rules(req).await
+    }
 }
 
 #[cfg(test)]

@@ -419,6 +419,8 @@ async fn first_answer(
         }
     };
     let mut inflight: FuturesUnordered<Attempt> = FuturesUnordered::new();
+    // Members asked in this round that have not failed.
+    let mut asked: Vec<usize> = Vec::new();
     if resumed {
         // The answer broke off: the next member is a fallback.
         if !queue.is_empty() {
@@ -437,6 +439,7 @@ async fn first_answer(
             extras.primary();
             count("primary");
         }
+        asked.push(i);
         inflight.push(open_member(i, false));
     }
     if cfg.hedge == HedgeMode::Race && !resumed {
@@ -444,6 +447,7 @@ async fn first_answer(
             if extras.hedge(&group.members[i]).is_ok() {
                 queue.pop_front();
                 count("hedge");
+                asked.push(i);
                 inflight.push(open_member(i, true));
             }
         }
@@ -466,19 +470,23 @@ async fn first_answer(
             }
             if let Some(i) = queue.pop_front() {
                 count("fallback");
+                asked.push(i);
                 inflight.push(open_member(i, false));
             }
         }
         tokio::select! {
             Some((i, _hedge, result)) = inflight.next() => match result {
                 Ok(o) => break Some(o),
-                Err(e) => match on_member_error(&group.members[i].endpoint, e) {
-                    OnError::End(e) => return Err(e),
-                    OnError::Next(why) => {
-                        debug!(group = %group.key, error = %why, "group member failed");
-                        failures.push(why);
+                Err(e) => {
+                    asked.retain(|&a| a != i);
+                    match on_member_error(&group.members[i].endpoint, e) {
+                        OnError::End(e) => return Err(e),
+                        OnError::Next(why) => {
+                            debug!(group = %group.key, error = %why, "group member failed");
+                            failures.push(why);
+                        }
                     }
-                },
+                }
             },
             _ = &mut hedge_timer, if hedge_armed => {
                 hedge_armed = false;
@@ -486,13 +494,21 @@ async fn first_answer(
                     if extras.hedge(&group.members[i]).is_ok() {
                         queue.pop_front();
                         count("hedge");
+                        asked.push(i);
                         inflight.push(open_member(i, true));
                     }
                 }
             }
         }
     };
-    // The others still asked are dropped, which cancels them.
+    // The others still asked are dropped, which cancels them; they go back
+    // in line, so that if the answer in use breaks off they can still be
+    // asked to resume it.
+    if let Some(o) = &opened {
+        for i in asked.into_iter().filter(|&i| i != o.member) {
+            queue.push_back(i);
+        }
+    }
     let canceled = inflight.len() as u64;
     if canceled > 0 {
         metrics::counter!(CANCELED_TOTAL).increment(canceled);

@@ -13,6 +13,7 @@ use super::route::{self, CallFailure};
 use super::topology::{GroupTarget, MemberTarget};
 use super::{next_hop, policy, Querier};
 use crate::store::{MetadataRequest, MetadataResponse, PartialResponse, PeerType, StoreError};
+use crate::storeapi::rules::{RulesRequest, RulesResponse};
 use crate::storeapi::targets::{TargetsRequest, TargetsResponse};
 
 impl Querier {
@@ -116,6 +117,28 @@ impl Querier {
             )
             .await?;
         let mut out = TargetsResponse::default();
+        for a in answers {
+            out.extend(a);
+        }
+        out.warnings.extend(warnings);
+        Ok(out)
+    }
+
+    /// Every store's rule groups, as they are (the HTTP API collapses a
+    /// pair's, [`RulesResponse::dedup`]).
+    pub(super) async fn all_rules(&self, req: RulesRequest) -> Result<RulesResponse, StoreError> {
+        let mut req = req;
+        req.hops = next_hop(req.hops)?;
+        let (answers, warnings) = self
+            .ask_every_store(
+                "rules",
+                req.partial_response,
+                req.deadline,
+                req.clone(),
+                |m, r| async move { m.client.rules(r).await },
+            )
+            .await?;
+        let mut out = RulesResponse::default();
         for a in answers {
             out.extend(a);
         }

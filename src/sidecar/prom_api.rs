@@ -370,6 +370,160 @@ impl PromApi {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromAlert {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    active_at: Option<String>,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromRule {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    health: String,
+    #[serde(default)]
+    last_error: String,
+    #[serde(default)]
+    evaluation_time: f64,
+    #[serde(default)]
+    last_evaluation: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    duration: f64,
+    #[serde(default)]
+    keep_firing_for: f64,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    alerts: Vec<PromAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromGroup {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    file: String,
+    #[serde(default)]
+    rules: Vec<PromRule>,
+    #[serde(default)]
+    interval: f64,
+    #[serde(default)]
+    limit: i64,
+    #[serde(default)]
+    evaluation_time: f64,
+    #[serde(default)]
+    last_evaluation: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromGroups {
+    #[serde(default)]
+    groups: Vec<PromGroup>,
+}
+
+impl PromApi {
+    /// `/api/v1/rules` (`type` when not all), with `external` labels added
+    /// to every rule's labels (they win over its own), not to its alerts'.
+    pub async fn rules(
+        &self,
+        kind: crate::storeapi::rules::RuleType,
+        external: &Labels,
+    ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
+        use crate::storeapi::rules::{
+            AlertInstance, AlertState, Rule, RuleCommon, RuleGroup, RuleType, RulesResponse,
+        };
+        let mut q = Vec::new();
+        match kind {
+            RuleType::Alert => q.push(("type".to_string(), "alert".to_string())),
+            RuleType::Record => q.push(("type".to_string(), "record".to_string())),
+            RuleType::All => {}
+        }
+        let raw: PromGroups = self.get("/api/v1/rules", &q).await?;
+        let set = |m: std::collections::BTreeMap<String, String>| -> Result<Labels, StoreError> {
+            Labels::from_pairs(m).map_err(|e| StoreError::protocol(&self.base, e))
+        };
+        let time = |s: &str| humantime::parse_rfc3339_weak(s).ok();
+        let mut out = RulesResponse::default();
+        for g in raw.groups {
+            let mut rules = Vec::with_capacity(g.rules.len());
+            for r in g.rules {
+                let mut labels = set(r.labels)?;
+                for e in external.iter() {
+                    labels = labels.with(&e.name, &e.value);
+                }
+                let common = RuleCommon {
+                    name: r.name,
+                    query: r.query,
+                    labels,
+                    health: r.health,
+                    last_error: r.last_error,
+                    evaluation_time: r.evaluation_time,
+                    last_evaluation: time(&r.last_evaluation),
+                };
+                rules.push(match r.kind.as_str() {
+                    "recording" => Rule::Recording(common),
+                    "alerting" => Rule::Alerting {
+                        common,
+                        state: AlertState::parse(&r.state),
+                        duration: r.duration,
+                        keep_firing_for: r.keep_firing_for,
+                        annotations: set(r.annotations)?,
+                        alerts: r
+                            .alerts
+                            .into_iter()
+                            .map(|a| {
+                                Ok(AlertInstance {
+                                    labels: set(a.labels)?,
+                                    annotations: set(a.annotations)?,
+                                    state: AlertState::parse(&a.state),
+                                    active_at: a.active_at.as_deref().and_then(time),
+                                    value: a.value,
+                                })
+                            })
+                            .collect::<Result<_, StoreError>>()?,
+                    },
+                    other => {
+                        return Err(StoreError::protocol(
+                            &self.base,
+                            format!("/api/v1/rules: unknown rule type {other:?}"),
+                        ))
+                    }
+                });
+            }
+            out.groups.push(RuleGroup {
+                name: g.name,
+                file: g.file,
+                rules,
+                interval: g.interval,
+                evaluation_time: g.evaluation_time,
+                last_evaluation: time(&g.last_evaluation),
+                limit: g.limit,
+            });
+        }
+        Ok(out)
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

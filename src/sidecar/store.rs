@@ -292,6 +292,15 @@ impl Store for PrometheusStore {
         })
     }
 
+    /// Prometheus' rule groups, with the external labels on every rule.
+    async fn rules(
+        &self,
+        req: crate::storeapi::rules::RulesRequest,
+    ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
+        let s = self.ready_state()?;
+        self.api.rules(req.kind, &s.external_labels).await
+    }
+
     /// Prometheus' targets, with the external labels.
     async fn targets(
         &self,

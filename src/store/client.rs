@@ -62,6 +62,7 @@ pub struct RemoteStore {
     info: InfoClient<Channel>,
     metadata: crate::proto::thanos::metadata_client::MetadataClient<Channel>,
     targets: crate::proto::thanos::targets_client::TargetsClient<Channel>,
+    rules: crate::proto::thanos::rules_client::RulesClient<Channel>,
     request_timeout: Duration,
 }
 
@@ -99,7 +100,9 @@ impl RemoteStore {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             metadata: crate::proto::thanos::metadata_client::MetadataClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            targets: crate::proto::thanos::targets_client::TargetsClient::new(channel)
+            targets: crate::proto::thanos::targets_client::TargetsClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            rules: crate::proto::thanos::rules_client::RulesClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             request_timeout: cfg.request_timeout,
         })
@@ -261,6 +264,20 @@ impl Store for RemoteStore {
             .map_err(|s| self.err(&s))?
             .into_inner();
         super::metadata::read_stream(stream, &self.addr).await
+    }
+
+    async fn rules(
+        &self,
+        req: crate::storeapi::rules::RulesRequest,
+    ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
+        let mut client = self.rules.clone();
+        let wire = super::rules::request_to_pb(&req);
+        let stream = client
+            .rules(self.unary(wire, req.hops, req.deadline))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        super::rules::read_stream(stream, &self.addr).await
     }
 
     async fn targets(

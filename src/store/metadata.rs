@@ -6,7 +6,8 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::server::StoreService;
-use super::{Meta, MetadataRequest, MetadataResponse, PartialResponse, StoreError};
+use super::services::{frames, partial_from_pb, partial_to_pb, Frames};
+use super::{Meta, MetadataRequest, MetadataResponse, StoreError};
 use crate::proto::thanos as pb;
 use pb::metric_metadata_response::Result as Frame;
 
@@ -18,25 +19,12 @@ pub(crate) fn request_to_pb(r: &MetadataRequest) -> pb::MetricMetadataRequest {
     pb::MetricMetadataRequest {
         metric: r.metric.clone(),
         limit: i32::try_from(r.limit.max(-1)).unwrap_or(i32::MAX),
-        partial_response_strategy: match r.partial_response {
-            PartialResponse::Warn => pb::PartialResponseStrategy::Warn,
-            PartialResponse::Abort => pb::PartialResponseStrategy::Abort,
-        } as i32,
+        partial_response_strategy: partial_to_pb(r.partial_response),
     }
 }
 
 pub(crate) fn request_from_pb(r: pb::MetricMetadataRequest) -> Result<MetadataRequest, StoreError> {
-    let partial_response = match pb::PartialResponseStrategy::try_from(r.partial_response_strategy)
-    {
-        Ok(pb::PartialResponseStrategy::Warn) => PartialResponse::Warn,
-        Ok(pb::PartialResponseStrategy::Abort) => PartialResponse::Abort,
-        Err(_) => {
-            return Err(StoreError::InvalidArgument(format!(
-                "unknown partial response strategy {}",
-                r.partial_response_strategy
-            )))
-        }
-    };
+    let partial_response = partial_from_pb(r.partial_response_strategy)?;
     Ok(MetadataRequest {
         metric: r.metric,
         // As Thanos reads it: negative for all, 0 for none.
@@ -121,13 +109,9 @@ pub(crate) async fn read_stream(
     Ok(out)
 }
 
-type MetadataFrames = std::pin::Pin<
-    Box<dyn futures::Stream<Item = Result<pb::MetricMetadataResponse, Status>> + Send>,
->;
-
 #[tonic::async_trait]
 impl pb::metadata_server::Metadata for StoreService {
-    type MetricMetadataStream = MetadataFrames;
+    type MetricMetadataStream = Frames<pb::MetricMetadataResponse>;
 
     async fn metric_metadata(
         &self,
@@ -147,16 +131,14 @@ impl pb::metadata_server::Metadata for StoreService {
                 |store, r| async move { store.metric_metadata(r).await },
             )
             .await?;
-        let frames = response_to_pb(result);
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            frames.into_iter().map(Ok),
-        ))))
+        Ok(frames(response_to_pb(result)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::PartialResponse;
 
     #[test]
     fn requests_round_trip_and_limits_mean_the_same() {

@@ -9,7 +9,9 @@ pub mod faulty;
 mod mem;
 mod metadata;
 pub mod metrics;
+mod rules;
 mod server;
+mod services;
 mod targets;
 
 pub use client::{ClientConfig, ClientTls, RemoteStore};

@@ -592,7 +592,11 @@ pub async fn serve_secured(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            crate::proto::thanos::targets_server::TargetsServer::new(svc)
+            crate::proto::thanos::targets_server::TargetsServer::new(svc.clone())
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            crate::proto::thanos::rules_server::RulesServer::new(svc)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let stop = shutdown.clone().cancelled_owned();

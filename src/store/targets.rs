@@ -8,7 +8,8 @@ use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::server::StoreService;
-use super::{PartialResponse, StoreError};
+use super::services::{frames, partial_from_pb, partial_to_pb, Frames};
+use super::StoreError;
 use crate::model::Labels;
 use crate::proto::{self, thanos as pb};
 use crate::storeapi::targets::{
@@ -26,10 +27,7 @@ pub(crate) fn request_to_pb(r: &TargetsRequest) -> pb::TargetsRequest {
             TargetState::Active => pb::targets_request::State::Active,
             TargetState::Dropped => pb::targets_request::State::Dropped,
         } as i32,
-        partial_response_strategy: match r.partial_response {
-            PartialResponse::Warn => pb::PartialResponseStrategy::Warn,
-            PartialResponse::Abort => pb::PartialResponseStrategy::Abort,
-        } as i32,
+        partial_response_strategy: partial_to_pb(r.partial_response),
     }
 }
 
@@ -45,17 +43,7 @@ pub(crate) fn request_from_pb(r: pb::TargetsRequest) -> Result<TargetsRequest, S
             )))
         }
     };
-    let partial_response = match pb::PartialResponseStrategy::try_from(r.partial_response_strategy)
-    {
-        Ok(pb::PartialResponseStrategy::Abort) => PartialResponse::Abort,
-        Ok(pb::PartialResponseStrategy::Warn) => PartialResponse::Warn,
-        Err(_) => {
-            return Err(StoreError::InvalidArgument(format!(
-                "unknown partial response strategy {}",
-                r.partial_response_strategy
-            )))
-        }
-    };
+    let partial_response = partial_from_pb(r.partial_response_strategy)?;
     Ok(TargetsRequest {
         state,
         partial_response,
@@ -64,18 +52,18 @@ pub(crate) fn request_from_pb(r: pb::TargetsRequest) -> Result<TargetsRequest, S
     })
 }
 
-fn set_to_pb(l: &Labels) -> Option<pb::ZLabelSet> {
+pub(crate) fn set_to_pb(l: &Labels) -> Option<pb::ZLabelSet> {
     Some(pb::ZLabelSet {
         labels: proto::labels_to_pb(l),
     })
 }
 
-fn set_from_pb(s: Option<pb::ZLabelSet>, peer: &str) -> Result<Labels, StoreError> {
+pub(crate) fn set_from_pb(s: Option<pb::ZLabelSet>, peer: &str) -> Result<Labels, StoreError> {
     proto::labels_from_pb(s.map(|s| s.labels).unwrap_or_default())
         .map_err(|e| StoreError::protocol(peer, e))
 }
 
-fn time_to_pb(t: Option<SystemTime>) -> Option<prost_types::Timestamp> {
+pub(crate) fn time_to_pb(t: Option<SystemTime>) -> Option<prost_types::Timestamp> {
     let d = t?.duration_since(UNIX_EPOCH).ok()?;
     Some(prost_types::Timestamp {
         seconds: i64::try_from(d.as_secs()).ok()?,
@@ -83,7 +71,7 @@ fn time_to_pb(t: Option<SystemTime>) -> Option<prost_types::Timestamp> {
     })
 }
 
-fn time_from_pb(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
+pub(crate) fn time_from_pb(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
     let t = t?;
     let secs = u64::try_from(t.seconds).ok()?;
     let nanos = u32::try_from(t.nanos).ok()?;
@@ -189,12 +177,9 @@ pub(crate) async fn read_stream(
     Ok(out)
 }
 
-type TargetFrames =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::TargetsResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl pb::targets_server::Targets for StoreService {
-    type TargetsStream = TargetFrames;
+    type TargetsStream = Frames<pb::TargetsResponse>;
 
     async fn targets(
         &self,
@@ -214,16 +199,14 @@ impl pb::targets_server::Targets for StoreService {
                 |store, r| async move { store.targets(r).await },
             )
             .await?;
-        let frames = response_to_pb(result);
-        Ok(Response::new(Box::pin(futures::stream::iter(
-            frames.into_iter().map(Ok),
-        ))))
+        Ok(frames(response_to_pb(result)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::PartialResponse;
 
     #[test]
     fn requests_and_times_round_trip() {

@@ -4,6 +4,7 @@
 //! neither depends on the other's types.
 
 mod error;
+pub mod rules;
 pub mod targets;
 
 use std::fmt;
@@ -267,6 +268,12 @@ pub trait Store: Send + Sync + 'static {
     async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, StoreError>;
     async fn label_names(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
     async fn label_values(&self, req: LabelsRequest) -> Result<LabelsResponse, StoreError>;
+
+    /// Rule groups and their alerts; stores that evaluate no rules do not
+    /// offer them.
+    async fn rules(&self, _req: rules::RulesRequest) -> Result<rules::RulesResponse, StoreError> {
+        Err(StoreError::Unsupported("rules".into()))
+    }
 
     /// Scrape targets; stores that scrape nothing do not offer them.
     async fn targets(

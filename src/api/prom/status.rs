@@ -1,5 +1,6 @@
-//! Endpoints that report on the server or answer with fixed data: build
-//! and runtime information, flags, exemplars, metadata, rules, alerts.
+//! Endpoints that report on the server or answer with fixed data (build
+//! and runtime information, flags, exemplars), and metric metadata and
+//! scrape targets across the cluster.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -121,7 +122,7 @@ pub(super) async fn targets(State(api): State<PromApi>, p: Params) -> Result<Res
                     || "0001-01-01T00:00:00Z".to_string(),
                     crate::storeapi::targets::format_rfc3339,
                 ),
-                "lastScrapeDuration": t.last_scrape_duration,
+                "lastScrapeDuration": super::rules::go_number(t.last_scrape_duration),
                 "health": t.health.as_str(),
                 "scrapeInterval": t.scrape_interval,
                 "scrapeTimeout": t.scrape_timeout,
@@ -140,16 +141,6 @@ pub(super) async fn targets(State(api): State<PromApi>, p: Params) -> Result<Res
     }))
     .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(success(&body, &resp.warnings))
-}
-
-/// `/api/v1/rules`: a querier evaluates no rules.
-pub(super) async fn rules() -> Response {
-    success(br#"{"groups":[]}"#, &[])
-}
-
-/// `/api/v1/alerts`: a querier evaluates no rules, so it has no alerts.
-pub(super) async fn alerts() -> Response {
-    success(br#"{"alerts":[]}"#, &[])
 }
 
 /// `/api/v1/status/buildinfo`.
