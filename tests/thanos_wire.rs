@@ -1,6 +1,7 @@
 //! Wire compatibility with Thanos, checked against Thanos' own field tables
 //! (pkg/store/storepb/rpc.proto, types.proto, pkg/info/infopb/rpc.proto,
-//! pkg/metadata/metadatapb/rpc.proto and pkg/targets/targetspb/rpc.proto
+//! pkg/metadata/metadatapb/rpc.proto, pkg/targets/targetspb/rpc.proto and
+//! pkg/rules/rulespb/rpc.proto
 //! on Thanos main; see docs/thanos-services.md), written out below by hand
 //! and independently of `proto/`. Each message is checked both ways:
 //! - bytes encoded here from the table, as a Thanos component would send
@@ -134,6 +135,60 @@ const ACTIVE_TARGET: Table = &[
     ("scrapeTimeout", 101, LEN),
 ];
 const DROPPED_TARGET: Table = &[("discoveredLabels", 1, LEN)];
+
+// thanos.RulesRequest / Response, RuleGroup (no field 7), Rule (a oneof),
+// Alert, AlertInstance, RecordingRule.
+const RULES_REQUEST: Table = &[
+    ("type", 1, VARINT),
+    ("partial_response_strategy", 2, VARINT),
+    ("matcher_string", 3, LEN),
+    ("rule_name", 4, LEN),
+    ("rule_group", 5, LEN),
+    ("file", 6, LEN),
+];
+const RULES_RESPONSE: Table = &[("group", 1, LEN), ("warning", 2, LEN)];
+const RULE_GROUP: Table = &[
+    ("name", 1, LEN),
+    ("file", 2, LEN),
+    ("rules", 3, LEN),
+    ("interval", 4, I64),
+    ("evaluation_duration_seconds", 5, I64),
+    ("last_evaluation", 6, LEN),
+    ("PartialResponseStrategy", 8, VARINT),
+    ("limit", 9, VARINT),
+];
+const RULE: Table = &[("recording", 1, LEN), ("alert", 2, LEN)];
+const ALERT: Table = &[
+    ("state", 1, VARINT),
+    ("name", 2, LEN),
+    ("query", 3, LEN),
+    ("duration_seconds", 4, I64),
+    ("labels", 5, LEN),
+    ("annotations", 6, LEN),
+    ("alerts", 7, LEN),
+    ("health", 8, LEN),
+    ("last_error", 9, LEN),
+    ("evaluation_duration_seconds", 10, I64),
+    ("last_evaluation", 11, LEN),
+    ("keep_firing_for_seconds", 12, I64),
+];
+const ALERT_INSTANCE: Table = &[
+    ("labels", 1, LEN),
+    ("annotations", 2, LEN),
+    ("state", 3, VARINT),
+    ("active_at", 4, LEN),
+    ("value", 5, LEN),
+    ("PartialResponseStrategy", 6, VARINT),
+];
+const RECORDING_RULE: Table = &[
+    ("name", 1, LEN),
+    ("query", 2, LEN),
+    ("labels", 3, LEN),
+    ("health", 4, LEN),
+    ("last_error", 5, LEN),
+    ("evaluation_duration_seconds", 6, I64),
+    ("last_evaluation", 7, LEN),
+];
 
 // --- a minimal protobuf writer and reader, for this test only ---
 
@@ -654,4 +709,125 @@ fn sidecars_and_queriers_offer_metadata_and_targets_in_info() {
             );
         }
     }
+}
+
+#[test]
+fn rules_messages_match_thanos() {
+    // A Thanos querier asking for alerting rules, with filters skein's
+    // sidecar ignores as Thanos' does.
+    let mut b = Vec::new();
+    int_field(number(RULES_REQUEST, "type"), 1, &mut b);
+    int_field(
+        number(RULES_REQUEST, "partial_response_strategy"),
+        1,
+        &mut b,
+    );
+    bytes_field(
+        number(RULES_REQUEST, "matcher_string"),
+        b"{job=\"x\"}",
+        &mut b,
+    );
+    bytes_field(number(RULES_REQUEST, "file"), b"f.yml", &mut b);
+    let r = pb::RulesRequest::decode(b.as_slice()).expect("request");
+    assert_eq!((r.r#type, r.partial_response_strategy), (1, 1));
+    assert_eq!((r.matcher_string.len(), r.file.len()), (1, 1));
+
+    let set = |n: &str, v: &str| {
+        Some(pb::ZLabelSet {
+            labels: vec![pb::Label {
+                name: n.into(),
+                value: v.into(),
+            }],
+        })
+    };
+    let ts = Some(prost_types::Timestamp {
+        seconds: 5,
+        nanos: 1,
+    });
+    let alert = pb::Alert {
+        state: pb::AlertState::Firing as i32,
+        name: "A".into(),
+        query: "up == 1".into(),
+        duration_seconds: 60.0,
+        labels: set("severity", "page"),
+        annotations: set("summary", "s"),
+        alerts: vec![pb::AlertInstance {
+            labels: set("job", "x"),
+            annotations: set("summary", "s"),
+            state: pb::AlertState::Pending as i32,
+            active_at: ts,
+            value: "1e+00".into(),
+            partial_response_strategy: 1,
+        }],
+        health: "ok".into(),
+        last_error: "e".into(),
+        evaluation_duration_seconds: 0.5,
+        last_evaluation: ts,
+        keep_firing_for_seconds: 30.0,
+    };
+    let recording = pb::RecordingRule {
+        name: "r".into(),
+        query: "sum(up)".into(),
+        labels: set("a", "b"),
+        health: "ok".into(),
+        last_error: "e".into(),
+        evaluation_duration_seconds: 0.5,
+        last_evaluation: ts,
+    };
+    let resp = pb::RulesResponse {
+        result: Some(pb::rules_response::Result::Group(pb::RuleGroup {
+            name: "g".into(),
+            file: "f.yml".into(),
+            rules: vec![
+                pb::Rule {
+                    result: Some(pb::rule::Result::Alert(alert)),
+                },
+                pb::Rule {
+                    result: Some(pb::rule::Result::Recording(recording)),
+                },
+            ],
+            interval: 1.0,
+            evaluation_duration_seconds: 0.5,
+            last_evaluation: ts,
+            partial_response_strategy: 1,
+            limit: 3,
+        })),
+    }
+    .encode_to_vec();
+    check_against(RULES_RESPONSE, &resp, &["group"]);
+    let g = &nested(&resp, 1)[0];
+    check_against(
+        RULE_GROUP,
+        g,
+        &[
+            "name",
+            "file",
+            "rules",
+            "interval",
+            "evaluation_duration_seconds",
+            "last_evaluation",
+            "PartialResponseStrategy",
+            "limit",
+        ],
+    );
+    let rules = nested(g, 3);
+    check_against(RULE, &rules[0], &["alert"]);
+    check_against(RULE, &rules[1], &["recording"]);
+    let alert = &nested(&rules[0], 2)[0];
+    let every: Vec<&str> = ALERT.iter().map(|(n, _, _)| *n).collect();
+    check_against(ALERT, alert, &every);
+    let every: Vec<&str> = ALERT_INSTANCE.iter().map(|(n, _, _)| *n).collect();
+    check_against(ALERT_INSTANCE, &nested(alert, 7)[0], &every);
+    let every: Vec<&str> = RECORDING_RULE.iter().map(|(n, _, _)| *n).collect();
+    check_against(RECORDING_RULE, &nested(&rules[1], 1)[0], &every);
+    // Thanos' alert states: UNKNOWN 0, INACTIVE 1, PENDING 2, FIRING 3.
+    assert_eq!(
+        [
+            pb::AlertState::Unknown as i32,
+            pb::AlertState::Inactive as i32,
+            pb::AlertState::Pending as i32,
+            pb::AlertState::Firing as i32
+        ],
+        [0, 1, 2, 3]
+    );
 }
