@@ -425,6 +425,16 @@ fn ui_pages_in_chromium() {
         )
         .unwrap();
     assert_eq!(groups, json!(3));
+    // The shared view of the members the querier asked: their median.
+    let shared = browser
+        .eval(
+            "return [...document.querySelectorAll('td[data-col=shared]')].map(c => c.textContent);",
+            json!([]),
+        )
+        .unwrap();
+    let shared: Vec<String> = serde_json::from_value(shared).unwrap();
+    assert_eq!(shared.len(), 3, "{shared:?}");
+    assert!(shared.iter().any(|c| c.starts_with("p50 ")), "{shared:?}");
     screenshot(&browser, "stores");
     no_console_errors(&browser, "stores");
 

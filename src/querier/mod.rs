@@ -181,16 +181,21 @@ pub async fn run(
         )
     })?;
 
-    // Members' latency and failures, shared with the other queriers.
-    if let Some((cluster, _)) = node.cluster() {
-        shared_view::SharedView {
+    // Members' latency and failures, shared with the other queriers when
+    // in a cluster.
+    let gossip = match node.cluster() {
+        Some((cluster, _)) => Some(shared_view::Gossip {
             keys: cluster.key_writer(),
             live: cluster.live_nodes().await,
             self_node: cluster.self_id().node_id.to_string(),
-            topology: topology.clone(),
-        }
-        .spawn(shutdown.clone());
+        }),
+        None => None,
+    };
+    shared_view::SharedView {
+        gossip,
+        topology: topology.clone(),
     }
+    .spawn(shutdown.clone());
     let querier = Querier::new(topology, cfg.query.clone());
     let engine = Engine::new(Arc::new(querier.clone()), cfg.engine.clone());
     let prom = PromApi::new(engine, querier.clone()).with_flags(cfg.flags());

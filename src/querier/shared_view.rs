@@ -26,10 +26,16 @@ const TICK: Duration = Duration::from_millis(500);
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 
 pub struct SharedView {
+    /// Gossip, when the querier joined a cluster: without it, the view is
+    /// this querier's own records alone.
+    pub gossip: Option<Gossip>,
+    pub topology: watch::Receiver<Arc<Topology>>,
+}
+
+pub struct Gossip {
     pub keys: KeyWriter,
     pub live: watch::Receiver<BTreeMap<ChitchatId, NodeState>>,
     pub self_node: String,
-    pub topology: watch::Receiver<Arc<Topology>>,
 }
 
 impl SharedView {
@@ -43,9 +49,14 @@ impl SharedView {
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                state.read_peers(&self.live, &self.self_node);
+                if let Some(g) = &self.gossip {
+                    state.read_peers(&g.live, &g.self_node);
+                }
                 let topology = self.topology.borrow().clone();
                 state.merge(&topology);
+                let Some(g) = &self.gossip else {
+                    continue;
+                };
                 if state
                     .published_at
                     .is_none_or(|t| t.elapsed() >= PUBLISH_EVERY)
@@ -54,7 +65,7 @@ impl SharedView {
                     let value = own_records(&topology);
                     metrics::gauge!(SHARED_VIEW_BYTES).set(value.len() as f64);
                     if value != state.published {
-                        self.keys.set(view::KEY, &value).await;
+                        g.keys.set(view::KEY, &value).await;
                         state.published = value;
                     }
                 }
