@@ -157,12 +157,20 @@ fn sidecar_uploads_and_gateway_serves_prometheus_blocks() {
             );
         }
     }
-    let shipped: Value =
-        serde_json::from_slice(&std::fs::read(tsdb.join("thanos.shipper.json")).unwrap()).unwrap();
-    assert!(
-        shipped["uploaded"].as_array().unwrap().len() >= 3,
-        "{shipped}"
-    );
+    // The shipper records a block after uploading it: its record catches
+    // up a moment after the bucket.
+    wait_for(
+        "the shipper's record of three uploads",
+        Duration::from_secs(10),
+        || {
+            std::fs::read(tsdb.join("thanos.shipper.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| v["uploaded"].as_array().map(Vec::len))
+                .is_some_and(|n| n >= 3)
+        },
+    )
+    .unwrap();
 
     // Contiguous blocks: [first minTime, last maxTime) holds only block data.
     let min = metas[0]["minTime"].as_i64().unwrap();
