@@ -18,12 +18,7 @@ use skein_cluster_tests::{
 };
 
 const IP: &str = "127.0.43";
-const QUERIES: [&str; 4] = [
-    "sum by (instance) (rate(http_requests_total[5m]))",
-    "sum(rate(http_requests_total{code=\"500\"}[5m]))",
-    "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
-    "max by (instance) (http_requests_total)",
-];
+use skein_cluster_tests::load::DASHBOARD_QUERIES as QUERIES;
 
 struct Phase {
     ok: usize,

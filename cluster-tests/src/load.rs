@@ -92,6 +92,14 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// A dashboard's range queries over the synthetic stores' metrics.
+pub const DASHBOARD_QUERIES: [&str; 4] = [
+    "sum by (instance) (rate(http_requests_total[5m]))",
+    "sum(rate(http_requests_total{code=\"500\"}[5m]))",
+    "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+    "max by (instance) (http_requests_total)",
+];
+
 /// What [`dashboard`] measured: answered queries' times (sorted) and the
 /// failures (errors, failed statuses, answers with warnings).
 pub struct Dashboard {

@@ -71,14 +71,7 @@ fn rules(addr: SocketAddr, query: &str) -> Option<(Vec<String>, Vec<String>)> {
         }
     }
     out.sort();
-    let warnings = v["warnings"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let warnings = warnings_of(&v);
     Some((out, warnings))
 }
 
@@ -95,6 +88,18 @@ fn alerts(addr: SocketAddr) -> Option<Vec<String>> {
 }
 
 type Metadata = BTreeMap<String, BTreeSet<(String, String, String)>>;
+
+/// The warnings of an API answer.
+fn warnings_of(v: &serde_json::Value) -> Vec<String> {
+    v["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// A client of Thanos' services, its messages written out from Thanos'
 /// field tables (pkg/metadata/metadatapb/rpc.proto, pkg/info/infopb), not
@@ -241,14 +246,7 @@ fn metadata(addr: SocketAddr, query: &str) -> Option<(Metadata, Vec<String>)> {
             ));
         }
     }
-    let warnings = v["warnings"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let warnings = warnings_of(&v);
     Some((out, warnings))
 }
 
@@ -272,14 +270,7 @@ fn targets(addr: SocketAddr, query: &str) -> Option<(Vec<String>, usize, Vec<Str
         .collect::<Option<_>>()?;
     active.sort();
     let dropped = v["data"]["droppedTargets"].as_array()?.len();
-    let warnings = v["warnings"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let warnings = warnings_of(&v);
     Some((active, dropped, warnings))
 }
 
