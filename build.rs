@@ -2,7 +2,7 @@
 //! `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    const FILES: [&str; 9] = [
+    const FILES: [&str; 10] = [
         "proto/thanos/labels.proto",
         "proto/thanos/types.proto",
         "proto/thanos/rpc.proto",
@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/thanos/metadata.proto",
         "proto/thanos/targets.proto",
         "proto/thanos/rules.proto",
+        "proto/thanos/exemplars.proto",
         "proto/prometheus/types.proto",
         "proto/prometheus/remote.proto",
     ];

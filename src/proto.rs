@@ -478,13 +478,20 @@ pub fn info_to_info_pb(i: &StoreInfo) -> pb::info::InfoResponse {
             tsdb_infos: Vec::new(),
         }),
         // Sidecars (from their Prometheus) and queriers (from the
-        // cluster) serve thanos.Metadata, thanos.Targets and thanos.Rules.
+        // cluster) serve thanos.Metadata, thanos.Targets, thanos.Rules and
+        // thanos.Exemplars.
         metric_metadata: matches!(i.component.as_str(), "sidecar" | "query")
             .then(pb::info::MetricMetadataInfo::default),
         targets: matches!(i.component.as_str(), "sidecar" | "query")
             .then(pb::info::TargetsInfo::default),
         rules: matches!(i.component.as_str(), "sidecar" | "query")
             .then(pb::info::RulesInfo::default),
+        exemplars: matches!(i.component.as_str(), "sidecar" | "query").then(|| {
+            pb::info::ExemplarsInfo {
+                min_time: i.min_time,
+                max_time: i.max_time,
+            }
+        }),
         peer_type: peer_type_to_pb(i.peer_type) as i32,
         store_group_id: i.store_group_id.clone(),
         ..Default::default()

@@ -33,6 +33,44 @@ pub fn selector_matchers(
 ) -> Result<Vec<crate::model::Matcher>, PromqlError> {
     plan::matchers(vs)
 }
+
+/// The matchers of every vector selector of `query` (in matrix selectors
+/// and subqueries too), in the order they appear: what an exemplar query
+/// asks for. A query that does not parse is the error Prometheus gives.
+pub fn exemplar_selectors(query: &str) -> Result<Vec<Vec<crate::model::Matcher>>, PromqlError> {
+    use promql_parser::parser::Expr;
+    fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e promql_parser::parser::VectorSelector>) {
+        match e {
+            Expr::VectorSelector(vs) => out.push(vs),
+            Expr::MatrixSelector(ms) => out.push(&ms.vs),
+            Expr::Aggregate(a) => {
+                walk(&a.expr, out);
+                if let Some(p) = &a.param {
+                    walk(p, out);
+                }
+            }
+            Expr::Binary(b) => {
+                walk(&b.lhs, out);
+                walk(&b.rhs, out);
+            }
+            Expr::Paren(p) => walk(&p.expr, out),
+            Expr::Unary(u) => walk(&u.expr, out),
+            Expr::Subquery(s) => walk(&s.expr, out),
+            Expr::Call(c) => c.args.args.iter().for_each(|a| walk(a, out)),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+    if query.trim().is_empty() {
+        return Err(PromqlError::bad_data(
+            "parse error: no expression found in input",
+        ));
+    }
+    let expr = depth::parse_expr(query)
+        .map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
+    let mut found = Vec::new();
+    walk(&expr, &mut found);
+    found.into_iter().map(plan::matchers).collect()
+}
 pub use value::{QueryOutput, RangeSeries, Value, VectorSample};
 
 /// Limits and defaults of query evaluation.

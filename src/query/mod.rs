@@ -369,6 +369,13 @@ impl Store for Querier {
     ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
         self.all_rules(req).await
     }
+
+    async fn exemplars(
+        &self,
+        req: crate::storeapi::exemplars::ExemplarsRequest,
+    ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
+        self.all_exemplars(req).await
+    }
 }
 
 #[cfg(test)]

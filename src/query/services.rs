@@ -1,5 +1,5 @@
 //! The services beside Series across the cluster (metric metadata, scrape
-//! targets): every SOURCE member and one member of each STORE or QUERY
+//! targets, rules, exemplars): every SOURCE member and one member of each STORE or QUERY
 //! group (hedged like label calls) is asked; stores that do not offer the
 //! service say so and are left out without a warning; a group that does
 //! not answer is a warning naming it (or the request's error without
@@ -13,6 +13,7 @@ use super::route::{self, CallFailure};
 use super::topology::{GroupTarget, MemberTarget};
 use super::{next_hop, policy, Querier};
 use crate::store::{MetadataRequest, MetadataResponse, PartialResponse, PeerType, StoreError};
+use crate::storeapi::exemplars::{ExemplarsRequest, ExemplarsResponse};
 use crate::storeapi::rules::{RulesRequest, RulesResponse};
 use crate::storeapi::targets::{TargetsRequest, TargetsResponse};
 
@@ -21,6 +22,7 @@ impl Querier {
     /// warnings for the groups that could not.
     async fn ask_every_store<R, T, F, Fut>(
         &self,
+        groups: Vec<GroupTarget>,
         what: &str,
         partial_response: PartialResponse,
         deadline: Option<Instant>,
@@ -34,8 +36,7 @@ impl Querier {
         T: Send + 'static,
     {
         let call = move |m: Arc<MemberTarget>| call(m, req.clone());
-        let topology = self.topology();
-        let targets = topology.groups.iter().flat_map(|g| match g.peer_type {
+        let targets = groups.iter().flat_map(|g| match g.peer_type {
             PeerType::Source => g
                 .members
                 .iter()
@@ -82,6 +83,7 @@ impl Querier {
         req.hops = next_hop(req.hops)?;
         let (answers, warnings) = self
             .ask_every_store(
+                self.topology().groups.clone(),
                 "metric metadata",
                 req.partial_response,
                 req.deadline,
@@ -109,6 +111,7 @@ impl Querier {
         req.hops = next_hop(req.hops)?;
         let (answers, warnings) = self
             .ask_every_store(
+                self.topology().groups.clone(),
                 "scrape targets",
                 req.partial_response,
                 req.deadline,
@@ -131,6 +134,7 @@ impl Querier {
         req.hops = next_hop(req.hops)?;
         let (answers, warnings) = self
             .ask_every_store(
+                self.topology().groups.clone(),
                 "rules",
                 req.partial_response,
                 req.deadline,
@@ -141,6 +145,52 @@ impl Querier {
         let mut out = RulesResponse::default();
         for a in answers {
             out.extend(a);
+        }
+        out.warnings.extend(warnings);
+        Ok(out)
+    }
+
+    /// Every store's exemplars for the series the query selects, as they
+    /// are (the HTTP API joins a pair's, [`ExemplarsResponse::dedup`]).
+    /// Groups whose external labels no selector accepts, or whose time
+    /// lies outside the request's, are not asked.
+    pub(super) async fn all_exemplars(
+        &self,
+        req: ExemplarsRequest,
+    ) -> Result<ExemplarsResponse, StoreError> {
+        let selectors = crate::promql::exemplar_selectors(&req.query)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        crate::store::validate_range(req.start, req.end)?;
+        let mut req = req;
+        req.hops = next_hop(req.hops)?;
+        let topology = self.topology();
+        let mut groups: Vec<GroupTarget> = Vec::new();
+        for sel in &selectors {
+            for g in topology.select(sel, req.start, req.end).groups {
+                if !groups.iter().any(|h| h.key == g.key) {
+                    groups.push(g);
+                }
+            }
+        }
+        let (answers, warnings) = self
+            .ask_every_store(
+                groups,
+                "exemplars",
+                req.partial_response,
+                req.deadline,
+                req.clone(),
+                |m, r| async move { m.client.exemplars(r).await },
+            )
+            .await?;
+        let mut out = ExemplarsResponse::default();
+        for a in answers {
+            out.extend(a);
+            if out.exemplar_count() > crate::store::MAX_EXEMPLARS {
+                return Err(StoreError::InvalidArgument(format!(
+                    "the query selects more than {} exemplars; narrow its selectors or time range",
+                    crate::store::MAX_EXEMPLARS
+                )));
+            }
         }
         out.warnings.extend(warnings);
         Ok(out)

@@ -152,6 +152,11 @@ impl PromApi {
         })?;
         match (env.status.as_str(), env.data) {
             ("success", Some(d)) => Ok(d),
+            // `null` data where the type allows it (an `Option`).
+            ("success", None) if serde_json::from_str::<T>("null").is_ok() => {
+                serde_json::from_str::<T>("null")
+                    .map_err(|e| StoreError::protocol(&self.base, format!("{path}: {e}")))
+            }
             _ => {
                 let e = env.error.unwrap_or_else(|| format!("status {status}"));
                 Err(if status.is_server_error() {
@@ -274,6 +279,82 @@ impl PromApi {
                 (name, metas)
             })
             .collect())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromExemplarData {
+    #[serde(default)]
+    series_labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    exemplars: Vec<PromExemplar>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromExemplar {
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    value: String,
+    /// Seconds, milliseconds in the fraction.
+    timestamp: f64,
+}
+
+impl PromApi {
+    /// `/api/v1/query_exemplars` for `query` over `[start, end]` (ms), with
+    /// `external` labels added to every series' labels (they win over its
+    /// own), not to the exemplars'.
+    pub async fn exemplars(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        external: &Labels,
+    ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
+        use crate::storeapi::exemplars::{Exemplar, ExemplarSeries, ExemplarsResponse};
+        let seconds = |ms: i64| format!("{}", ms as f64 / 1000.0);
+        let q = vec![
+            ("query".to_string(), query.to_string()),
+            ("start".to_string(), seconds(start)),
+            ("end".to_string(), seconds(end)),
+        ];
+        let raw: Option<Vec<PromExemplarData>> = self.get("/api/v1/query_exemplars", &q).await?;
+        let labels = |m: std::collections::BTreeMap<String, String>| {
+            Labels::from_pairs(m).map_err(|e| StoreError::protocol(&self.base, e))
+        };
+        let mut out = ExemplarsResponse::default();
+        let mut count = 0usize;
+        for d in raw.unwrap_or_default() {
+            count += d.exemplars.len();
+            if count > crate::store::MAX_EXEMPLARS {
+                return Err(StoreError::protocol(
+                    &self.base,
+                    format!("more than {} exemplars", crate::store::MAX_EXEMPLARS),
+                ));
+            }
+            let exemplars = d
+                .exemplars
+                .into_iter()
+                .map(|e| {
+                    let value = e.value.parse::<f64>().map_err(|_| {
+                        StoreError::protocol(
+                            &self.base,
+                            format!("exemplar value {:?} is not a number", e.value),
+                        )
+                    })?;
+                    Ok(Exemplar {
+                        labels: labels(e.labels)?,
+                        value,
+                        ts: (e.timestamp * 1000.0).round() as i64,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            out.series.push(ExemplarSeries {
+                series_labels: labels(d.series_labels)?.merged_with(external),
+                exemplars,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -301,6 +301,37 @@ impl Store for PrometheusStore {
         self.api.rules(req.kind, &s.external_labels).await
     }
 
+    /// Prometheus' exemplars, with the external labels on their series:
+    /// the query's matchers on external label names are checked against
+    /// this Prometheus' values and taken off (its own series do not carry
+    /// them); a query none of whose selectors fits gets an empty answer.
+    async fn exemplars(
+        &self,
+        req: crate::storeapi::exemplars::ExemplarsRequest,
+    ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
+        use crate::storeapi::exemplars::{fit_selectors, selectors_query, ExemplarsResponse};
+        let s = self.ready_state()?;
+        let selectors = crate::promql::exemplar_selectors(&req.query)
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let touches_external = selectors
+            .iter()
+            .flatten()
+            .any(|m| s.external_labels.get(m.name()).is_some());
+        let query = if touches_external {
+            match fit_selectors(&selectors, &s.external_labels)
+                .map_err(StoreError::InvalidArgument)?
+            {
+                Some(fitted) => selectors_query(&fitted),
+                None => return Ok(ExemplarsResponse::default()),
+            }
+        } else {
+            req.query.clone()
+        };
+        self.api
+            .exemplars(&query, req.start, req.end, &s.external_labels)
+            .await
+    }
+
     /// Prometheus' targets, with the external labels.
     async fn targets(
         &self,

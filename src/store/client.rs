@@ -63,6 +63,7 @@ pub struct RemoteStore {
     metadata: crate::proto::thanos::metadata_client::MetadataClient<Channel>,
     targets: crate::proto::thanos::targets_client::TargetsClient<Channel>,
     rules: crate::proto::thanos::rules_client::RulesClient<Channel>,
+    exemplars: crate::proto::thanos::exemplars_client::ExemplarsClient<Channel>,
     request_timeout: Duration,
 }
 
@@ -102,7 +103,9 @@ impl RemoteStore {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             targets: crate::proto::thanos::targets_client::TargetsClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            rules: crate::proto::thanos::rules_client::RulesClient::new(channel)
+            rules: crate::proto::thanos::rules_client::RulesClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            exemplars: crate::proto::thanos::exemplars_client::ExemplarsClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             request_timeout: cfg.request_timeout,
         })
@@ -278,6 +281,20 @@ impl Store for RemoteStore {
             .map_err(|s| self.err(&s))?
             .into_inner();
         super::rules::read_stream(stream, &self.addr).await
+    }
+
+    async fn exemplars(
+        &self,
+        req: crate::storeapi::exemplars::ExemplarsRequest,
+    ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
+        let mut client = self.exemplars.clone();
+        let wire = super::exemplars::request_to_pb(&req);
+        let stream = client
+            .exemplars(self.unary(wire, req.hops, req.deadline))
+            .await
+            .map_err(|s| self.err(&s))?
+            .into_inner();
+        super::exemplars::read_stream(stream, &self.addr).await
     }
 
     async fn targets(

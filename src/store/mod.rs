@@ -4,6 +4,7 @@
 //! [`crate::storeapi`] and are re-exported here.
 
 mod client;
+mod exemplars;
 pub mod external;
 pub mod faulty;
 mod mem;
@@ -15,6 +16,7 @@ mod services;
 mod targets;
 
 pub use client::{ClientConfig, ClientTls, RemoteStore};
+pub(crate) use exemplars::MAX_EXEMPLARS;
 pub use faulty::{Fault, FaultyStore};
 pub use mem::MemStore;
 pub use server::{serve, serve_limited, serve_secured, ServeLimits, StoreService};

@@ -596,7 +596,11 @@ pub async fn serve_secured(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            crate::proto::thanos::rules_server::RulesServer::new(svc)
+            crate::proto::thanos::rules_server::RulesServer::new(svc.clone())
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            crate::proto::thanos::exemplars_server::ExemplarsServer::new(svc)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     let stop = shutdown.clone().cancelled_owned();

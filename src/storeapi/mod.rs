@@ -4,6 +4,7 @@
 //! neither depends on the other's types.
 
 mod error;
+pub mod exemplars;
 pub mod rules;
 pub mod targets;
 
@@ -281,6 +282,15 @@ pub trait Store: Send + Sync + 'static {
         _req: targets::TargetsRequest,
     ) -> Result<targets::TargetsResponse, StoreError> {
         Err(StoreError::Unsupported("scrape targets".into()))
+    }
+
+    /// Exemplars of the series `req.query` selects; stores that keep none
+    /// do not offer them.
+    async fn exemplars(
+        &self,
+        _req: exemplars::ExemplarsRequest,
+    ) -> Result<exemplars::ExemplarsResponse, StoreError> {
+        Err(StoreError::Unsupported("exemplars".into()))
     }
 
     /// Metric metadata; stores that keep none do not offer it.

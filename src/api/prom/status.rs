@@ -1,6 +1,6 @@
-//! Endpoints that report on the server or answer with fixed data (build
-//! and runtime information, flags, exemplars), and metric metadata and
-//! scrape targets across the cluster.
+//! Endpoints that report on the server (build and runtime information,
+//! flags), and exemplars, metric metadata and scrape targets across the
+//! cluster.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -11,9 +11,15 @@ use crate::model::time::{MAX_TIME, MIN_TIME};
 
 use super::*;
 
-/// `/api/v1/query_exemplars`: skein keeps no exemplars, so a valid request
-/// gets an empty list.
-pub(super) async fn query_exemplars(p: Params) -> Result<Response, ApiError> {
+/// `/api/v1/query_exemplars`: `query`, `start` and `end` (Prometheus'
+/// times; absent for all time), the exemplars of the series the query's
+/// selectors match, from every store that keeps them (sidecars: their
+/// Prometheus'); a pair's replicas joined when deduplicating.
+pub(super) async fn query_exemplars(
+    State(api): State<PromApi>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    use crate::storeapi::exemplars::ExemplarsRequest;
     let start = time_param(&p, "start", MIN_TIME)?;
     let end = time_param(&p, "end", MAX_TIME)?;
     if end < start {
@@ -21,9 +27,54 @@ pub(super) async fn query_exemplars(p: Params) -> Result<Response, ApiError> {
             "end timestamp must not be before start timestamp",
         ));
     }
-    crate::promql::depth::parse_expr(p.get("query"))
-        .map_err(|e| ApiError::bad_data(parse_error(&e)))?;
-    Ok(success(b"[]", &[]))
+    let query = p.get("query");
+    crate::promql::depth::parse_expr(query).map_err(|e| ApiError::bad_data(parse_error(&e)))?;
+    let selectors = crate::promql::exemplar_selectors(query)?;
+    if selectors.is_empty() {
+        return Ok(success(b"[]", &[]));
+    }
+    let opts = api.options(&p)?;
+    let req = ExemplarsRequest {
+        query: query.to_string(),
+        start,
+        end,
+        partial_response: crate::store::PartialResponse::allowed(opts.partial_response),
+        hops: 0,
+        deadline: Some(std::time::Instant::now() + api.engine.config().timeout),
+    };
+    let mut resp = api
+        .metadata(async { api.querier.exemplars(req).await.map_err(ApiError::from) })
+        .await?;
+    resp.dedup(if opts.dedup {
+        &opts.replica_labels
+    } else {
+        &[]
+    });
+    let mut out = Vec::with_capacity(64 + resp.exemplar_count() * 64);
+    out.push(b'[');
+    for (i, s) in resp.series.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"seriesLabels\":");
+        json::write_labels(&mut out, &s.series_labels);
+        out.extend_from_slice(b",\"exemplars\":[");
+        for (j, e) in s.exemplars.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"labels\":");
+            json::write_labels(&mut out, &e.labels);
+            out.extend_from_slice(b",\"value\":");
+            json::write_sample_value(&mut out, e.value);
+            out.extend_from_slice(b",\"timestamp\":");
+            json::write_sample_time(&mut out, e.ts);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    Ok(success(&out, &resp.warnings))
 }
 
 /// `/api/v1/format_query`: the query, pretty-printed as Prometheus does.
