@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+pub mod exemplar_target;
 pub mod history;
 pub mod load;
 pub mod openmetrics;
@@ -18,6 +19,7 @@ pub mod promql_data;
 pub mod promql_diff;
 pub mod promql_setup;
 pub mod proxy;
+pub mod thanos_client;
 pub mod webdriver;
 
 /// The `skein` binary: `SKEIN_BIN`, or the workspace's debug build.
@@ -382,17 +384,18 @@ pub fn start_prometheus_pair(
     seed: &str,
     target: SocketAddr,
 ) -> anyhow::Result<PrometheusPair> {
-    start_prometheus_pair_with_rules(binary, dir, ip, seed, target, None)
+    start_prometheus_pair_with_rules(binary, dir, ip, seed, &[target], None)
 }
 
-/// [`start_prometheus_pair`], both evaluating one rules file with the
-/// YAML `rules`, as an HA pair's replicas do.
+/// [`start_prometheus_pair`] scraping every one of `targets`, with
+/// exemplar storage on, both evaluating one rules file with the YAML
+/// `rules`, as an HA pair's replicas do.
 pub fn start_prometheus_pair_with_rules(
     binary: &std::path::Path,
     dir: &std::path::Path,
     ip: &str,
     seed: &str,
-    target: SocketAddr,
+    targets: &[SocketAddr],
     rules: Option<&str>,
 ) -> anyhow::Result<PrometheusPair> {
     let rule_file = match rules {
@@ -415,8 +418,8 @@ pub fn start_prometheus_pair_with_rules(
             &dir.join(replica),
             &prom_addr,
             replica,
-            target,
-            &[],
+            targets,
+            &["--enable-feature=exemplar-storage"],
             rule_file.as_deref(),
         )?);
         pair.prom_addrs.push(prom_addr.parse()?);
@@ -445,7 +448,7 @@ pub fn start_prometheus_with(
     target: SocketAddr,
     extra: &[&str],
 ) -> anyhow::Result<Spawned> {
-    start_prometheus_full(binary, dir, addr, replica, target, extra, None)
+    start_prometheus_full(binary, dir, addr, replica, &[target], extra, None)
 }
 
 /// [`start_prometheus_with`], evaluating the rules file `rule_file` when
@@ -455,7 +458,7 @@ pub fn start_prometheus_full(
     dir: &std::path::Path,
     addr: &str,
     replica: &str,
-    target: SocketAddr,
+    targets: &[SocketAddr],
     extra: &[&str],
     rule_file: Option<&std::path::Path>,
 ) -> anyhow::Result<Spawned> {
@@ -465,11 +468,16 @@ pub fn start_prometheus_full(
         Some(path) => format!("rule_files:\n  - {}\n", path.display()),
         None => String::new(),
     };
+    let targets = targets
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    replica: {replica}\n\
-             {rule_files}scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: ['{target}']\n"
+             {rule_files}scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: [{targets}]\n"
         ),
     )?;
     let mut cmd = Command::new(binary);

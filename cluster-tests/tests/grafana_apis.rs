@@ -4,17 +4,21 @@
 //! stacked on the first. The queriers' `/api/v1/metadata` equals what the
 //! two Prometheus answer (merged, each entry once), `/api/v1/targets`
 //! shows the pair's one target once (each replica's view without
-//! deduplication), a client built from Thanos' field tables reads
-//! `thanos.Metadata` and Info, and with one Prometheus down the answers
-//! come from the other with a warning naming the missing one.
+//! deduplication), rules and alerts equal each Prometheus', exemplars
+//! (exemplar storage on, a target exposing them) equal the pair's joined,
+//! a client built from Thanos' field tables reads Info and each service,
+//! and with one Prometheus down the answers come from the other with a
+//! warning naming the missing one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use skein_cluster_tests::exemplar_target::ExemplarTarget;
+use skein_cluster_tests::thanos_client::{self as thanos, Exemplars, Metadata};
 use skein_cluster_tests::{
-    get_json, healthy_members, require_binary, start_node, start_prometheus_pair_with_rules,
-    wait_for, Process, PrometheusPair,
+    get_json, healthy_members, http_get, require_binary, start_node,
+    start_prometheus_pair_with_rules, wait_for, Process, PrometheusPair,
 };
 
 /// Rules both Prometheus evaluate: a recording rule, an alert that fires
@@ -87,8 +91,6 @@ fn alerts(addr: SocketAddr) -> Option<Vec<String>> {
     Some(out)
 }
 
-type Metadata = BTreeMap<String, BTreeSet<(String, String, String)>>;
-
 /// The warnings of an API answer.
 fn warnings_of(v: &serde_json::Value) -> Vec<String> {
     v["warnings"]
@@ -99,133 +101,6 @@ fn warnings_of(v: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// A client of Thanos' services, its messages written out from Thanos'
-/// field tables (pkg/metadata/metadatapb/rpc.proto, pkg/info/infopb), not
-/// from skein's protos.
-mod thanos {
-    use std::collections::HashMap;
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricMetadataRequest {
-        #[prost(string, tag = "1")]
-        pub metric: String,
-        #[prost(int32, tag = "2")]
-        pub limit: i32,
-        #[prost(int32, tag = "3")]
-        pub partial_response_strategy: i32,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricMetadataResponse {
-        #[prost(oneof = "Frame", tags = "1, 2")]
-        pub result: Option<Frame>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub enum Frame {
-        #[prost(message, tag = "1")]
-        Metadata(MetricMetadata),
-        #[prost(string, tag = "2")]
-        Warning(String),
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricMetadata {
-        #[prost(map = "string, message", tag = "1")]
-        pub metadata: HashMap<String, MetricMetadataEntry>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct MetricMetadataEntry {
-        #[prost(message, repeated, tag = "2")]
-        pub metas: Vec<Meta>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Meta {
-        #[prost(string, tag = "1")]
-        pub r#type: String,
-        #[prost(string, tag = "2")]
-        pub help: String,
-        #[prost(string, tag = "3")]
-        pub unit: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct InfoRequest {}
-
-    /// thanos.info.InfoResponse: only what is checked here.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct InfoResponse {
-        #[prost(string, tag = "2")]
-        pub component_type: String,
-        #[prost(message, optional, tag = "5")]
-        pub metric_metadata: Option<Empty>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Empty {}
-
-    async fn grpc(
-        addr: std::net::SocketAddr,
-    ) -> anyhow::Result<tonic::client::Grpc<tonic::transport::Channel>> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await?;
-        let mut g = tonic::client::Grpc::new(channel);
-        g.ready().await?;
-        Ok(g)
-    }
-
-    /// `/thanos.info.Info/Info`: the component and whether it offers
-    /// metric metadata.
-    pub async fn info(addr: std::net::SocketAddr) -> anyhow::Result<(String, bool)> {
-        let mut g = grpc(addr).await?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/thanos.info.Info/Info");
-        let codec = tonic_prost::ProstCodec::<InfoRequest, InfoResponse>::default();
-        let r = g
-            .unary(tonic::Request::new(InfoRequest {}), path, codec)
-            .await?
-            .into_inner();
-        Ok((r.component_type, r.metric_metadata.is_some()))
-    }
-
-    /// `/thanos.Metadata/MetricMetadata` with every entry, read as a
-    /// Thanos querier reads it.
-    pub async fn metadata(addr: std::net::SocketAddr) -> anyhow::Result<super::Metadata> {
-        let mut g = grpc(addr).await?;
-        let path =
-            tonic::codegen::http::uri::PathAndQuery::from_static("/thanos.Metadata/MetricMetadata");
-        let codec =
-            tonic_prost::ProstCodec::<MetricMetadataRequest, MetricMetadataResponse>::default();
-        let req = MetricMetadataRequest {
-            metric: String::new(),
-            limit: -1,
-            partial_response_strategy: 0,
-        };
-        let mut stream = g
-            .server_streaming(tonic::Request::new(req), path, codec)
-            .await?
-            .into_inner();
-        let mut out = super::Metadata::new();
-        while let Some(frame) = stream.message().await? {
-            match frame.result {
-                Some(Frame::Metadata(m)) => {
-                    for (name, entry) in m.metadata {
-                        let set = out.entry(name).or_default();
-                        for meta in entry.metas {
-                            set.insert((meta.r#type, meta.help, meta.unit));
-                        }
-                    }
-                }
-                Some(Frame::Warning(w)) => anyhow::bail!("warning: {w}"),
-                None => anyhow::bail!("an empty frame"),
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// `/api/v1/metadata` (with `query`), as metric -> set of (type, help,
@@ -274,6 +149,83 @@ fn targets(addr: SocketAddr, query: &str) -> Option<(Vec<String>, usize, Vec<Str
     Some((active, dropped, warnings))
 }
 
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn exemplars_path(query: &str, start_ms: i64, end_ms: i64, extra: &str) -> String {
+    format!(
+        "/api/v1/query_exemplars?query={}&start={}&end={}{extra}",
+        percent_encode(query),
+        start_ms as f64 / 1000.0,
+        end_ms as f64 / 1000.0
+    )
+}
+
+/// `/api/v1/query_exemplars`: each series' exemplars in the answer's
+/// order, and the warnings.
+fn exemplars(
+    addr: SocketAddr,
+    query: &str,
+    (start_ms, end_ms): (i64, i64),
+    extra: &str,
+) -> Option<(Exemplars, Vec<String>)> {
+    let v = get_json(addr, &exemplars_path(query, start_ms, end_ms, extra)).ok()?;
+    if v["status"] != "success" {
+        return None;
+    }
+    let map = |v: &serde_json::Value| -> Option<BTreeMap<String, String>> {
+        v.as_object()?
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect()
+    };
+    let mut out = Exemplars::new();
+    for d in v["data"].as_array()? {
+        let list = out.entry(map(&d["seriesLabels"])?).or_default();
+        for e in d["exemplars"].as_array()? {
+            let ts = (e["timestamp"].as_f64()? * 1000.0).round() as i64;
+            list.push((ts, map(&e["labels"])?, e["value"].as_str()?.to_string()));
+        }
+    }
+    Some((out, warnings_of(&v)))
+}
+
+/// Two Prometheus' exemplars joined: each series' once, in time order.
+fn joined(a: &Exemplars, b: &Exemplars) -> Exemplars {
+    let mut out = a.clone();
+    for (series, list) in b {
+        let l = out.entry(series.clone()).or_default();
+        l.extend(list.iter().cloned());
+        l.sort();
+        l.dedup();
+    }
+    out
+}
+
+/// Each series' exemplars as one Prometheus answer, with `replica` added.
+fn labelled(e: &Exemplars, replica: &str) -> Exemplars {
+    e.iter()
+        .map(|(s, l)| {
+            let mut s = s.clone();
+            s.insert("replica".into(), replica.into());
+            (s, l.clone())
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn merged(a: &Metadata, b: &Metadata) -> Metadata {
     let mut out = a.clone();
     for (k, v) in b {
@@ -306,6 +258,9 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         ],
     )
     .unwrap();
+    // A target whose counters and histogram carry exemplars.
+    let exemplar_target = ExemplarTarget::start(&format!("{IP}.31")).unwrap();
+    let began = now_ms();
     let seed = format!("{IP}.1:10900");
     let q1 = start_node(
         "query-1",
@@ -329,7 +284,7 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         dir.path(),
         IP,
         &seed,
-        target.http,
+        &[target.http, exemplar_target.addr],
         Some(RULES),
     )
     .unwrap();
@@ -392,11 +347,11 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
             .0
             .is_empty());
     }
-    // Targets: the pair scrapes one target; deduplicated, the queriers
-    // show it once, as each Prometheus does (their sidecars add the
+    // Targets: the pair scrapes two targets; deduplicated, the queriers
+    // show each once, as each Prometheus does (their sidecars add the
     // replica label, which deduplication takes off again).
     let (prom_targets, prom_dropped, _) = targets(prom_addrs[0], "").unwrap();
-    assert_eq!(prom_targets.len(), 1, "{prom_targets:?}");
+    assert_eq!(prom_targets.len(), 2, "{prom_targets:?}");
     assert_eq!(targets(prom_addrs[1], "").unwrap().0, prom_targets);
     for (name, q) in [("querier", &q1), ("stacked querier", &q2)] {
         let (got, dropped, warnings) = targets(q.http, "").unwrap();
@@ -408,7 +363,7 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         assert!(targets(q.http, "?state=nonsense").unwrap().0.is_empty());
         // Without deduplication, each replica's view, labelled.
         let both = targets(q.http, "?dedup=false").unwrap().0;
-        assert_eq!(both.len(), 2, "{name}: {both:?}");
+        assert_eq!(both.len(), 4, "{name}: {both:?}");
         assert!(
             both.iter().any(|t| t.contains(r#""replica":"a""#)),
             "{both:?}"
@@ -430,7 +385,7 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
     .unwrap();
     assert_eq!(prom_rules.len(), 3, "{prom_rules:?}");
     let prom_alerts = alerts(prom_addrs[0]).unwrap();
-    assert_eq!(prom_alerts.len(), 2, "{prom_alerts:?}");
+    assert_eq!(prom_alerts.len(), 4, "{prom_alerts:?}");
     for (name, q) in [("querier", &q1), ("stacked querier", &q2)] {
         let (got, warnings) = rules(q.http, "").unwrap();
         assert!(warnings.is_empty(), "{name}: {warnings:?}");
@@ -452,21 +407,154 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
     }
     assert!(get_json(q1.http, "/api/v1/rules?type=nonsense").is_err());
 
+    // Exemplars: both Prometheus keep those of the target's counters and
+    // histogram buckets; the queriers answer the pair's joined, each once,
+    // in time order. Read until a moment both have surely stored.
+    let queries = [
+        "skein_test_exemplar_requests_total",
+        "rate(skein_test_exemplar_latency_seconds_bucket{le!=\"+Inf\"}[5m])",
+        "sum(rate(skein_test_exemplar_requests_total{path=\"/b\"}[1m])) / on() group_left up",
+    ];
+    let mut checked = 0;
+    wait_for(
+        "the queriers' exemplars to equal the pair's",
+        Duration::from_secs(60),
+        || {
+            let range = (began, now_ms() - 5_000);
+            for query in queries {
+                let (Some((a, _)), Some((b, _))) = (
+                    exemplars(prom_addrs[0], query, range, ""),
+                    exemplars(prom_addrs[1], query, range, ""),
+                ) else {
+                    return false;
+                };
+                // A few windows each.
+                if a.is_empty() || a.values().any(|l| l.len() < 3) {
+                    return false;
+                }
+                let want = joined(&a, &b);
+                for q in [&q1, &q2] {
+                    match exemplars(q.http, query, range, "") {
+                        Some((got, w)) if got == want && w.is_empty() => {}
+                        _ => return false,
+                    }
+                }
+                checked += 1;
+            }
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(checked, queries.len());
+    let range = (began, now_ms() - 5_000);
+    let query = "skein_test_exemplar_requests_total";
+    let (a, _) = exemplars(prom_addrs[0], query, range, "").unwrap();
+    let (b, _) = exemplars(prom_addrs[1], query, range, "").unwrap();
+    assert_eq!(a.len(), 2, "two series: {a:?}");
+    // Without deduplication, each replica's series, labelled.
+    let (both, _) = exemplars(q1.http, query, range, "&dedup=false").unwrap();
+    assert_eq!(both, joined(&labelled(&a, "a"), &labelled(&b, "b")));
+    // A matcher on the replica label picks that Prometheus' alone.
+    let (only_b, _) = exemplars(
+        q1.http,
+        "skein_test_exemplar_requests_total{replica=\"b\"}",
+        range,
+        "&dedup=false",
+    )
+    .unwrap();
+    assert_eq!(only_b, labelled(&b, "b"));
+    let (none, _) = exemplars(
+        q1.http,
+        "skein_test_exemplar_requests_total{replica=\"c\"}",
+        range,
+        "",
+    )
+    .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    // Over one window both replicas hold, the querier's body is the very
+    // bytes Prometheus writes.
+    let one = "skein_test_exemplar_requests_total{path=\"/b\"}";
+    let ts = a
+        .values()
+        .flatten()
+        .map(|e| e.0)
+        .find(|t| b.values().flatten().any(|e| e.0 == *t))
+        .unwrap();
+    let path = exemplars_path(one, ts - 500, ts + 500, "");
+    let (status, prom_body) = http_get(prom_addrs[0], &path).unwrap();
+    assert_eq!(status, 200);
+    assert!(prom_body.contains(".123"), "{prom_body}");
+    assert_eq!(http_get(q1.http, &path).unwrap().1, prom_body);
+    // What Prometheus refuses, the queriers refuse.
+    for bad in [
+        "/api/v1/query_exemplars?query=up%7B",
+        "/api/v1/query_exemplars?query=up&start=10&end=5",
+        "/api/v1/query_exemplars?query=up&start=x",
+    ] {
+        let (want, _) = http_get(prom_addrs[0], bad).unwrap();
+        let (got, _) = http_get(q1.http, bad).unwrap();
+        assert_eq!((got, want), (400, 400), "{bad}");
+    }
+
     let bad = get_json(q1.http, "/api/v1/metadata?limit=x");
     assert!(bad.is_err(), "a bad limit is a 400");
 
-    // A Thanos querier's view: Info offers metric metadata, and the
-    // service answers, from a sidecar (its Prometheus' own) and from a
-    // querier (the pair's, merged).
+    // A Thanos querier's view: Info offers the four services, and each
+    // answers, from a sidecar (its Prometheus' own, with the replica
+    // label) and from a querier (the pair's, as they are).
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (component, offers) = thanos::info(sidecars[0].grpc).await.unwrap();
-        assert_eq!((component.as_str(), offers), ("sidecar", true));
-        let (component, offers) = thanos::info(q1.grpc).await.unwrap();
-        assert_eq!((component.as_str(), offers), ("query", true));
+        for (addr, component) in [(sidecars[0].grpc, "sidecar"), (q1.grpc, "query")] {
+            let offers = thanos::info(addr).await.unwrap();
+            assert_eq!(
+                offers,
+                thanos::Offers {
+                    component: component.into(),
+                    metric_metadata: true,
+                    targets: true,
+                    rules: true,
+                    exemplars: true,
+                }
+            );
+        }
         let a = metadata(prom_addrs[0], "").unwrap().0;
         assert_eq!(thanos::metadata(sidecars[0].grpc).await.unwrap(), a);
         assert_eq!(thanos::metadata(q1.grpc).await.unwrap(), want);
+
+        let (side_targets, _) = thanos::targets(sidecars[0].grpc).await.unwrap();
+        assert_eq!(side_targets.len(), 2, "{side_targets:?}");
+        assert!(
+            side_targets
+                .iter()
+                .all(|t| t.1.get("replica").map(String::as_str) == Some("a") && t.2 == 1),
+            "{side_targets:?}"
+        );
+        let (both_targets, _) = thanos::targets(q1.grpc).await.unwrap();
+        assert_eq!(both_targets.len(), 4, "{both_targets:?}");
+
+        let side_rules = thanos::rules(sidecars[0].grpc).await.unwrap();
+        assert_eq!(side_rules.len(), 3, "{side_rules:?}");
+        assert!(
+            side_rules.iter().all(|r| r.contains("\"replica\": \"a\"")),
+            "{side_rules:?}"
+        );
+        assert!(
+            side_rules
+                .iter()
+                .any(|r| r.contains("TargetUp") && r.contains("state 3")),
+            "{side_rules:?}"
+        );
+        assert_eq!(thanos::rules(q1.grpc).await.unwrap().len(), 6);
+
+        let (start, end) = (began, now_ms() - 5_000);
+        let (a, _) = exemplars(prom_addrs[0], query, (start, end), "").unwrap();
+        let (b, _) = exemplars(prom_addrs[1], query, (start, end), "").unwrap();
+        let side = thanos::exemplars(sidecars[0].grpc, query, start, end)
+            .await
+            .unwrap();
+        assert_eq!(side, labelled(&a, "a"));
+        let through = thanos::exemplars(q1.grpc, query, start, end).await.unwrap();
+        assert_eq!(through, joined(&labelled(&a, "a"), &labelled(&b, "b")));
     });
 
     // Prometheus b goes down: the answer comes from a, and says that b's
@@ -489,4 +577,12 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         "{warnings:?}"
     );
     assert_eq!(rules(q1.http, "").unwrap().0, prom_rules);
+    let range = (began, now_ms() - 5_000);
+    let (a, _) = exemplars(prom_addrs[0], query, range, "").unwrap();
+    let (got, warnings) = exemplars(q1.http, query, range, "").unwrap();
+    assert_eq!(got, a);
+    assert!(
+        warnings.iter().any(|w| w.contains("replica=\"b\"")),
+        "{warnings:?}"
+    );
 }

@@ -65,8 +65,8 @@ pub fn exemplar_selectors(query: &str) -> Result<Vec<Vec<crate::model::Matcher>>
             "parse error: no expression found in input",
         ));
     }
-    let expr = depth::parse_expr(query)
-        .map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
+    let expr =
+        depth::parse_expr(query).map_err(|e| PromqlError::bad_data(format!("parse error: {e}")))?;
     let mut found = Vec::new();
     walk(&expr, &mut found);
     found.into_iter().map(plan::matchers).collect()

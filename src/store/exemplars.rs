@@ -47,19 +47,21 @@ fn response_to_pb(r: ExemplarsResponse) -> Vec<pb::ExemplarsResponse> {
             result: Some(Frame::Warning(w)),
         })
         .collect();
-    frames.extend(r.series.into_iter().map(|s| pb::ExemplarsResponse {
-        result: Some(Frame::Data(pb::ExemplarData {
-            series_labels: set_to_pb(&s.series_labels),
-            exemplars: s
-                .exemplars
-                .into_iter()
-                .map(|e| pb::Exemplar {
-                    labels: set_to_pb(&e.labels),
-                    value: e.value,
-                    ts: e.ts,
-                })
-                .collect(),
-        })),
+    frames.extend(r.series.into_iter().map(|s| {
+        pb::ExemplarsResponse {
+            result: Some(Frame::Data(pb::ExemplarData {
+                series_labels: set_to_pb(&s.series_labels),
+                exemplars: s
+                    .exemplars
+                    .into_iter()
+                    .map(|e| pb::Exemplar {
+                        labels: set_to_pb(&e.labels),
+                        value: e.value,
+                        ts: e.ts,
+                    })
+                    .collect(),
+            })),
+        }
     }));
     frames
 }
@@ -99,7 +101,12 @@ pub(crate) async fn read_stream(
                     exemplars,
                 });
             }
-            None => return Err(StoreError::protocol(peer, "exemplars frame without content")),
+            None => {
+                return Err(StoreError::protocol(
+                    peer,
+                    "exemplars frame without content",
+                ))
+            }
         }
     }
     Ok(out)
