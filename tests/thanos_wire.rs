@@ -136,6 +136,17 @@ const ACTIVE_TARGET: Table = &[
 ];
 const DROPPED_TARGET: Table = &[("discoveredLabels", 1, LEN)];
 
+// thanos.ExemplarsRequest / Response, ExemplarData, Exemplar.
+const EXEMPLARS_REQUEST: Table = &[
+    ("query", 1, LEN),
+    ("start", 2, VARINT),
+    ("end", 3, VARINT),
+    ("partial_response_strategy", 4, VARINT),
+];
+const EXEMPLARS_RESPONSE: Table = &[("data", 1, LEN), ("warning", 2, LEN)];
+const EXEMPLAR_DATA: Table = &[("seriesLabels", 1, LEN), ("exemplars", 2, LEN)];
+const EXEMPLAR: Table = &[("labels", 1, LEN), ("value", 2, I64), ("ts", 3, VARINT)];
+
 // thanos.RulesRequest / Response, RuleGroup (no field 7), Rule (a oneof),
 // Alert, AlertInstance, RecordingRule.
 const RULES_REQUEST: Table = &[
@@ -696,7 +707,7 @@ fn sidecars_and_queriers_offer_metadata_and_targets_in_info() {
         };
         let out = skein::proto::info_to_info_pb(&info).encode_to_vec();
         let must: &[&str] = if offers {
-            &["metric_metadata", "targets"]
+            &["metric_metadata", "targets", "rules", "exemplars"]
         } else {
             &[]
         };
@@ -704,11 +715,64 @@ fn sidecars_and_queriers_offer_metadata_and_targets_in_info() {
         if !offers {
             let seen = fields(&out);
             assert!(
-                !seen.iter().any(|(f, _)| *f == 5 || *f == 6),
+                !seen.iter().any(|(f, _)| [4, 5, 6, 7].contains(f)),
                 "{component}: {seen:?}"
             );
         }
     }
+}
+
+#[test]
+fn exemplars_messages_match_thanos() {
+    // A Thanos querier's request, from the field table.
+    let mut b = Vec::new();
+    bytes_field(number(EXEMPLARS_REQUEST, "query"), b"rate(x[5m])", &mut b);
+    int_field(number(EXEMPLARS_REQUEST, "start"), 1_000, &mut b);
+    int_field(number(EXEMPLARS_REQUEST, "end"), 2_000, &mut b);
+    int_field(
+        number(EXEMPLARS_REQUEST, "partial_response_strategy"),
+        1,
+        &mut b,
+    );
+    let r = pb::ExemplarsRequest::decode(b.as_slice()).expect("request");
+    assert_eq!(
+        (
+            r.query.as_str(),
+            r.start,
+            r.end,
+            r.partial_response_strategy
+        ),
+        ("rate(x[5m])", 1_000, 2_000, 1)
+    );
+
+    let set = |n: &str, v: &str| {
+        Some(pb::ZLabelSet {
+            labels: vec![pb::Label {
+                name: n.into(),
+                value: v.into(),
+            }],
+        })
+    };
+    let resp = pb::ExemplarsResponse {
+        result: Some(pb::exemplars_response::Result::Data(pb::ExemplarData {
+            series_labels: set("__name__", "x"),
+            exemplars: vec![pb::Exemplar {
+                labels: set("trace_id", "t"),
+                value: 0.5,
+                ts: 1_234,
+            }],
+        })),
+    }
+    .encode_to_vec();
+    check_against(EXEMPLARS_RESPONSE, &resp, &["data"]);
+    let d = &nested(&resp, 1)[0];
+    check_against(EXEMPLAR_DATA, d, &["seriesLabels", "exemplars"]);
+    check_against(EXEMPLAR, &nested(d, 2)[0], &["labels", "value", "ts"]);
+    let warning = pb::ExemplarsResponse {
+        result: Some(pb::exemplars_response::Result::Warning("w".into())),
+    }
+    .encode_to_vec();
+    check_against(EXEMPLARS_RESPONSE, &warning, &["warning"]);
 }
 
 #[test]

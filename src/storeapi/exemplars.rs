@@ -204,7 +204,11 @@ mod tests {
         assert_eq!(r.series[0].series_labels, l(&[("__name__", "x")]));
         assert_eq!(
             r.series[0].exemplars,
-            vec![ex("t1", 1.0, 1000), ex("t2", 2.0, 2000), ex("t3", 3.0, 3000)]
+            vec![
+                ex("t1", 1.0, 1000),
+                ex("t2", 2.0, 2000),
+                ex("t3", 3.0, 3000)
+            ]
         );
         // Without replica labels, each replica's series stays apart.
         let mut r = ExemplarsResponse {
@@ -223,7 +227,10 @@ mod tests {
             warnings: vec![],
         };
         r.dedup(&[]);
-        assert_eq!(r.series[0].exemplars, vec![ex("t", 1.0, 5), ex("t", 2.0, 5)]);
+        assert_eq!(
+            r.series[0].exemplars,
+            vec![ex("t", 1.0, 5), ex("t", 2.0, 5)]
+        );
     }
 
     #[test]
