@@ -12,6 +12,7 @@
 
 pub mod json;
 pub mod params;
+mod parse_query;
 mod query;
 mod rules;
 mod series;
@@ -204,6 +205,10 @@ impl PromApi {
                 get(query_exemplars).post(query_exemplars),
             )
             .route("/api/v1/format_query", get(format_query).post(format_query))
+            .route(
+                "/api/v1/parse_query",
+                get(parse_query::parse_query).post(parse_query::parse_query),
+            )
             .route("/api/v1/metadata", get(metadata))
             .route("/api/v1/targets", get(targets))
             .route("/api/v1/rules", get(rules::rules))
