@@ -496,6 +496,40 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         assert_eq!((got, want), (400, 400), "{bad}");
     }
 
+    // TSDB statistics: the pair's head (Prometheus counts it on the first
+    // call, then keeps the numbers for 5 minutes) and the queriers' count
+    // of the series of the last 2 h agree.
+    let prom_stats = get_json(prom_addrs[0], "/api/v1/status/tsdb").unwrap();
+    for q in [&q1, &q2] {
+        let stats = get_json(q.http, "/api/v1/status/tsdb?limit=100000").unwrap();
+        assert_eq!(
+            stats["data"]["headStats"]["numSeries"],
+            prom_stats["data"]["headStats"]["numSeries"]
+        );
+        for list in [
+            "seriesCountByMetricName",
+            "labelValueCountByLabelName",
+            "memoryInBytesByLabelName",
+            "seriesCountByLabelValuePair",
+        ] {
+            let want = prom_stats["data"][list].as_array().unwrap();
+            assert_eq!(want.len(), 10, "{list}: {want:?}");
+            let got = stats["data"][list].as_array().unwrap();
+            for w in want {
+                assert!(got.contains(w), "{list}: {w} not in {got:?}");
+            }
+        }
+    }
+    let top = get_json(q1.http, "/api/v1/status/tsdb?limit=3").unwrap();
+    assert_eq!(
+        top["data"]["seriesCountByMetricName"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(get_json(q1.http, "/api/v1/status/tsdb?limit=0").is_err());
+
     let bad = get_json(q1.http, "/api/v1/metadata?limit=x");
     assert!(bad.is_err(), "a bad limit is a 400");
 

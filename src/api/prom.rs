@@ -17,6 +17,7 @@ mod query;
 mod rules;
 mod series;
 mod status;
+mod tsdb_status;
 
 use query::*;
 use series::*;
@@ -214,6 +215,7 @@ impl PromApi {
             .route("/api/v1/rules", get(rules::rules))
             .route("/api/v1/alerts", get(rules::alerts))
             .route("/api/v1/status/buildinfo", get(buildinfo))
+            .route("/api/v1/status/tsdb", get(tsdb_status::tsdb_status))
             .route("/api/v1/status/flags", get(flags))
             .route("/api/v1/status/runtimeinfo", get(runtimeinfo))
             .fallback(not_found)
