@@ -468,16 +468,24 @@ pub fn start_prometheus_full(
         Some(path) => format!("rule_files:\n  - {}\n", path.display()),
         None => String::new(),
     };
-    let targets = targets
+    // The first target is job `skein`, each other one a job (and scrape
+    // pool) of its own: `skein-2`, `skein-3`, ...
+    let jobs: String = targets
         .iter()
-        .map(|t| format!("'{t}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .enumerate()
+        .map(|(i, t)| {
+            let job = match i {
+                0 => "skein".to_string(),
+                i => format!("skein-{}", i + 1),
+            };
+            format!("  - job_name: {job}\n    static_configs:\n      - targets: ['{t}']\n")
+        })
+        .collect();
     std::fs::write(
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    replica: {replica}\n\
-             {rule_files}scrape_configs:\n  - job_name: skein\n    static_configs:\n      - targets: [{targets}]\n"
+             {rule_files}scrape_configs:\n{jobs}"
         ),
     )?;
     let mut cmd = Command::new(binary);

@@ -361,6 +361,13 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         assert_eq!(targets(q.http, "?state=active").unwrap().0, prom_targets);
         assert!(targets(q.http, "?state=dropped").unwrap().0.is_empty());
         assert!(targets(q.http, "?state=nonsense").unwrap().0.is_empty());
+        for (pool, count) in [("skein", 1), ("skein-2", 1), ("nope", 0)] {
+            let query = format!("?scrapePool={pool}");
+            let (want, want_dropped, _) = targets(prom_addrs[0], &query).unwrap();
+            assert_eq!(want.len(), count, "{query}: {want:?}");
+            let (got, got_dropped, _) = targets(q.http, &query).unwrap();
+            assert_eq!((got, got_dropped), (want, want_dropped), "{name}: {query}");
+        }
         // Without deduplication, each replica's view, labelled.
         let both = targets(q.http, "?dedup=false").unwrap().0;
         assert_eq!(both.len(), 4, "{name}: {both:?}");
@@ -404,6 +411,21 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         // Without deduplication, each replica's rules, labelled.
         let both = rules(q.http, "?dedup=false").unwrap().0;
         assert_eq!(both.len(), 6, "{name}: {both:?}");
+        // The filters newer Prometheus and Thanos apply (2.42 has none).
+        let named = rules(q.http, "?rule_name[]=TargetUp&rule_name[]=job:up:sum")
+            .unwrap()
+            .0;
+        assert_eq!(named.len(), 2, "{name}: {named:?}");
+        let matched = rules(q.http, "?match[]=%7Bseverity%3D%22info%22%7D")
+            .unwrap()
+            .0;
+        assert_eq!(matched.len(), 1, "{name}: {matched:?}");
+        assert!(matched[0].contains("TargetUp"), "{matched:?}");
+        assert!(rules(q.http, "?rule_group[]=nope").unwrap().0.is_empty());
+        assert_eq!(
+            rules(q.http, "?rule_group[]=skein-rules").unwrap().0,
+            prom_rules
+        );
     }
     assert!(get_json(q1.http, "/api/v1/rules?type=nonsense").is_err());
 

@@ -145,7 +145,49 @@ pub struct RulesResponse {
     pub warnings: Vec<String>,
 }
 
+/// Which rules a caller wants beside their kind (Prometheus' and Thanos'
+/// `rule_group[]`, `file[]`, `rule_name[]`, `match[]`); empty lists keep
+/// all.
+#[derive(Debug, Clone, Default)]
+pub struct RuleFilter {
+    pub groups: Vec<String>,
+    pub files: Vec<String>,
+    pub names: Vec<String>,
+    /// A rule is kept when its labels satisfy one of the sets.
+    pub matchers: Vec<Vec<crate::model::Matcher>>,
+}
+
+impl RuleFilter {
+    fn keeps_rule(&self, r: &Rule) -> bool {
+        let c = r.common();
+        (self.names.is_empty() || self.names.contains(&c.name))
+            && (self.matchers.is_empty()
+                || self
+                    .matchers
+                    .iter()
+                    .any(|set| crate::model::matcher::matches_all(set, &c.labels)))
+    }
+}
+
 impl RulesResponse {
+    /// Keeps the groups and rules `f` wants; a group left without rules by
+    /// a rule filter goes too.
+    pub fn filter(&mut self, f: &RuleFilter) {
+        let by_rule = !f.names.is_empty() || !f.matchers.is_empty();
+        self.groups.retain_mut(|g| {
+            if (!f.groups.is_empty() && !f.groups.contains(&g.name))
+                || (!f.files.is_empty() && !f.files.contains(&g.file))
+            {
+                return false;
+            }
+            if by_rule {
+                g.rules.retain(|r| f.keeps_rule(r));
+                return !g.rules.is_empty();
+            }
+            true
+        });
+    }
+
     pub fn extend(&mut self, other: RulesResponse) {
         self.groups.extend(other.groups);
         self.warnings.extend(other.warnings);

@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 use super::params::Params;
 use super::*;
 use crate::model::Labels;
-use crate::storeapi::rules::{AlertInstance, Rule, RuleType, RulesRequest, RulesResponse};
+use crate::storeapi::rules::{
+    AlertInstance, Rule, RuleFilter, RuleType, RulesRequest, RulesResponse,
+};
 use crate::storeapi::targets::format_rfc3339;
 
 fn labels_json(l: &Labels) -> Value {
@@ -120,6 +122,19 @@ async fn collect(api: &PromApi, p: &Params, kind: RuleType) -> Result<RulesRespo
         &[]
     };
     resp.dedup(replicas);
+    let strings = |name: &str| -> Vec<String> {
+        p.all(name)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let filter = RuleFilter {
+        groups: strings("rule_group[]"),
+        files: strings("file[]"),
+        names: strings("rule_name[]"),
+        matchers: matcher_sets(p).map_err(|e| ApiError::invalid_param("match[]", e))?,
+    };
+    resp.filter(&filter);
     Ok(resp)
 }
 

@@ -116,7 +116,8 @@ pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Re
 }
 
 /// `/api/v1/targets`: `state` (`active`, `dropped`, `any` or empty; another
-/// value wants neither, as Prometheus reads it), from every store that
+/// value wants neither, as Prometheus reads it), `scrapePool`, from every
+/// store that
 /// scrapes (sidecars: their Prometheus'), the replicas' views of one target
 /// collapsed into one when deduplicating.
 pub(super) async fn targets(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
@@ -145,6 +146,14 @@ pub(super) async fn targets(State(api): State<PromApi>, p: Params) -> Result<Res
         resp.dedup(&opts.replica_labels);
     } else {
         resp.dedup(&[]);
+    }
+    // `scrapePool`: one pool's targets (a dropped target's pool is the job
+    // it was discovered for).
+    let pool = p.get("scrapePool");
+    if !pool.is_empty() {
+        resp.active.retain(|t| t.scrape_pool == pool);
+        resp.dropped
+            .retain(|t| t.discovered_labels.get("job") == Some(pool));
     }
     let labels = |l: &crate::model::Labels| -> serde_json::Value {
         l.iter()
