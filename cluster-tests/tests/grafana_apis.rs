@@ -342,6 +342,9 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
             "{name}"
         );
         assert_eq!(metadata(q.http, "?limit=2").unwrap().0.len(), 2, "{name}");
+        let one_each = metadata(q.http, "?limit_per_metric=1").unwrap().0;
+        assert_eq!(one_each.len(), want.len());
+        assert!(one_each.values().all(|m| m.len() == 1), "{name}");
         assert!(metadata(q.http, "?metric=no_such_metric")
             .unwrap()
             .0

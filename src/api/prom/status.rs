@@ -87,7 +87,8 @@ pub(super) async fn format_query(p: Params) -> Result<Response, ApiError> {
 }
 
 /// `/api/v1/metadata`: `metric` (one metric, or all), `limit` (at most
-/// that many metrics; negative or absent: all), from every store that
+/// that many metrics; negative or absent: all), `limit_per_metric`, from
+/// every store that
 /// keeps metadata (sidecars: their Prometheus' targets), merged.
 pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Response, ApiError> {
     let limit = match p.get("limit") {
@@ -95,6 +96,14 @@ pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Re
         s => s
             .parse::<i64>()
             .map_err(|_| ApiError::bad_data("limit must be a number"))?,
+    };
+    // `limit_per_metric` (newer Prometheus): at most that many entries of
+    // each metric; 0 or absent for all.
+    let per_metric = match p.get("limit_per_metric") {
+        "" => 0,
+        s => s
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_data("limit_per_metric must be a number"))?,
     };
     let opts = api.options(&p)?;
     let mut req = crate::store::MetadataRequest::all();
@@ -110,6 +119,12 @@ pub(super) async fn metadata(State(api): State<PromApi>, p: Params) -> Result<Re
                 .map_err(ApiError::from)
         })
         .await?;
+    let mut resp = resp;
+    if per_metric > 0 {
+        for metas in resp.metadata.values_mut() {
+            metas.truncate(per_metric);
+        }
+    }
     let body = serde_json::to_vec(&resp.metadata)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(success(&body, &resp.warnings))
