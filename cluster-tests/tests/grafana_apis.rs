@@ -636,6 +636,7 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
         "{warnings:?}"
     );
     assert_eq!(rules(q1.http, "").unwrap().0, prom_rules);
+    assert_eq!(alerts(q1.http).unwrap(), prom_alerts);
     let range = (began, now_ms() - 5_000);
     let (a, _) = exemplars(prom_addrs[0], query, range, "").unwrap();
     let (got, warnings) = exemplars(q1.http, query, range, "").unwrap();
