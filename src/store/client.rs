@@ -1,6 +1,7 @@
 //! A remote store over gRPC: implements [`Store`] by calling a peer's
 //! `thanos.Store` and `thanos.info.Info` services.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,17 @@ impl Default for ClientConfig {
     }
 }
 
+/// The services beside Series a peer's Info says it offers, one bit each;
+/// `KNOWN` once an Info answer said (a peer with only the older
+/// `Store.Info` is asked for everything).
+mod offers {
+    pub const KNOWN: u8 = 1;
+    pub const RULES: u8 = 2;
+    pub const METADATA: u8 = 4;
+    pub const TARGETS: u8 = 8;
+    pub const EXEMPLARS: u8 = 16;
+}
+
 /// Series per frame asked of stores (`response_batch_size`).
 pub const RESPONSE_BATCH_SIZE: i64 = 64;
 
@@ -64,10 +76,22 @@ pub struct RemoteStore {
     targets: crate::proto::thanos::targets_client::TargetsClient<Channel>,
     rules: crate::proto::thanos::rules_client::RulesClient<Channel>,
     exemplars: crate::proto::thanos::exemplars_client::ExemplarsClient<Channel>,
+    /// What the last Info answer offered ([`offers`]), shared by clones.
+    offers: Arc<AtomicU8>,
     request_timeout: Duration,
 }
 
 impl RemoteStore {
+    /// `Unsupported` without a call when the peer's Info said it does not
+    /// offer the service.
+    fn offered(&self, bit: u8, what: &str) -> Result<(), StoreError> {
+        let known = self.offers.load(Ordering::Relaxed);
+        if known & offers::KNOWN != 0 && known & bit == 0 {
+            return Err(StoreError::Unsupported(what.to_string()));
+        }
+        Ok(())
+    }
+
     /// A client for `addr` (`host:port`). It connects on first use and
     /// reconnects by itself after failures.
     pub fn connect_lazy(addr: &str, cfg: &ClientConfig) -> Result<Self, StoreError> {
@@ -107,6 +131,7 @@ impl RemoteStore {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             exemplars: crate::proto::thanos::exemplars_client::ExemplarsClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            offers: Arc::new(AtomicU8::new(0)),
             request_timeout: cfg.request_timeout,
         })
     }
@@ -212,7 +237,22 @@ impl Store for RemoteStore {
             .info(self.unary(pb::info::InfoRequest {}, 0, None))
             .await
         {
-            Ok(resp) => proto::info_from_info_pb(resp.into_inner(), &self.addr),
+            Ok(resp) => {
+                let r = resp.into_inner();
+                let mut bits = offers::KNOWN;
+                for (offered, bit) in [
+                    (r.rules.is_some(), offers::RULES),
+                    (r.metric_metadata.is_some(), offers::METADATA),
+                    (r.targets.is_some(), offers::TARGETS),
+                    (r.exemplars.is_some(), offers::EXEMPLARS),
+                ] {
+                    if offered {
+                        bits |= bit;
+                    }
+                }
+                self.offers.store(bits, Ordering::Relaxed);
+                proto::info_from_info_pb(r, &self.addr)
+            }
             Err(status) if status.code() == Code::Unimplemented => {
                 let mut client = self.store.clone();
                 let resp = client
@@ -259,6 +299,7 @@ impl Store for RemoteStore {
         &self,
         req: super::MetadataRequest,
     ) -> Result<super::MetadataResponse, StoreError> {
+        self.offered(offers::METADATA, "metric metadata")?;
         let mut client = self.metadata.clone();
         let wire = super::metadata::request_to_pb(&req);
         let stream = client
@@ -273,6 +314,7 @@ impl Store for RemoteStore {
         &self,
         req: crate::storeapi::rules::RulesRequest,
     ) -> Result<crate::storeapi::rules::RulesResponse, StoreError> {
+        self.offered(offers::RULES, "rules")?;
         let mut client = self.rules.clone();
         let wire = super::rules::request_to_pb(&req);
         let stream = client
@@ -287,6 +329,7 @@ impl Store for RemoteStore {
         &self,
         req: crate::storeapi::exemplars::ExemplarsRequest,
     ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
+        self.offered(offers::EXEMPLARS, "exemplars")?;
         let mut client = self.exemplars.clone();
         let wire = super::exemplars::request_to_pb(&req);
         let stream = client
@@ -301,6 +344,7 @@ impl Store for RemoteStore {
         &self,
         req: crate::storeapi::targets::TargetsRequest,
     ) -> Result<crate::storeapi::targets::TargetsResponse, StoreError> {
+        self.offered(offers::TARGETS, "scrape targets")?;
         let mut client = self.targets.clone();
         let wire = super::targets::request_to_pb(&req);
         let stream = client
