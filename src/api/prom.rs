@@ -337,17 +337,29 @@ impl PromApi {
                 )
             })?
             .map_err(|_| ApiError::new(ErrorCode::Unavailable, "the querier is shutting down"))?;
-        tokio::time::timeout_at(deadline, work).await.map_err(|_| {
+        let timed_out = |detail: Option<&str>| {
             ApiError::new(
                 ErrorCode::Timeout,
                 format!(
-                    "request timed out after {} (--query.timeout)",
+                    "request timed out after {} (--query.timeout){}",
                     crate::model::time::format_duration(
                         i64::try_from(cfg.timeout.as_millis()).unwrap_or(i64::MAX)
-                    )
+                    ),
+                    detail.map(|d| format!(": {d}")).unwrap_or_default()
                 ),
             )
-        })?
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Err(_) => Err(timed_out(None)),
+            // The stores saw the same deadline pass a moment before this
+            // timer: one error, whichever noticed first.
+            Ok(Err(e))
+                if e.code == ErrorCode::Timeout && tokio::time::Instant::now() >= deadline =>
+            {
+                Err(timed_out(Some(&e.message)))
+            }
+            Ok(r) => r,
+        }
     }
 
     /// Refuses an answer that has grown past `--query.max-fetched-bytes`.
