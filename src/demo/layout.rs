@@ -149,15 +149,49 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// The rules both Prometheus of the demo evaluate: a recording rule, an
+/// alert that fires while every skein node is up (so `/api/v1/alerts`
+/// shows one at once), and one that fires if a node stops answering.
+pub const PROMETHEUS_RULES: &str = "groups:
+  - name: skein-demo
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: SkeinNodesUp
+        expr: count(up{job=\"skein\"} == 1) > 0
+        labels:
+          severity: info
+        annotations:
+          summary: \"{{ $value }} skein nodes answer their scrapes\"
+      - alert: SkeinNodeDown
+        expr: up{job=\"skein\"} == 0
+        for: 30s
+        labels:
+          severity: warning
+        annotations:
+          summary: \"{{ $labels.instance }} does not answer its scrapes\"
+";
+
+/// Where the demo's rules file is written.
+pub fn prometheus_rules_path(work_dir: &Path) -> PathBuf {
+    work_dir.join("prometheus-rules.yml")
+}
+
 /// The Prometheus configuration of replica `replica`: it scrapes every
-/// skein node of the demo and itself.
-pub fn prometheus_config(replica: &str, skein_targets: &[SocketAddr], own: SocketAddr) -> String {
+/// skein node of the demo and itself, and evaluates `rules`.
+pub fn prometheus_config(
+    replica: &str,
+    skein_targets: &[SocketAddr],
+    own: SocketAddr,
+    rules: &Path,
+) -> String {
     let targets: Vec<String> = skein_targets.iter().map(|a| format!("'{a}'")).collect();
     format!(
         "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n  external_labels:\n    \
-         cluster: monitoring\n    {REPLICA_LABEL}: {replica}\nscrape_configs:\n  \
+         cluster: monitoring\n    {REPLICA_LABEL}: {replica}\nrule_files:\n  - '{}'\nscrape_configs:\n  \
          - job_name: skein\n    static_configs:\n      - targets: [{}]\n  \
          - job_name: prometheus\n    static_configs:\n      - targets: ['{own}']\n",
+        rules.display(),
         targets.join(", ")
     )
 }
@@ -316,7 +350,8 @@ impl Layout {
         format!("http://{}:{HTTP_PORT}", querier_ip(0))
     }
 
-    /// Prometheus configurations to write before starting, by path.
+    /// Prometheus configurations (and their rules file) to write before
+    /// starting, by path; none without Prometheus.
     pub fn prometheus_configs(&self, work_dir: &Path) -> Vec<(PathBuf, String)> {
         let skein_targets: Vec<SocketAddr> = self
             .nodes
@@ -324,17 +359,23 @@ impl Layout {
             .filter(|n| n.role != Role::Prometheus)
             .map(NodeSpec::http)
             .collect();
-        self.nodes
+        let rules = prometheus_rules_path(work_dir);
+        let mut out: Vec<(PathBuf, String)> = self
+            .nodes
             .iter()
             .filter(|n| n.role == Role::Prometheus)
             .map(|n| {
                 let replica = n.name.trim_start_matches("prometheus-");
                 (
                     prometheus_config_path(work_dir, replica),
-                    prometheus_config(replica, &skein_targets, n.http()),
+                    prometheus_config(replica, &skein_targets, n.http(), &rules),
                 )
             })
-            .collect()
+            .collect();
+        if !out.is_empty() {
+            out.push((rules, PROMETHEUS_RULES.to_string()));
+        }
+        out
     }
 }
 
@@ -380,7 +421,13 @@ mod tests {
             prometheus: Some(Path::new("prometheus")),
         });
         let configs = layout.prometheus_configs(dir);
-        assert_eq!(configs.len(), 2);
+        assert_eq!(configs.len(), 3);
+        assert!(
+            configs[1].1.contains("prometheus-rules.yml"),
+            "{}",
+            configs[1].1
+        );
+        assert_eq!(configs[2].1, PROMETHEUS_RULES);
         let (path, text) = &configs[1];
         assert!(path.ends_with("prometheus-b.yml"));
         assert!(text.contains("replica: b"), "{text}");

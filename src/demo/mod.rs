@@ -333,6 +333,11 @@ Try:
   # What the querier knows of the cluster
   curl -s {url}/api/v1/stores
 
+  # With the Prometheus pair: its rules and alerts, scrape targets and metric
+  # metadata, each once for the pair
+  curl -s {url}/api/v1/alerts
+  curl -s {url}/api/v1/targets
+
 Kill store-2 (kill -9 its pid) and queries go on answering from store-1.
 Ctrl-C stops the cluster.
 "#
