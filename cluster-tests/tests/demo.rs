@@ -215,6 +215,17 @@ fn demo_starts_answers_and_cleans_up() {
         )
         .unwrap();
         assert_eq!(range(q, r#"up{job="skein"}"#, 30, 15, "").len(), 10);
+        // Its rules: the pair's one firing alert, once, as Grafana lists it.
+        wait_for("the pair's alert", Duration::from_secs(60), || {
+            get_json(q, "/api/v1/alerts").is_ok_and(|v| {
+                v["data"]["alerts"].as_array().is_some_and(|a| {
+                    a.len() == 1
+                        && a[0]["labels"]["alertname"] == "SkeinNodesUp"
+                        && a[0]["state"] == "firing"
+                })
+            })
+        })
+        .unwrap();
     }
 
     // Ctrl-C: every process stops and the work directory goes.
