@@ -146,4 +146,57 @@ proptest! {
         prop_assert!(got.windows(2).all(|w| w[0] <= w[1]), "sorted: {got:?}");
         prop_assert_eq!(got, want);
     }
+
+    /// Series with labels of their own named like external ones (a
+    /// target's own `cluster`): once the store has seen one, its answers
+    /// come out sorted and whole, each series with its own label kept.
+    #[test]
+    fn series_with_external_label_names_are_sorted_once_seen(
+        own in prop::collection::btree_set(label_set(), 0..12),
+        ext in label_set(),
+        carried in any::<bool>(),
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use skein::store::external::with_external_labels_tracked;
+        // Remote read puts the external labels on itself: a series' own
+        // label with the external value cannot be told from them.
+        let own: BTreeSet<Labels> = own
+            .into_iter()
+            .map(|mut o| {
+                if carried {
+                    o.retain(|l| ext.get(&l.name) != Some(l.value.as_str()));
+                }
+                o
+            })
+            .collect();
+        let frames = || -> SeriesStream {
+            let frames: Vec<Result<SeriesFrame, StoreError>> = own
+                .iter()
+                .map(|o| {
+                    let labels = if carried { ext.merged_with(o) } else { o.clone() };
+                    Ok(SeriesFrame::Series(Series { labels, chunks: Vec::new() }))
+                })
+                .collect();
+            Box::pin(futures::stream::iter(frames))
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let clashes = Arc::new(AtomicBool::new(false));
+        let run = |clashes: Arc<AtomicBool>| -> Vec<Labels> {
+            rt.block_on(with_external_labels_tracked(frames(), ext.clone(), vec![], carried, clashes).collect::<Vec<_>>())
+                .into_iter()
+                .map(|f| match f.unwrap() {
+                    SeriesFrame::Series(s) => s.labels,
+                    SeriesFrame::Warning(w) => panic!("warning {w}"),
+                })
+                .collect()
+        };
+        let first = run(clashes.clone());
+        let clash = own.iter().any(|o| o.iter().any(|l| ext.get(&l.name).is_some()));
+        prop_assert_eq!(clashes.load(Ordering::Relaxed), clash);
+        let got = if clash { run(clashes.clone()) } else { first };
+        let mut want: Vec<Labels> = own.iter().map(|o| ext.merged_with(o)).collect();
+        want.sort();
+        prop_assert_eq!(got, want);
+    }
 }

@@ -151,8 +151,13 @@ impl Labels {
     /// Makes this set `source` without the named labels, reusing its
     /// buffers.
     pub fn set_without(&mut self, source: &Labels, names: &[String]) {
+        self.set_from(source.0.iter().filter(|l| !names.contains(&l.name)));
+    }
+
+    /// Makes this set the labels of `source`, reusing its buffers.
+    pub fn set_from<'a>(&mut self, source: impl Iterator<Item = &'a Label>) {
         let mut n = 0;
-        for l in source.0.iter().filter(|l| !names.contains(&l.name)) {
+        for l in source {
             match self.0.get_mut(n) {
                 Some(slot) => slot.clone_from(l),
                 None => self.0.push(l.clone()),

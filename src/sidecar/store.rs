@@ -18,7 +18,7 @@ use crate::proto::prometheus as prom;
 use crate::series::combine;
 use crate::series::dedup::DedupFunc;
 use crate::series::merge::{merge, MergedFrame};
-use crate::store::external::with_external_labels as normalize;
+use crate::store::external::with_external_labels_tracked;
 use crate::store::{
     LabelsRequest, LabelsResponse, MetadataRequest, MetadataResponse, PeerType, SeriesFrame,
     SeriesRequest, SeriesStream, Store, StoreError, StoreInfo,
@@ -45,6 +45,9 @@ pub struct PrometheusStore {
     group_id: String,
     /// Completed blocks read from Prometheus' data directory.
     disk: Option<Arc<DiskBlocks>>,
+    /// Whether Prometheus' series carry labels named like its external
+    /// labels (answers are then sorted by stretches, see `normalize`).
+    label_clashes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PrometheusStore {
@@ -65,6 +68,7 @@ impl PrometheusStore {
             state: Arc::new(RwLock::new(PromState::default())),
             group_id: String::new(),
             disk: None,
+            label_clashes: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -217,7 +221,13 @@ impl Store for PrometheusStore {
                 );
                 disk_req.skip_chunks = skip_chunks;
                 let frames = store.series(disk_req).await?;
-                from_disk = Some(normalize(frames, s.external_labels.clone(), strip.clone()));
+                from_disk = Some(with_external_labels_tracked(
+                    frames,
+                    s.external_labels.clone(),
+                    strip.clone(),
+                    false,
+                    self.label_clashes.clone(),
+                ));
                 remote_from = v.split.saturating_sub(s.out_of_order_window_ms);
             }
         }
@@ -238,7 +248,13 @@ impl Store for PrometheusStore {
                     SeriesFrame::Series(s)
                 })
             }));
-            Some(normalize(frames, s.external_labels.clone(), strip))
+            Some(with_external_labels_tracked(
+                frames,
+                s.external_labels.clone(),
+                strip,
+                true,
+                self.label_clashes.clone(),
+            ))
         } else {
             None
         };
@@ -381,7 +397,7 @@ mod tests {
                 }))
             })
             .collect();
-        let out: Vec<Labels> = normalize(
+        let out: Vec<Labels> = crate::store::external::with_external_labels(
             Box::pin(futures::stream::iter(frames)),
             l(&[("replica", "r")]),
             vec![],
@@ -408,7 +424,7 @@ mod tests {
                 }))
             })
             .collect();
-        let out: Vec<Labels> = normalize(
+        let out: Vec<Labels> = crate::store::external::with_external_labels(
             Box::pin(futures::stream::iter(with_ext)),
             l(&[("replica", "r")]),
             vec!["replica".into()],

@@ -17,7 +17,7 @@ use crate::model::{Chunk, ChunkEncoding, Labels, Matcher, Sample, Series};
 use crate::series::combine;
 use crate::series::dedup::DedupFunc;
 use crate::series::merge::{concat_chunks, merge, MergedFrame, SeriesGroup};
-use crate::store::external::with_external_labels;
+use crate::store::external::with_external_labels_tracked;
 use crate::store::{
     LabelsRequest, LabelsResponse, PeerType, SeriesFrame, SeriesRequest, SeriesStream, Store,
     StoreError, StoreInfo,
@@ -123,6 +123,9 @@ pub struct GatewayStore {
     blocks: RwLock<Arc<Vec<Arc<dyn BlockSeries>>>>,
     /// Set by the first sync: until then an empty answer would be a lie.
     synced: AtomicBool,
+    /// Whether series of these blocks carry labels named like external
+    /// ones ([`with_external_labels_tracked`]).
+    label_clashes: Arc<AtomicBool>,
     group_id: String,
     /// `--min-time` / `--max-time`: the part of time this gateway serves.
     min_time: TimeBound,
@@ -138,6 +141,7 @@ impl GatewayStore {
             missing: RwLock::new(Arc::new(Vec::new())),
             blocks: RwLock::new(Arc::new(Vec::new())),
             synced: AtomicBool::new(false),
+            label_clashes: Arc::new(AtomicBool::new(false)),
             group_id,
             min_time,
             max_time,
@@ -381,7 +385,13 @@ impl Store for GatewayStore {
         let inputs: Vec<SeriesStream> = sources
             .into_iter()
             .map(|(ext, streams)| {
-                with_external_labels(one_source(streams), ext, req.without_replica_labels.clone())
+                with_external_labels_tracked(
+                    one_source(streams),
+                    ext,
+                    req.without_replica_labels.clone(),
+                    false,
+                    self.label_clashes.clone(),
+                )
             })
             .collect();
         let limit = if req.limit == 0 {
