@@ -16,12 +16,18 @@ pub struct ExemplarTarget {
 impl ExemplarTarget {
     /// Listens on `ip` (any port).
     pub fn start(ip: &str) -> anyhow::Result<Self> {
+        Self::start_with(ip, exposition)
+    }
+
+    /// Listens on `ip` (any port), answering each scrape with `body` of the
+    /// current time in milliseconds (OpenMetrics text).
+    pub fn start_with(ip: &str, body: fn(i64) -> String) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(format!("{ip}:0"))?;
         let addr = listener.local_addr()?;
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 std::thread::spawn(move || {
-                    let _ = serve(conn);
+                    let _ = serve(conn, body);
                 });
             }
         });
@@ -51,7 +57,7 @@ pub fn exposition(now_ms: i64) -> String {
     )
 }
 
-fn serve(mut conn: TcpStream) -> std::io::Result<()> {
+fn serve(mut conn: TcpStream, exposition: fn(i64) -> String) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
