@@ -510,6 +510,24 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
     assert_eq!(status, 200);
     assert!(prom_body.contains(".123"), "{prom_body}");
     assert_eq!(http_get(q1.http, &path).unwrap().1, prom_body);
+    // Without start and end: all the pair keeps (the sidecars leave the
+    // open ends to Prometheus).
+    wait_for("exemplars over all time", Duration::from_secs(30), || {
+        let all = |addr| {
+            let v = get_json(addr, &format!("/api/v1/query_exemplars?query={query}")).ok()?;
+            let n: usize = v["data"]
+                .as_array()?
+                .iter()
+                .map(|d| d["exemplars"].as_array().map_or(0, Vec::len))
+                .sum();
+            Some(n)
+        };
+        let (Some(a), Some(got)) = (all(prom_addrs[0]), all(q1.http)) else {
+            return false;
+        };
+        a >= 6 && got >= a
+    })
+    .unwrap();
     // What Prometheus refuses, the queriers refuse.
     for bad in [
         "/api/v1/query_exemplars?query=up%7B",

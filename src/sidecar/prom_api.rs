@@ -312,12 +312,18 @@ impl PromApi {
         external: &Labels,
     ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
         use crate::storeapi::exemplars::{Exemplar, ExemplarSeries, ExemplarsResponse};
+        // Times past what Prometheus parses (years 1 to 9999) are left
+        // out: it then reads from its first sample, or to its last.
+        const YEAR_1_MS: i64 = -62_135_596_800_000;
+        const YEAR_9999_MS: i64 = 253_402_300_799_000;
         let seconds = |ms: i64| format!("{}", ms as f64 / 1000.0);
-        let q = vec![
-            ("query".to_string(), query.to_string()),
-            ("start".to_string(), seconds(start)),
-            ("end".to_string(), seconds(end)),
-        ];
+        let mut q = vec![("query".to_string(), query.to_string())];
+        if start > YEAR_1_MS {
+            q.push(("start".to_string(), seconds(start)));
+        }
+        if end < YEAR_9999_MS {
+            q.push(("end".to_string(), seconds(end)));
+        }
         let raw: Option<Vec<PromExemplarData>> = self.get("/api/v1/query_exemplars", &q).await?;
         let labels = |m: std::collections::BTreeMap<String, String>| {
             Labels::from_pairs(m).map_err(|e| StoreError::protocol(&self.base, e))
