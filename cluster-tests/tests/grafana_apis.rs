@@ -350,6 +350,19 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
             .0
             .is_empty());
     }
+    // Label names and values over all time (no start or end), as each
+    // Prometheus answers them; deduplicated, without the replica label.
+    for path in ["/api/v1/labels", "/api/v1/label/job/values"] {
+        let want = get_json(prom_addrs[0], path).unwrap()["data"].clone();
+        assert!(
+            want.as_array().is_some_and(|a| a.len() >= 2),
+            "{path}: {want}"
+        );
+        for (name, q) in [("querier", &q1), ("stacked querier", &q2)] {
+            let got = get_json(q.http, path).unwrap()["data"].clone();
+            assert_eq!(got, want, "{name}: {path}");
+        }
+    }
     // Targets: the pair scrapes two targets; deduplicated, the queriers
     // show each once, as each Prometheus does (their sidecars add the
     // replica label, which deduplication takes off again).

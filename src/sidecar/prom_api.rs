@@ -203,10 +203,7 @@ impl PromApi {
     }
 
     fn range_query(matchers: &[Matcher], start: i64, end: i64) -> Vec<(String, String)> {
-        let mut q = vec![
-            ("start".to_string(), format!("{:.3}", start as f64 / 1000.0)),
-            ("end".to_string(), format!("{:.3}", end as f64 / 1000.0)),
-        ];
+        let mut q = time_params(start, end);
         if !matchers.is_empty() {
             let sel: Vec<String> = matchers.iter().map(ToString::to_string).collect();
             q.push(("match[]".to_string(), format!("{{{}}}", sel.join(","))));
@@ -312,18 +309,8 @@ impl PromApi {
         external: &Labels,
     ) -> Result<crate::storeapi::exemplars::ExemplarsResponse, StoreError> {
         use crate::storeapi::exemplars::{Exemplar, ExemplarSeries, ExemplarsResponse};
-        // Times past what Prometheus parses (years 1 to 9999) are left
-        // out: it then reads from its first sample, or to its last.
-        const YEAR_1_MS: i64 = -62_135_596_800_000;
-        const YEAR_9999_MS: i64 = 253_402_300_799_000;
-        let seconds = |ms: i64| format!("{}", ms as f64 / 1000.0);
         let mut q = vec![("query".to_string(), query.to_string())];
-        if start > YEAR_1_MS {
-            q.push(("start".to_string(), seconds(start)));
-        }
-        if end < YEAR_9999_MS {
-            q.push(("end".to_string(), seconds(end)));
-        }
+        q.extend(time_params(start, end));
         let raw: Option<Vec<PromExemplarData>> = self.get("/api/v1/query_exemplars", &q).await?;
         let labels = |m: std::collections::BTreeMap<String, String>| {
             Labels::from_pairs(m).map_err(|e| StoreError::protocol(&self.base, e))
@@ -611,6 +598,24 @@ impl PromApi {
     }
 }
 
+/// `start` and `end` (ms) as Prometheus' API takes them, seconds with the
+/// milliseconds. A time outside years 1 to 9999 (an open end: `i64::MIN`,
+/// `i64::MAX`) is left out, and Prometheus reads from its first sample or
+/// to its last: it answers such far times with nothing at all.
+fn time_params(start: i64, end: i64) -> Vec<(String, String)> {
+    const YEAR_1_MS: i64 = -62_135_596_800_000;
+    const YEAR_9999_MS: i64 = 253_402_300_799_000;
+    let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+    let mut q = Vec::with_capacity(2);
+    if start > YEAR_1_MS {
+        q.push(("start".to_string(), seconds(start)));
+    }
+    if end < YEAR_9999_MS {
+        q.push(("end".to_string(), seconds(end)));
+    }
+    q
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -623,6 +628,22 @@ fn urlencode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_ends_are_left_to_prometheus() {
+        let q = time_params(i64::MIN, i64::MAX);
+        assert!(q.is_empty(), "{q:?}");
+        let q = time_params(1_700_000_000_123, i64::MAX);
+        assert_eq!(q, vec![("start".to_string(), "1700000000.123".to_string())]);
+        let q = time_params(-5, 2_000);
+        assert_eq!(
+            q,
+            vec![
+                ("start".to_string(), "-0.005".to_string()),
+                ("end".to_string(), "2.000".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn prometheus_durations() {
