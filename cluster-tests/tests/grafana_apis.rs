@@ -350,9 +350,14 @@ fn metadata_targets_rules_and_alerts_of_a_prometheus_pair_through_queriers() {
             .0
             .is_empty());
     }
-    // Label names and values over all time (no start or end), as each
-    // Prometheus answers them; deduplicated, without the replica label.
-    for path in ["/api/v1/labels", "/api/v1/label/job/values"] {
+    // Label names and values, and series, over all time (no start or
+    // end), as each Prometheus answers them; deduplicated, without the
+    // replica label.
+    for path in [
+        "/api/v1/labels",
+        "/api/v1/label/job/values",
+        "/api/v1/series?match[]=up",
+    ] {
         let want = get_json(prom_addrs[0], path).unwrap()["data"].clone();
         assert!(
             want.as_array().is_some_and(|a| a.len() >= 2),
