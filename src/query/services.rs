@@ -172,6 +172,7 @@ impl Querier {
                 }
             }
         }
+        let queries = Arc::new(fitted_queries(&groups, &selectors));
         let (answers, warnings) = self
             .ask_every_store(
                 groups,
@@ -179,7 +180,12 @@ impl Querier {
                 req.partial_response,
                 req.deadline,
                 req.clone(),
-                |m, r| async move { m.client.exemplars(r).await },
+                move |m, mut r| {
+                    if let Some(q) = queries.get(&m.endpoint) {
+                        r.query = q.clone();
+                    }
+                    async move { m.client.exemplars(r).await }
+                },
             )
             .await?;
         let mut out = ExemplarsResponse::default();
@@ -194,5 +200,98 @@ impl Querier {
         }
         out.warnings.extend(warnings);
         Ok(out)
+    }
+}
+
+/// The exemplar query each member of a group with one external label set
+/// is sent, by endpoint: the selectors fitted to the group's labels
+/// ([`fit_selectors`]), as Thanos' querier sends them, since a Thanos
+/// sidecar passes the query to Prometheus as it comes and Prometheus' own
+/// series do not carry the external labels. Queriers (QUERY groups) and
+/// groups of several label sets get the query as it is; so does a group
+/// for which fitting fails (the store's own error says why).
+fn fitted_queries(
+    groups: &[GroupTarget],
+    selectors: &[Vec<crate::model::Matcher>],
+) -> std::collections::HashMap<String, String> {
+    use crate::storeapi::exemplars::{fit_selectors, selectors_query};
+    let mut out = std::collections::HashMap::new();
+    for g in groups {
+        let [labels] = g.key.label_sets.as_slice() else {
+            continue;
+        };
+        if g.peer_type == PeerType::Query
+            || !selectors
+                .iter()
+                .flatten()
+                .any(|m| labels.get(m.name()).is_some())
+        {
+            continue;
+        }
+        if let Ok(Some(fitted)) = fit_selectors(selectors, labels) {
+            let q = selectors_query(&fitted);
+            for m in &g.members {
+                out.insert(m.endpoint.clone(), q.clone());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+    use crate::query::policy::Health;
+    use crate::query::topology::GroupKey;
+    use crate::store::{ClientConfig, RemoteStore};
+
+    fn group(labels: &[(&str, &str)], peer_type: PeerType, port: u16) -> GroupTarget {
+        let endpoint = format!("127.0.0.1:{port}");
+        let member = Arc::new(MemberTarget {
+            client: Arc::new(
+                RemoteStore::connect_lazy(&endpoint, &ClientConfig::default()).unwrap(),
+            ),
+            endpoint,
+            stats: Arc::default(),
+            health: Health::Healthy,
+            strict: false,
+            min_time: 0,
+            max_time: 0,
+            supports_without_replica_labels: true,
+            ready: true,
+            complete: true,
+        });
+        GroupTarget {
+            key: Arc::new(GroupKey::new(
+                vec![Labels::from_pairs(labels.iter().copied()).unwrap()],
+                String::new(),
+            )),
+            peer_type,
+            latency: Arc::default(),
+            budget: Arc::default(),
+            members: vec![member],
+        }
+    }
+
+    #[tokio::test]
+    async fn exemplar_queries_are_fitted_to_sources_not_queriers() {
+        let selectors =
+            crate::promql::exemplar_selectors(r#"rate(x{replica="a", job="j"}[5m]) + y"#).unwrap();
+        let groups = [
+            group(&[("replica", "a")], PeerType::Source, 1),
+            group(&[("replica", "a")], PeerType::Query, 2),
+            group(&[("region", "eu")], PeerType::Store, 3),
+        ];
+        let q = fitted_queries(&groups, &selectors);
+        // The source loses the matcher its Prometheus cannot answer; the
+        // querier passes the query on whole; a group whose labels no
+        // matcher names gets it as it is.
+        assert_eq!(
+            q.get("127.0.0.1:1").map(String::as_str),
+            Some(r#"{__name__="x", job="j"} or {__name__="y"}"#)
+        );
+        assert_eq!(q.get("127.0.0.1:2"), None);
+        assert_eq!(q.get("127.0.0.1:3"), None);
     }
 }
