@@ -134,34 +134,8 @@ pub fn selectors_query(selectors: &[Vec<Matcher>]) -> String {
 }
 
 fn selector_text(sel: &[Matcher]) -> String {
-    let mut out = String::from("{");
-    for (i, m) in sel.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(m.name());
-        out.push_str(m.op().as_str());
-        quote_into(&mut out, m.value());
-    }
-    out.push('}');
-    out
-}
-
-/// A PromQL double-quoted string.
-fn quote_into(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let parts: Vec<String> = sel.iter().map(Matcher::to_string).collect();
+    format!("{{{}}}", parts.join(", "))
 }
 
 #[cfg(test)]
