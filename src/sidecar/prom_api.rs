@@ -153,10 +153,9 @@ impl PromApi {
         match (env.status.as_str(), env.data) {
             ("success", Some(d)) => Ok(d),
             // `null` data where the type allows it (an `Option`).
-            ("success", None) if serde_json::from_str::<T>("null").is_ok() => {
-                serde_json::from_str::<T>("null")
-                    .map_err(|e| StoreError::protocol(&self.base, format!("{path}: {e}")))
-            }
+            ("success", None) => serde_json::from_str::<T>("null").map_err(|_| {
+                StoreError::protocol(&self.base, format!("{path} answered success without data"))
+            }),
             _ => {
                 let e = env.error.unwrap_or_else(|| format!("status {status}"));
                 Err(if status.is_server_error() {

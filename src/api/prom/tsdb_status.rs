@@ -77,10 +77,17 @@ impl Cardinality {
             .iter()
             .map(|(n, vs)| (n.clone(), vs.keys().map(|v| v.len() as u64).sum()))
             .collect();
-        let pair_counts = self
+        // Of every pair only the largest `limit` are written out.
+        let mut pairs: Vec<(&str, &str, u64)> = self
             .pairs
             .iter()
-            .flat_map(|(n, vs)| vs.iter().map(move |(v, c)| (format!("{n}={v}"), *c)))
+            .flat_map(|(n, vs)| vs.iter().map(move |(v, c)| (n.as_str(), v.as_str(), *c)))
+            .collect();
+        pairs.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1))));
+        pairs.truncate(limit);
+        let pair_counts = pairs
+            .into_iter()
+            .map(|(n, v, c)| (format!("{n}={v}"), c))
             .collect();
         let (min_time, max_time) = if self.series == 0 {
             (i64::MAX, i64::MIN)
