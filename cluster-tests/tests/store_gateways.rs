@@ -86,6 +86,22 @@ fn gateways_stall_and_crash_without_failed_queries() {
         };
         let (n, failures, healthy_p99) = phase("all healthy", 3);
         assert!(n > 0 && failures.is_empty(), "{failures:?}");
+        // Hedges that lose a race to a healthy member are no failures:
+        // nobody is demoted and no record shows many failures.
+        let members = get_json(http, "/api/v1/cluster").unwrap();
+        for m in members["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g["members"].as_array())
+            .flatten()
+        {
+            let share = m["shared"]["failureShare"].as_f64().unwrap_or(0.0);
+            assert!(
+                m["demoted"] == false && share < 0.2,
+                "a healthy member looks failing: {m}"
+            );
+        }
 
         // A stall: the process is alive and its connections open.
         gateways[0].signal("STOP").unwrap();

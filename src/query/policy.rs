@@ -167,6 +167,7 @@ impl PeerStats {
             start: Instant::now(),
             answered: false,
             penalty: unanswered_penalty,
+            race: None,
         }
     }
 
@@ -275,21 +276,69 @@ impl PeerStats {
     }
 }
 
+/// The requests one call sends to members of a group (primary, hedges,
+/// fallbacks): how long the first answer took, so that the requests
+/// canceled because of it know whether they lost a fair race or were
+/// overtaken while stuck.
+#[derive(Debug, Default)]
+pub struct Race {
+    /// µs the first answer took, plus one; 0 while none came.
+    first_answer_us: AtomicU64,
+}
+
+impl Race {
+    fn answered(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1);
+        let _ = self
+            .first_answer_us
+            .compare_exchange(0, us, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    fn first_answer(&self) -> Option<Duration> {
+        match self.first_answer_us.load(Ordering::Acquire) {
+            0 => None,
+            us => Some(Duration::from_micros(us - 1)),
+        }
+    }
+}
+
+/// Whether a request canceled after `waited` was clearly slower than the
+/// answer that won in `won`: twice as slow and at least 10 ms more. A hedge
+/// sent later that lost, or one of two requests sent at once in race mode,
+/// is not: losing says nothing against its member.
+fn overtaken(waited: Duration, won: Duration) -> bool {
+    waited > won * 2 && waited > won + Duration::from_millis(10)
+}
+
 /// A request in flight to a peer; see [`PeerStats::begin`].
 pub struct InFlight {
     stats: Arc<PeerStats>,
     start: Instant,
     answered: bool,
     penalty: Duration,
+    race: Option<Arc<Race>>,
 }
 
 impl InFlight {
+    /// Makes the request one of a call's requests: when it is canceled
+    /// because another answered first, it counts against its member only
+    /// if that answer overtook it ([`overtaken`]).
+    pub fn in_race(mut self, race: Option<Arc<Race>>) -> Self {
+        self.race = race;
+        self
+    }
+
     /// Records that the peer started answering; returns how long it took.
     pub fn answered(&mut self) -> Duration {
         let took = self.start.elapsed();
         self.answered = true;
         self.stats.observe_latency(took);
         self.stats.record.answered(took);
+        if let Some(r) = &self.race {
+            r.answered(took);
+        }
         took
     }
 }
@@ -297,11 +346,19 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.answered {
-            self.stats
-                .observe_latency(self.start.elapsed() + self.penalty);
-            self.stats.record.failed();
+        if self.answered {
+            return;
         }
+        let waited = self.start.elapsed();
+        if let Some(won) = self.race.as_ref().and_then(|r| r.first_answer()) {
+            if !overtaken(waited, won) {
+                return;
+            }
+        }
+        // Failed, stuck while another member answered, or dropped with its
+        // query: the peer was at least this slow.
+        self.stats.observe_latency(waited + self.penalty);
+        self.stats.record.failed();
     }
 }
 
@@ -430,6 +487,44 @@ mod tests {
         assert_eq!(s.cost(), 1);
         s.observe_latency(Duration::from_millis(3));
         assert!(s.latency() <= Duration::from_millis(3));
+    }
+
+    #[test]
+    fn only_requests_overtaken_while_stuck_count_against_their_member() {
+        let began = |stats: &Arc<PeerStats>, ago_ms: u64, race: &Arc<Race>| {
+            let mut f = stats
+                .begin(Duration::from_secs(1))
+                .in_race(Some(race.clone()));
+            f.start = Instant::now() - Duration::from_millis(ago_ms);
+            f
+        };
+        let fast = Arc::new(PeerStats::default());
+        let hedged = Arc::new(PeerStats::default());
+        let stuck = Arc::new(PeerStats::default());
+        let race = Arc::new(Race::default());
+        let slow = began(&stuck, 300, &race);
+        let mut winner = began(&fast, 20, &race);
+        let late = began(&hedged, 5, &race);
+        winner.answered();
+        drop((winner, late, slow));
+        let c = |s: &PeerStats| (s.record.counts().requests, s.record.counts().failures);
+        assert_eq!(c(&fast), (1.0, 0.0));
+        // A hedge sent after the winner lost fairly: no record, no penalty.
+        assert_eq!(c(&hedged), (0.0, 0.0));
+        assert_eq!(hedged.latency(), Duration::ZERO);
+        // The primary overtaken after 300 ms counts as failed and slow.
+        assert_eq!(c(&stuck), (1.0, 1.0));
+        assert!(stuck.latency() > Duration::from_secs(1));
+        // Two asked at once (race mode): the loser is barely slower.
+        let race = Arc::new(Race::default());
+        let mut a = began(&fast, 30, &race);
+        let b = began(&hedged, 30, &race);
+        a.answered();
+        drop((a, b));
+        assert_eq!(c(&hedged), (0.0, 0.0));
+        // Without an answer in the call, a dropped request is a failure.
+        drop(began(&hedged, 1, &Arc::new(Race::default())));
+        assert_eq!(c(&hedged), (1.0, 1.0));
     }
 
     #[test]

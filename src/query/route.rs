@@ -17,7 +17,7 @@ use super::metrics::PROBES_TOTAL;
 use super::metrics::{
     CANCELED_TOTAL, FALLBACKS_TOTAL, GROUP_FIRST_FRAME_SECONDS, HEDGES_TOTAL, STORE_REQUESTS_TOTAL,
 };
-use super::policy::{on_member_error, on_missing, GroupLatency, Health, InFlight, OnError};
+use super::policy::{on_member_error, on_missing, GroupLatency, Health, InFlight, OnError, Race};
 use super::stats::{self as query_stats, Counter};
 use super::topology::{GroupTarget, MemberTarget};
 use crate::model::Labels;
@@ -236,14 +236,14 @@ fn open(
     req: SeriesRequest,
     timeout: Option<Duration>,
     latency: Arc<GroupLatency>,
-    penalty: Duration,
+    (penalty, race): (Duration, Option<Arc<Race>>),
 ) -> Attempt {
     let client = member.client.clone();
     let stats = member.stats.clone();
     let peer = member.endpoint.clone();
     query_stats::add(Counter::StoresAsked, 1);
     async move {
-        let mut in_flight = stats.begin(penalty);
+        let mut in_flight = stats.begin(penalty).in_race(race);
         let result: Result<(SeriesStream, Option<SeriesFrame>), StoreError> = async {
             let mut stream = match timeout {
                 None => client.series(req).await?,
@@ -392,6 +392,9 @@ async fn first_answer(
         cfg: &cfg.budget,
         deadline: req.deadline,
     };
+    // The round's requests share how long the first answer took, so the
+    // ones canceled by it are judged fairly (see `policy::Race`).
+    let race = Arc::new(Race::default());
     let open_member = |i: usize, hedge: bool| {
         open(
             &group.members[i],
@@ -400,7 +403,7 @@ async fn first_answer(
             req.clone(),
             timeout,
             group.latency.clone(),
-            cfg.hedge_max_delay,
+            (cfg.hedge_max_delay, Some(race.clone())),
         )
     };
     let count = |role: &'static str| {
@@ -537,7 +540,7 @@ pub fn member_stream(
         let _timer = timer;
         metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => "primary").increment(1);
         let started = Instant::now();
-        let result = open(&member, 0, false, req, timeout, latency, penalty).await.2;
+        let result = open(&member, 0, false, req, timeout, latency, (penalty, None)).await.2;
         let (mut stream, first, _in_flight) = match result {
             Ok(o) => {
                 metrics::histogram!(GROUP_FIRST_FRAME_SECONDS, "peer_type" => peer_type)
@@ -634,6 +637,7 @@ where
     };
     let mut queue: VecDeque<usize> = pick_order(&group.members).into();
     let mut failures = Vec::new();
+    let race = Arc::new(Race::default());
     let start = |i: usize, role: &'static str| {
         metrics::counter!(STORE_REQUESTS_TOTAL, "peer_type" => peer_type, "role" => role)
             .increment(1);
@@ -653,9 +657,10 @@ where
         let latency = group.latency.clone();
         let penalty = cfg.hedge_max_delay;
         let peer = member.endpoint.clone();
+        let race = race.clone();
         let fut = call(member);
         async move {
-            let mut in_flight = stats.begin(penalty);
+            let mut in_flight = stats.begin(penalty).in_race(Some(race));
             let r = match timeout {
                 None => fut.await,
                 Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {

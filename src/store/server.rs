@@ -569,6 +569,10 @@ pub async fn serve_limited(
     serve_secured(listener, store, limits, None, shutdown).await
 }
 
+/// Streams a client may open and cancel before this server reads them,
+/// per connection; past it the connection is closed (a flood of resets).
+const MAX_PENDING_RESETS: usize = 1024;
+
 /// [`serve`] with the given limits, over TLS when `tls` is given (each
 /// connection takes the configuration current when it is accepted, so a
 /// renewed certificate needs no restart).
@@ -581,6 +585,10 @@ pub async fn serve_secured(
 ) -> Result<(), tonic::transport::Error> {
     let svc = StoreService::with_limits(store, limits);
     let router = tonic::transport::Server::builder()
+        // Queriers cancel the requests they hedged; when this process was
+        // stalled, hundreds may wait unread. h2's default (20) would then
+        // close the connection and fail the requests still on it.
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
         .add_service(
             StoreServer::new(svc.clone())
                 .max_decoding_message_size(MAX_REQUEST_BYTES)

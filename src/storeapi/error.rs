@@ -82,6 +82,16 @@ impl StoreError {
         if status.code() == tonic::Code::Unimplemented {
             return StoreError::Unsupported(format!("{message} (store {peer})"));
         }
+        // The connection or the stream broke below gRPC: the code tonic
+        // derives from the HTTP/2 reason (ENHANCE_YOUR_CALM reads as
+        // ResourceExhausted, a limit) is not the store's answer, and
+        // another member may well answer.
+        if broke_below_grpc(status) {
+            return StoreError::Unavailable {
+                peer,
+                message: format!("connection broke: {message}"),
+            };
+        }
         match ErrorCode::from_grpc_code(status.code()) {
             ErrorCode::Unavailable => StoreError::Unavailable { peer, message },
             ErrorCode::Timeout => StoreError::Timeout { peer, message },
@@ -92,6 +102,19 @@ impl StoreError {
             },
         }
     }
+}
+
+/// Whether the status stands for an HTTP/2 error (a GOAWAY or a stream
+/// reset) rather than a status the peer sent.
+fn broke_below_grpc(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<h2::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 impl From<StoreError> for tonic::Status {
@@ -112,5 +135,34 @@ impl From<LabelsError> for StoreError {
 impl From<ChunkError> for StoreError {
     fn from(e: ChunkError) -> Self {
         StoreError::Internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_is_retryable_whatever_its_http2_reason() {
+        // A server that closes the connection for too many canceled streams
+        // sends GOAWAY with ENHANCE_YOUR_CALM; tonic reads that as
+        // ResourceExhausted, the code of a store's limit.
+        for reason in [
+            h2::Reason::ENHANCE_YOUR_CALM,
+            h2::Reason::PROTOCOL_ERROR,
+            h2::Reason::CANCEL,
+        ] {
+            let status = tonic::Status::from_error(Box::new(h2::Error::from(reason)));
+            let e = StoreError::from_status("127.0.0.1:1", &status);
+            assert!(
+                matches!(e, StoreError::Unavailable { .. }) && e.is_retryable(),
+                "{reason:?}: {e:?}"
+            );
+        }
+        // A limit the store itself answers with stays final.
+        let status = tonic::Status::resource_exhausted("series limit 10 exceeded");
+        let e = StoreError::from_status("127.0.0.1:1", &status);
+        assert_eq!(e.code(), ErrorCode::Execution);
+        assert!(!e.is_retryable());
     }
 }
