@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
 use crate::query::budget::{BudgetConfig, HedgeWindow};
-use crate::query::policy::{GroupLatency, PeerStats};
+use crate::query::policy::{GroupLatency, PeerStats, Race};
 
 pub const SUBQUERIES_TOTAL: &str = "skein_frontend_downstream_requests_total";
 pub const HEDGES_TOTAL: &str = "skein_frontend_hedges_total";
@@ -138,8 +138,9 @@ impl Downstream {
         method: &reqwest::Method,
         path_and_query: &str,
         body: Option<(&str, Bytes)>,
+        race: Arc<Race>,
     ) -> Result<(u16, Option<String>, Bytes), String> {
-        let mut in_flight = q.stats.begin(self.hedge.max_delay);
+        let mut in_flight = q.stats.begin(self.hedge.max_delay).in_race(Some(race));
         let mut req = self
             .client
             .request(method.clone(), format!("{}{path_and_query}", q.url));
@@ -158,9 +159,10 @@ impl Downstream {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let b = r.bytes().await.map_err(|e| format!("{}: {e}", q.url))?;
-        let took = in_flight.answered();
         if status < 500 {
-            self.latency.observe(took);
+            self.latency.observe(in_flight.answered());
+        } else {
+            in_flight.answered_unused();
         }
         Ok((status, ct, b))
     }
@@ -183,7 +185,10 @@ impl Downstream {
         let body_ref =
             |b: &Option<(String, Bytes)>| b.as_ref().map(|(c, b)| (c.clone(), b.clone()));
         let mut inflight = FuturesUnordered::new();
+        // Hedges that lose a fair race are not held against their querier.
+        let race = Arc::new(Race::default());
         let start = |i: usize, role: &'static str| {
+            let race = race.clone();
             let b = body_ref(&body);
             let m = method.clone();
             let q = qs[i].clone();
@@ -199,6 +204,7 @@ impl Downstream {
                         &m,
                         path_and_query,
                         b.as_ref().map(|(c, b)| (c.as_str(), b.clone())),
+                        race,
                     )
                     .await;
                 (i, hedged, r)

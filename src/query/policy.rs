@@ -332,13 +332,21 @@ impl InFlight {
 
     /// Records that the peer started answering; returns how long it took.
     pub fn answered(&mut self) -> Duration {
+        let took = self.answered_unused();
+        if let Some(r) = &self.race {
+            r.answered(took);
+        }
+        took
+    }
+
+    /// Records an answer that does not end the call (a querier's own 5xx
+    /// error, after which the next one is asked): the requests still out
+    /// are not judged against it.
+    pub fn answered_unused(&mut self) -> Duration {
         let took = self.start.elapsed();
         self.answered = true;
         self.stats.observe_latency(took);
         self.stats.record.answered(took);
-        if let Some(r) = &self.race {
-            r.answered(took);
-        }
         took
     }
 }
