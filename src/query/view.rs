@@ -30,8 +30,12 @@ pub const MAX_BYTES: usize = 8 * 1024;
 pub const DEMOTE_RATIO: f64 = 4.0;
 pub const DEMOTE_MIN_GAP: Duration = Duration::from_millis(25);
 /// ... or when it failed more than this share of at least
-/// [`MIN_REQUESTS`] requests.
+/// [`DEMOTE_MIN_FAILING_REQUESTS`] requests (a querier's first requests,
+/// on connections still opening, can be slow by bad luck: a few are not
+/// enough).
 pub const DEMOTE_FAILURE_SHARE: f64 = 0.5;
+pub const DEMOTE_MIN_FAILING_REQUESTS: f64 = 8.0;
+/// Requests below which a record has no median or failure share.
 pub const MIN_REQUESTS: f64 = 4.0;
 
 /// Counts that fade: requests, failures, answered latencies.
@@ -308,7 +312,10 @@ pub struct Merged {
 pub fn demoted(members: &[&Counts]) -> Vec<bool> {
     let failing: Vec<bool> = members
         .iter()
-        .map(|c| c.failure_share().is_some_and(|s| s > DEMOTE_FAILURE_SHARE))
+        .map(|c| {
+            c.requests >= DEMOTE_MIN_FAILING_REQUESTS
+                && c.failure_share().is_some_and(|s| s > DEMOTE_FAILURE_SHARE)
+        })
         .collect();
     let best = members
         .iter()
@@ -413,6 +420,8 @@ mod tests {
         // Too little known: nobody.
         let new = counts(900, 2, 0);
         assert_eq!(demoted(&[&fast, &new]), [false, false]);
+        let unlucky_start = counts(3, 1, 3);
+        assert_eq!(demoted(&[&fast, &unlucky_start]), [false, false]);
     }
 
     #[test]
