@@ -425,40 +425,67 @@ async fn has_tombstones(dir: &Path) -> bool {
     }
 }
 
+/// How many times a listing is taken again when the directory changed
+/// while it was read.
+const LISTING_TRIES: usize = 5;
+
 /// The block directories (ULID names, readable meta.json whose ULID is the
-/// directory's) of `dir`. Directories Prometheus is still writing or
-/// deleting carry a suffix and are not ULIDs.
+/// directory's) of `dir`, as one consistent picture. Directories
+/// Prometheus is still writing or deleting carry a suffix and are not
+/// ULIDs. Prometheus may compact while the metas are read: a new block
+/// appears after the names were taken and its parents vanish before their
+/// meta.json is read, and a listing of that moment holds neither, so the
+/// parents' time would be served by no one. The names are therefore taken
+/// again after the metas are read, and the listing counts only when they
+/// did not change; a directory that keeps changing is an error (the caller
+/// then reads everything over remote read until the next sync).
 async fn list_blocks(dir: &Path) -> anyhow::Result<HashMap<String, BlockMeta>> {
+    let mut names = block_names(dir).await?;
+    for _ in 0..LISTING_TRIES {
+        let mut blocks = HashMap::new();
+        for name in &names {
+            match BlockMeta::read_dir(&dir.join(name)).await {
+                Ok(meta) if meta.ulid == *name => {
+                    blocks.insert(name.clone(), meta);
+                }
+                Ok(meta) => {
+                    warn!(dir = %name, ulid = %meta.ulid, "block directory and meta.json disagree on the ULID; not read from disk")
+                }
+                // Deleted while listed (then the names below differ), or
+                // not a block Prometheus can read either.
+                Err(e) => debug!(dir = %name, error = %e, "no readable meta.json; skipped"),
+            }
+        }
+        let again = block_names(dir).await?;
+        if again == names {
+            return Ok(blocks);
+        }
+        debug!(dir = %dir.display(), "blocks changed while listed; listing again");
+        names = again;
+    }
+    anyhow::bail!(
+        "the blocks of {} kept changing while listed ({LISTING_TRIES} tries)",
+        dir.display()
+    )
+}
+
+/// The names of the block directories of `dir`.
+async fn block_names(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     let d = dir.to_path_buf();
-    let names = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
-        let mut out = Vec::new();
+    tokio::task::spawn_blocking(move || -> std::io::Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
         for e in std::fs::read_dir(&d)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
             if is_ulid(&name) && e.file_type()?.is_dir() {
-                out.push(name);
+                out.insert(name);
             }
         }
         Ok(out)
     })
     .await
     .map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))?
-    .map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))?;
-    let mut blocks = HashMap::new();
-    for name in names {
-        match BlockMeta::read_dir(&dir.join(&name)).await {
-            Ok(meta) if meta.ulid == name => {
-                blocks.insert(name, meta);
-            }
-            Ok(meta) => {
-                warn!(dir = %name, ulid = %meta.ulid, "block directory and meta.json disagree on the ULID; not read from disk")
-            }
-            // Deleted while listed, or not a block Prometheus can read
-            // either.
-            Err(e) => debug!(dir = %name, error = %e, "no readable meta.json; skipped"),
-        }
-    }
-    Ok(blocks)
+    .map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))
 }
 
 /// Blocks whose data another listed block holds: named among its parents,
@@ -555,5 +582,62 @@ mod tests {
         ooo.insert("I".into(), meta("I", 0, 10, &["I"], &[]));
         ooo.insert("J".into(), meta("J", 5, 8, &["J"], &[]));
         assert!(superseded(&ooo).is_empty());
+    }
+
+    /// A block the way Prometheus puts one in place: written under a
+    /// suffix, then renamed.
+    fn put(dir: &Path, m: &BlockMeta) {
+        let tmp = dir.join(format!("{}.tmp-for-creation", m.ulid));
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(tmp.join("meta.json"), m.to_json()).unwrap();
+        std::fs::rename(&tmp, dir.join(&m.ulid)).unwrap();
+    }
+
+    /// ... and takes one away: renamed under a suffix, then deleted.
+    fn delete(dir: &Path, ulid: &str) {
+        let gone = dir.join(format!("{ulid}.tmp-for-deletion"));
+        std::fs::rename(dir.join(ulid), &gone).unwrap();
+        std::fs::remove_dir_all(gone).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_listing_during_compaction_always_holds_the_data() {
+        // A chain of compactions, each block replacing the one before (as
+        // Prometheus does: the new block first, then the parent goes),
+        // while listings are taken: every listing that succeeds must hold
+        // a block with the data once parents are left out.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let ulid = |k: usize| format!("01ARZ3NDEKTSV4RRFFQ69G{k:04}");
+        put(&path, &meta(&ulid(0), 0, 10, &["S"], &[]));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, halt) = (path.clone(), stop.clone());
+        let compactor = std::thread::spawn(move || {
+            let mut k = 0;
+            while !halt.load(std::sync::atomic::Ordering::Relaxed) && k < 9_000 {
+                let (old, new) = (ulid(k), ulid(k + 1));
+                put(&p, &meta(&new, 0, 10, &["S"], &[&old]));
+                delete(&p, &old);
+                k += 1;
+            }
+        });
+        let (mut listings, mut refused) = (0, 0);
+        while listings < 300 {
+            match list_blocks(&path).await {
+                Ok(listed) => {
+                    let superseded = superseded(&listed);
+                    let kept = listed.keys().filter(|u| !superseded.contains(*u)).count();
+                    assert_eq!(kept, 1, "listing {listings}: {listed:?}");
+                    listings += 1;
+                }
+                Err(_) => refused += 1,
+            }
+            if compactor.is_finished() {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        compactor.join().unwrap();
+        assert!(listings > 20, "{listings} listings, {refused} refused");
     }
 }
