@@ -88,6 +88,38 @@ fn label_set() -> impl Strategy<Value = Labels> {
     .prop_map(|m| Labels::from_pairs(m).unwrap())
 }
 
+/// A store's answer of label-only series, sorted by the series' own labels
+/// as a store sends them; with the external labels on them when `carried`
+/// (remote read), without (blocks).
+fn store_answer(own: &BTreeSet<Labels>, ext: &Labels, carried: bool) -> SeriesStream {
+    let frames: Vec<Result<SeriesFrame, StoreError>> = own
+        .iter()
+        .map(|o| {
+            let labels = if carried {
+                ext.merged_with(o)
+            } else {
+                o.clone()
+            };
+            Ok(SeriesFrame::Series(Series {
+                labels,
+                chunks: Vec::new(),
+            }))
+        })
+        .collect();
+    Box::pin(futures::stream::iter(frames))
+}
+
+/// The label sets of an answer, in its order; a warning or an error fails.
+async fn label_sets(answer: SeriesStream) -> Vec<Labels> {
+    answer
+        .map(|f| match f.unwrap() {
+            SeriesFrame::Series(s) => s.labels,
+            SeriesFrame::Warning(w) => panic!("warning {w}"),
+        })
+        .collect()
+        .await
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -113,24 +145,9 @@ proptest! {
                 o
             })
             .collect();
-        // Sorted by the series' own labels, as a store sends them.
-        let frames: Vec<Result<SeriesFrame, StoreError>> = own
-            .iter()
-            .map(|o| {
-                let labels = if carried { ext.merged_with(o) } else { o.clone() };
-                Ok(SeriesFrame::Series(Series { labels, chunks: Vec::new() }))
-            })
-            .collect();
-        let input: SeriesStream = Box::pin(futures::stream::iter(frames));
+        let input = store_answer(&own, &ext, carried);
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let got: Vec<Labels> = rt
-            .block_on(with_external_labels(input, ext.clone(), strip.clone()).collect::<Vec<_>>())
-            .into_iter()
-            .map(|f| match f.unwrap() {
-                SeriesFrame::Series(s) => s.labels,
-                SeriesFrame::Warning(w) => panic!("warning {w}"),
-            })
-            .collect();
+        let got = rt.block_on(label_sets(with_external_labels(input, ext.clone(), strip.clone())));
         // A series' own label wins; the external labels named in `strip`
         // (value and all) are removed.
         let removed: Vec<_> = ext.iter().filter(|l| strip.contains(&l.name)).collect();
@@ -170,26 +187,11 @@ proptest! {
                 o
             })
             .collect();
-        let frames = || -> SeriesStream {
-            let frames: Vec<Result<SeriesFrame, StoreError>> = own
-                .iter()
-                .map(|o| {
-                    let labels = if carried { ext.merged_with(o) } else { o.clone() };
-                    Ok(SeriesFrame::Series(Series { labels, chunks: Vec::new() }))
-                })
-                .collect();
-            Box::pin(futures::stream::iter(frames))
-        };
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let clashes = Arc::new(AtomicBool::new(false));
         let run = |clashes: Arc<AtomicBool>| -> Vec<Labels> {
-            rt.block_on(with_external_labels_tracked(frames(), ext.clone(), vec![], carried, clashes).collect::<Vec<_>>())
-                .into_iter()
-                .map(|f| match f.unwrap() {
-                    SeriesFrame::Series(s) => s.labels,
-                    SeriesFrame::Warning(w) => panic!("warning {w}"),
-                })
-                .collect()
+            let input = store_answer(&own, &ext, carried);
+            rt.block_on(label_sets(with_external_labels_tracked(input, ext.clone(), vec![], carried, clashes)))
         };
         let first = run(clashes.clone());
         let clash = own.iter().any(|o| o.iter().any(|l| ext.get(&l.name).is_some()));
